@@ -1,0 +1,64 @@
+"""The NumPy engine: the seed note's logistic regression and two-layer network.
+
+Pure NumPy (SciPy for L-BFGS); knows nothing of HTTP or SQL.
+
+    from engine import ModelSpec, TrainingSpec, fit
+    result = fit(rows, labels, ModelSpec(type="two_layer_network"), TrainingSpec())
+    result.classifier.predict(new_rows)
+"""
+
+from engine.activations import ACTIVATION_NAMES, ACTIVATIONS, DERIVATIVES
+from engine.checkpoint import CheckpointError
+from engine.classifier import Classifier
+from engine.diagnostics import Diagnostics
+from engine.gradcheck import GradientCheck, gradient_check
+from engine.history import STOP_REASONS, EpochMetrics
+from engine.initializers import INIT_NAMES, INITIALIZERS
+from engine.models import LogisticRegression, Model, TwoLayerNetwork
+from engine.optimizers import OPTIMIZERS
+from engine.persistence import ModelFileError, load, save, to_bytes
+from engine.specs import (
+    DEFAULT_LEARNING_RATES,
+    DTYPE_NAMES,
+    MODEL_TYPES,
+    OPTIMIZER_NAMES,
+    EarlyStopping,
+    ModelSpec,
+    SpecError,
+    TrainingSpec,
+)
+from engine.training import FitResult, Progress, fit
+
+__all__ = [
+    "ACTIVATIONS",
+    "ACTIVATION_NAMES",
+    "DEFAULT_LEARNING_RATES",
+    "DERIVATIVES",
+    "DTYPE_NAMES",
+    "INITIALIZERS",
+    "INIT_NAMES",
+    "MODEL_TYPES",
+    "OPTIMIZERS",
+    "OPTIMIZER_NAMES",
+    "STOP_REASONS",
+    "CheckpointError",
+    "Classifier",
+    "Diagnostics",
+    "EarlyStopping",
+    "EpochMetrics",
+    "FitResult",
+    "GradientCheck",
+    "LogisticRegression",
+    "Model",
+    "ModelFileError",
+    "ModelSpec",
+    "Progress",
+    "SpecError",
+    "TrainingSpec",
+    "TwoLayerNetwork",
+    "fit",
+    "gradient_check",
+    "load",
+    "save",
+    "to_bytes",
+]

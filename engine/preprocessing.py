@@ -1,0 +1,128 @@
+"""What is kept with a model besides its parameters: feature scaling and label encoding.
+
+Both are fitted on the training split only, so the validation loss measures
+what prediction on unseen rows will do.
+"""
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+CHUNK_ROWS = 65_536  # rows copied at a time, so a dtype cast never doubles X in memory
+
+
+@dataclass(frozen=True)
+class Standardizer:
+    """x' = (x - mean) / scale per feature; scale is 1 for a constant feature."""
+
+    mean: np.ndarray  # (n_x,) float64
+    scale: np.ndarray  # (n_x,) float64
+
+    @classmethod
+    def fit(cls, rows: np.ndarray) -> "Standardizer":
+        """Statistics of ``rows`` (m, n_x), accumulated in float64."""
+        mean = rows.mean(axis=0, dtype=np.float64)
+        std = rows.std(axis=0, dtype=np.float64)
+        # A constant column carries no information; dividing by ~0 would only amplify noise.
+        scale = np.where(std > 1e-12 * np.maximum(1.0, np.abs(mean)), std, 1.0)
+        return cls(mean=mean, scale=scale)
+
+    @classmethod
+    def identity(cls, n_features: int) -> "Standardizer":
+        return cls(mean=np.zeros(n_features), scale=np.ones(n_features))
+
+    def transform_in_place(self, rows: np.ndarray) -> np.ndarray:
+        """Standardize ``rows`` (m, n_x), a float array owned by the caller, in place."""
+        for start in range(0, rows.shape[0], CHUNK_ROWS):
+            chunk = rows[start : start + CHUNK_ROWS]
+            chunk -= self.mean.astype(rows.dtype)
+            chunk /= self.scale.astype(rows.dtype)
+        return rows
+
+    def transform(self, rows: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        """A standardized copy of ``rows`` (m, n_x) in ``dtype``."""
+        return self.transform_in_place(np.array(rows, dtype=dtype, copy=True))
+
+
+def gather_rows(X: np.ndarray, index: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """X[index] cast to ``dtype``, (len(index), n_x), copied in chunks to bound memory."""
+    out = np.empty((len(index), X.shape[1]), dtype=dtype)
+    for start in range(0, len(index), CHUNK_ROWS):
+        chunk = index[start : start + CHUNK_ROWS]
+        out[start : start + len(chunk)] = X[chunk]
+    return out
+
+
+class LabelEncoder:
+    """Maps any label values (ints, floats, strings, bools) to class indices 0..K-1, sorted."""
+
+    def __init__(self, classes: Sequence[object]):
+        self.classes = list(classes)
+        self._classes_array = _as_label_array(self.classes)
+
+    @classmethod
+    def fit(cls, y: np.ndarray) -> "LabelEncoder":
+        y = _as_label_array(y)
+        try:
+            classes = np.unique(y)
+        except TypeError as error:
+            raise ValueError("labels must be all numbers or all strings, not a mixture") from error
+        if classes.dtype.kind == "f" and not np.isfinite(classes).all():
+            raise ValueError("labels must be finite: found NaN or infinity")
+        return cls([_plain(value) for value in classes])
+
+    def transform(self, y: np.ndarray) -> np.ndarray:
+        """Class indices (m,) of labels y; unknown labels raise ValueError."""
+        y = _as_label_array(y)
+        index = np.searchsorted(self._classes_array, y)
+        index = np.clip(index, 0, len(self.classes) - 1)
+        unknown = self._classes_array[index] != y
+        if np.any(unknown):
+            raise ValueError(f"unknown label {_plain(y[np.argmax(unknown)])!r}")
+        return index.astype(np.intp)
+
+    def inverse_transform(self, index: np.ndarray) -> np.ndarray:
+        return self._classes_array[index]
+
+    def to_json(self) -> str:
+        return json.dumps(self.classes)
+
+    @classmethod
+    def from_json(cls, text: str) -> "LabelEncoder":
+        return cls(json.loads(text))
+
+
+def _as_label_array(values: Sequence[object] | np.ndarray) -> np.ndarray:
+    array = np.asarray(values)
+    if array.dtype.kind == "O":  # e.g. pandas strings: compare as str
+        array = array.astype(str)
+    return array
+
+
+def _plain(value: object) -> object:
+    """A NumPy scalar as the plain Python value JSON can carry."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def stratified_split(
+    labels: np.ndarray, fraction: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) row indices, sorted, with each class split in ``fraction``.
+
+    A class with fewer than two rows stays wholly in the training split, so
+    every class can still be learned.
+    """
+    if fraction <= 0.0:
+        return np.arange(len(labels)), np.empty(0, dtype=np.intp)
+    validation = []
+    for label in np.unique(labels):
+        rows = np.flatnonzero(labels == label)
+        take = int(round(fraction * len(rows))) if len(rows) >= 2 else 0
+        take = min(take, len(rows) - 1)
+        validation.append(rng.permutation(rows)[:take])
+    held_out = np.sort(np.concatenate(validation)).astype(np.intp)
+    keep = np.ones(len(labels), dtype=bool)
+    keep[held_out] = False
+    return np.flatnonzero(keep), held_out

@@ -1,0 +1,173 @@
+"""What to train and how: frozen dataclasses with commented defaults.
+
+The service's request schemas and the scikit-learn adapter carry these same
+names and defaults. The defaults train a good model on standardized data with
+no tuning: Adam, full batch, 200 epochs, a stratified 20% validation split
+with early stopping that restores the best epoch.
+"""
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from engine.activations import ACTIVATION_NAMES
+from engine.initializers import INIT_NAMES
+
+MODEL_TYPES = ("logistic_regression", "two_layer_network")
+OPTIMIZER_NAMES = ("gd", "momentum", "adam", "lbfgs")
+DTYPE_NAMES = ("float64", "float32")
+
+# The step size each optimizer gets when learning_rate is null.
+DEFAULT_LEARNING_RATES = {"gd": 0.5, "momentum": 0.1, "adam": 0.01, "lbfgs": 1.0}
+
+
+class SpecError(ValueError):
+    """A spec field holds a value the engine cannot train with; ``field`` names it."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    type: str = "logistic_regression"  # or "two_layer_network"
+    hidden_units: int = 32  # n[1], two_layer_network only
+    activation: str = "tanh"  # hidden g: sigmoid, tanh, relu, leaky_relu
+    init: str = "xavier"  # zeros, random (the note's), xavier, he
+    init_scale: float = 0.01  # std of "random" init, the note's small number
+
+    def validate(self) -> "ModelSpec":
+        _choice("type", self.type, MODEL_TYPES)
+        _choice("activation", self.activation, ACTIVATION_NAMES)
+        _choice("init", self.init, INIT_NAMES)
+        _integer("hidden_units", self.hidden_units, low=1)
+        _number("init_scale", self.init_scale, low=0.0, low_open=True)
+        return self
+
+
+@dataclass(frozen=True)
+class EarlyStopping:
+    patience: int = 10  # epochs without improvement of the monitored loss before stopping
+    min_delta: float = 0.0  # an improvement smaller than this does not count
+    restore_best: bool = True  # end with the parameters of the best epoch
+
+    def validate(self) -> "EarlyStopping":
+        _integer("early_stopping.patience", self.patience, low=1)
+        _number("early_stopping.min_delta", self.min_delta, low=0.0)
+        _boolean("early_stopping.restore_best", self.restore_best)
+        return self
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    optimizer: str = "adam"  # gd (the note's), momentum, adam, lbfgs
+    learning_rate: float | None = None  # None: DEFAULT_LEARNING_RATES[optimizer]
+    epochs: int = 200  # passes over the training split (lbfgs: iterations)
+    batch_size: int | None = None  # None: full batch, as in the note
+    shuffle: bool = True  # reshuffle mini-batches every epoch
+    l2: float = 0.0  # penalty l2/(2 m_train) Σ||W||², independent of batch size
+    validation_fraction: float = 0.2  # stratified hold-out for val loss and early stopping
+    early_stopping: EarlyStopping | None = field(default_factory=EarlyStopping)  # None: off
+    tolerance: float = 1e-6  # stop as converged when the gradient norm falls below
+    seed: int = 0  # seeds initialization, split and shuffling
+    dtype: str = "float64"  # or float32, end to end
+    time_limit: float | None = None  # seconds of training before stopping, None: no limit
+    momentum: float = 0.9  # β of momentum
+    beta1: float = 0.9  # Adam's first-moment decay
+    beta2: float = 0.999  # Adam's second-moment decay
+    epsilon: float = 1e-8  # Adam's denominator guard
+
+    @property
+    def step_size(self) -> float:
+        """The learning rate in force: the given one or the optimizer's default."""
+        if self.learning_rate is None:
+            return DEFAULT_LEARNING_RATES[self.optimizer]
+        return self.learning_rate
+
+    def validate(self) -> "TrainingSpec":
+        _choice("optimizer", self.optimizer, OPTIMIZER_NAMES)
+        _choice("dtype", self.dtype, DTYPE_NAMES)
+        if self.learning_rate is not None:
+            _number("learning_rate", self.learning_rate, low=0.0, low_open=True)
+        _integer("epochs", self.epochs, low=1)
+        if self.batch_size is not None:
+            _integer("batch_size", self.batch_size, low=1)
+            if self.optimizer == "lbfgs":
+                raise SpecError("batch_size", "lbfgs is a full-batch method: batch_size must be null")
+        _boolean("shuffle", self.shuffle)
+        _number("l2", self.l2, low=0.0)
+        _number("validation_fraction", self.validation_fraction, low=0.0, high=0.5)
+        if self.early_stopping is not None:
+            if not isinstance(self.early_stopping, EarlyStopping):
+                raise SpecError("early_stopping", "must be an EarlyStopping or null")
+            self.early_stopping.validate()
+        _number("tolerance", self.tolerance, low=0.0)
+        _integer("seed", self.seed, low=0, high=2**63 - 1)
+        if self.time_limit is not None:
+            _number("time_limit", self.time_limit, low=0.0, low_open=True)
+        _number("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
+        _number("beta1", self.beta1, low=0.0, high=1.0, high_open=True)
+        _number("beta2", self.beta2, low=0.0, high=1.0, high_open=True)
+        _number("epsilon", self.epsilon, low=0.0, low_open=True)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainingSpec":
+        data = dict(data)
+        stopping = data.get("early_stopping", EarlyStopping())
+        if isinstance(stopping, dict):
+            data["early_stopping"] = EarlyStopping(**stopping)
+        return cls(**_known(cls, data))
+
+
+def model_spec_from_dict(data: dict[str, Any]) -> ModelSpec:
+    return ModelSpec(**_known(ModelSpec, data))
+
+
+def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise SpecError(sorted(unknown)[0], f"unknown field; allowed: {sorted(names)}")
+    return data
+
+
+def _choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise SpecError(name, f"{value!r} is not one of {list(allowed)}")
+
+
+def _boolean(name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise SpecError(name, f"must be true or false, got {value!r}")
+
+
+def _integer(name: str, value: object, low: int, high: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SpecError(name, f"must be an integer, got {value!r}")
+    if value < low or (high is not None and value > high):
+        bound = f">= {low}" if high is None else f"between {low} and {high}"
+        raise SpecError(name, f"must be {bound}, got {value}")
+
+
+def _number(
+    name: str,
+    value: object,
+    low: float,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise SpecError(name, f"must be a finite number, got {value!r}")
+    too_low = value <= low if low_open else value < low
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high:
+        left = f"> {low}" if low_open else f">= {low}"
+        right = "" if high is None else (f" and < {high}" if high_open else f" and <= {high}")
+        raise SpecError(name, f"must be {left}{right}, got {value}")

@@ -1,0 +1,368 @@
+"""fit(): train a ModelSpec on rows and labels under a TrainingSpec.
+
+    result = fit(X, y, ModelSpec(type="two_layer_network"), TrainingSpec(epochs=100))
+    result.classifier.predict(rows); result.history; result.stop_reason
+
+Each epoch runs the seed note's forward and backward passes over the
+training split (full batch, or shuffled mini-batches), steps the optimizer,
+measures the validation split, and then decides whether to stop:
+``converged`` (gradient norm below tolerance), ``early_stopped`` (no
+improvement in the monitored loss for ``patience`` epochs), ``time_limit``,
+``max_epochs``, ``diverged`` (non-finite loss or parameters: the last finite
+parameters are kept), or ``cancelled`` (the callback asked to stop).
+The callback sees every epoch's metrics and can take a checkpoint; ``fit``
+with ``resume_from`` continues it to the same parameters an uninterrupted
+run reaches. L-BFGS runs through scipy.optimize on the engine's gradients;
+a resumed L-BFGS run restarts its curvature memory, so it is not bit-identical.
+"""
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import minimize
+
+from engine.blocks import BlockRunner
+from engine.checkpoint import CheckpointError, TrainingState
+from engine.classifier import Classifier, build_model
+from engine.data import TrainingData, prepare
+from engine.diagnostics import Diagnostics, diagnose
+from engine.history import EpochMetrics
+from engine.models import Model
+from engine.optimizers import OPTIMIZERS, Optimizer
+from engine.parameters import Parameters
+from engine.specs import ModelSpec, TrainingSpec
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the per-epoch callback is told."""
+
+    epoch: int
+    epochs: int
+    metrics: EpochMetrics
+    best_epoch: int | None
+    stop_reason: str | None  # set when this epoch is the last
+    elapsed: float  # seconds of training so far
+    checkpoint: Callable[[], bytes]  # the full state after this epoch, as bytes
+
+
+# Return True to stop training (stop_reason "cancelled").
+Callback = Callable[[Progress], bool | None]
+
+
+@dataclass(frozen=True)
+class FitResult:
+    classifier: Classifier
+    history: list[EpochMetrics]
+    stop_reason: str
+    message: str
+    best_epoch: int | None
+    diagnostics: Diagnostics
+    n_train: int
+    n_validation: int
+
+
+def fit(
+    X: np.ndarray | Sequence[Sequence[float]],
+    y: np.ndarray | Sequence[object],
+    model: ModelSpec | None = None,
+    training: TrainingSpec | None = None,
+    *,
+    feature_names: Sequence[str] | None = None,
+    callback: Callback | None = None,
+    resume_from: bytes | None = None,
+    threads: int | None = None,
+) -> FitResult:
+    """Train on rows X (m, n_x) with labels y (m,); see the module docstring.
+
+    ``threads`` (default: every available core) changes speed, never results.
+    """
+    model_spec = (model or ModelSpec()).validate()
+    spec = (training or TrainingSpec()).validate()
+    dtype = np.dtype(spec.dtype)
+    seeds = np.random.SeedSequence(spec.seed).spawn(3)
+    init_rng, split_rng, shuffle_rng = (np.random.default_rng(s) for s in seeds)
+    data = prepare(
+        X,
+        y,
+        validation_fraction=spec.validation_fraction,
+        dtype=dtype,
+        rng=split_rng,
+        feature_names=feature_names,
+    )
+    network = build_model(model_spec, data.n_features, data.n_classes)
+    network.initialize(init_rng, model_spec.init, model_spec.init_scale, dtype)
+    trainer = Trainer(network, model_spec, spec, data, shuffle_rng, threads)
+    if resume_from is not None:
+        trainer.resume(resume_from)
+    return trainer.run(callback)
+
+
+class Trainer:
+    """One fit's state and loop; ``fit`` is the way in."""
+
+    def __init__(
+        self,
+        model: Model,
+        model_spec: ModelSpec,
+        spec: TrainingSpec,
+        data: TrainingData,
+        rng: np.random.Generator,
+        threads: int | None,
+    ):
+        self.model = model
+        self.model_spec = model_spec
+        self.spec = spec
+        self.data = data
+        self.rng = rng
+        self.params: Parameters = model.parameters
+        self.grads = self.params.zeros_like()
+        self.epoch_gradient = self.params.zeros_like()  # the epoch's mean gradient
+        self.runner = BlockRunner(model, threads)
+        self.optimizer: Optimizer | None = None
+        if spec.optimizer in OPTIMIZERS:
+            self.optimizer = OPTIMIZERS[spec.optimizer](self.params.theta.size, self.params.dtype, spec)
+        self.state = TrainingState(
+            theta=self.params.theta,
+            optimizer_state=self.optimizer.state if self.optimizer else {},
+            rng_state=rng.bit_generator.state,
+            fingerprint=self._fingerprint(),
+        )
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def _fingerprint(self) -> dict[str, object]:
+        training = self.spec.to_dict()
+        for free in ("epochs", "time_limit"):  # may change between attempts
+            training.pop(free)
+        model = {name: getattr(self.model_spec, name) for name in ModelSpec.__dataclass_fields__}
+        return {**self.data.fingerprint(), "model": model, "training": training}
+
+    def checkpoint(self) -> bytes:
+        self.state.rng_state = self.rng.bit_generator.state
+        return self.state.to_bytes()
+
+    def resume(self, data: bytes) -> None:
+        saved = TrainingState.from_bytes(data)
+        if saved.fingerprint != self.state.fingerprint:
+            differing = sorted(
+                key
+                for key in set(saved.fingerprint) | set(self.state.fingerprint)
+                if saved.fingerprint.get(key) != self.state.fingerprint.get(key)
+            )
+            raise CheckpointError(f"checkpoint is for other data or specs (differs in {differing})")
+        if saved.theta.shape != self.params.theta.shape or saved.theta.dtype != self.params.dtype:
+            raise CheckpointError("checkpoint parameters do not fit this model")
+        self.params.theta[...] = saved.theta
+        if self.optimizer is not None:
+            try:
+                self.optimizer.load_state(saved.optimizer_state)
+            except ValueError as error:
+                raise CheckpointError(str(error)) from error
+        self.rng.bit_generator.state = saved.rng_state
+        saved.theta = self.params.theta
+        saved.optimizer_state = self.optimizer.state if self.optimizer else {}
+        if saved.stop_reason == "max_epochs" and saved.epoch < self.spec.epochs:
+            saved.stop_reason = None  # more epochs were granted: keep going
+        self.state = saved
+
+    # -- the loop ----------------------------------------------------------------------------
+    def run(self, callback: Callback | None) -> FitResult:
+        # Divergence is detected and reported explicitly; NumPy's overflow warnings add nothing.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), self.runner.running():
+            if self.state.stop_reason is None:
+                if self.spec.optimizer == "lbfgs":
+                    self._run_lbfgs(callback)
+                else:
+                    self._run_epochs(callback)
+            return self._result()
+
+    def _run_epochs(self, callback: Callback | None) -> None:
+        for epoch in range(self.state.epoch + 1, self.spec.epochs + 1):
+            started = time.perf_counter()
+            last_good = self.params.theta.copy()
+            train_loss, train_accuracy = self._train_epoch()
+            grad_norm = float(np.linalg.norm(self.epoch_gradient.theta))
+            self._end_epoch(epoch, train_loss, train_accuracy, grad_norm, started, last_good, callback)
+            if self.state.stop_reason is not None:
+                return
+
+    def _train_epoch(self) -> tuple[float, float]:
+        """One pass over the training split; returns (train J, train accuracy)."""
+        train = self.data.train
+        m = train.m
+        batch = min(self.spec.batch_size or m, m)
+        order = self.rng.permutation(m) if (self.spec.shuffle and batch < m) else None
+        loss_total, correct = 0.0, 0
+        self.epoch_gradient.theta[...] = 0.0
+        for start in range(0, m, batch):
+            if order is None:
+                part = slice(start, start + batch)
+                X, Y, labels = train.X[:, part], train.Y[:, part], train.labels[part]
+            else:
+                index = order[start : start + batch]
+                X, Y, labels = train.rows[index].T, train.Y[:, index], train.labels[index]
+            size = X.shape[1]
+            result = self.runner.loss_and_gradients(X, Y, labels, self.grads)
+            self.grads.theta /= size  # the note's 1/m, over this batch
+            self.model.add_penalty_gradient(self.grads, self.spec.l2, m)
+            loss_total += (result.loss_sum / size + self.model.penalty(self.spec.l2, m)) * size
+            correct += result.correct
+            self.epoch_gradient.theta += (size / m) * self.grads.theta
+            self.optimizer.step(self.params.theta, self.grads.theta)
+        return loss_total / m, correct / m
+
+    def _validate(self) -> tuple[float | None, float | None]:
+        validation = self.data.validation
+        if validation.m == 0:
+            return None, None
+        result = self.runner.loss(validation.X, validation.Y, validation.labels)
+        return result.loss_sum / validation.m, result.correct / validation.m
+
+    def _end_epoch(
+        self,
+        epoch: int,
+        train_loss: float,
+        train_accuracy: float,
+        grad_norm: float,
+        started: float,
+        last_good: np.ndarray,
+        callback: Callback | None,
+    ) -> None:
+        state = self.state
+        if not (math.isfinite(train_loss) and np.isfinite(self.params.theta).all()):
+            self.params.theta[...] = last_good  # keep the last finite parameters
+            val_loss = val_accuracy = None
+            train_loss = math.nan
+            reason = "diverged"
+            state.message = (
+                f"training diverged at epoch {epoch}: the loss or the parameters stopped being "
+                f"finite; try a smaller learning_rate than {self.spec.step_size}"
+            )
+        else:
+            val_loss, val_accuracy = self._validate()
+            self._track_best(epoch, val_loss if val_loss is not None else train_loss)
+            reason = self._stop_reason(epoch, grad_norm, state.elapsed + time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        metrics = EpochMetrics(
+            epoch, train_loss, val_loss, train_accuracy, val_accuracy, grad_norm, seconds
+        )
+        state.epoch = epoch
+        state.elapsed += seconds
+        state.history.append(metrics)
+        state.stop_reason = reason
+        if callback is not None:
+            progress = Progress(
+                epoch, self.spec.epochs, metrics, state.best_epoch, reason, state.elapsed, self.checkpoint
+            )
+            if callback(progress) and state.stop_reason is None:
+                state.stop_reason = "cancelled"
+                state.message = f"cancelled after epoch {epoch}"
+
+    def _track_best(self, epoch: int, monitored: float) -> None:
+        state = self.state
+        stopping = self.spec.early_stopping
+        min_delta = stopping.min_delta if stopping else 0.0
+        if monitored < state.best_loss - min_delta:
+            state.best_loss, state.best_epoch, state.stale_epochs = monitored, epoch, 0
+            if stopping is not None and stopping.restore_best:
+                state.best_theta = self.params.theta.copy()
+        else:
+            state.stale_epochs += 1
+
+    def _stop_reason(self, epoch: int, grad_norm: float, elapsed: float) -> str | None:
+        spec, state = self.spec, self.state
+        monitored = "validation loss" if self.data.validation.m else "training loss"
+        if grad_norm <= spec.tolerance:
+            state.message = f"gradient norm {grad_norm:.3g} <= tolerance {spec.tolerance:g} at epoch {epoch}"
+            return "converged"
+        if spec.early_stopping is not None and state.stale_epochs >= spec.early_stopping.patience:
+            state.message = (
+                f"{monitored} did not improve by more than {spec.early_stopping.min_delta:g} "
+                f"for {spec.early_stopping.patience} epochs; best epoch {state.best_epoch}"
+            )
+            return "early_stopped"
+        if spec.time_limit is not None and elapsed >= spec.time_limit:
+            state.message = f"time limit of {spec.time_limit:g} s reached after epoch {epoch}"
+            return "time_limit"
+        if epoch >= spec.epochs:
+            state.message = f"reached {spec.epochs} epochs"
+            return "max_epochs"
+        return None
+
+    # -- L-BFGS ------------------------------------------------------------------------------
+    def _run_lbfgs(self, callback: Callback | None) -> None:
+        train = self.data.train
+        m = train.m
+        last = {}  # the most recent evaluation: x, J, correct, gradient
+
+        def objective(x: np.ndarray) -> tuple[float, np.ndarray]:
+            self.params.theta[...] = x
+            result = self.runner.loss_and_gradients(train.X, train.Y, train.labels, self.grads)
+            self.grads.theta /= m
+            self.model.add_penalty_gradient(self.grads, self.spec.l2, m)
+            loss = result.loss_sum / m + self.model.penalty(self.spec.l2, m)
+            gradient = self.grads.theta.astype(np.float64)
+            last.update(x=x.copy(), loss=loss, correct=result.correct, gradient=gradient)
+            return loss, gradient
+
+        clock = {"started": time.perf_counter(), "good": self.params.theta.copy()}
+
+        def on_iteration(intermediate_result: object) -> None:
+            x = intermediate_result.x
+            if "x" not in last or not np.array_equal(x, last["x"]):
+                objective(x)
+            self.params.theta[...] = x
+            self.epoch_gradient.theta[...] = last["gradient"]
+            grad_norm = float(np.linalg.norm(last["gradient"]))
+            epoch = self.state.epoch + 1
+            self._end_epoch(
+                epoch, last["loss"], last["correct"] / m, grad_norm, clock["started"], clock["good"], callback
+            )
+            clock["started"], clock["good"] = time.perf_counter(), self.params.theta.copy()
+            if self.state.stop_reason is not None:
+                raise StopIteration
+
+        result = minimize(
+            objective,
+            self.params.theta.astype(np.float64),
+            jac=True,
+            method="L-BFGS-B",
+            callback=on_iteration,
+            options={"maxiter": self.spec.epochs - self.state.epoch, "gtol": self.spec.tolerance},
+        )
+        if self.state.stop_reason is None:  # scipy stopped on its own test
+            if self.state.epoch == 0 or not np.isfinite(result.fun):
+                self.params.theta[...] = clock["good"]
+            self.state.stop_reason = "converged"
+            self.state.message = f"L-BFGS stopped after {self.state.epoch} iterations: {result.message}"
+
+    # -- the end -----------------------------------------------------------------------------
+    def _result(self) -> FitResult:
+        state = self.state
+        stopping = self.spec.early_stopping
+        if stopping is not None and stopping.restore_best and state.best_theta is not None:
+            if state.best_epoch != state.epoch:
+                state.message += f"; restored the parameters of epoch {state.best_epoch}"
+            self.params.theta[...] = state.best_theta
+        classifier = Classifier(
+            model=self.model,
+            standardizer=self.data.standardizer,
+            encoder=self.data.encoder,
+            feature_names=self.data.feature_names,
+            model_spec=self.model_spec,
+            training_spec=self.spec,
+        )
+        return FitResult(
+            classifier=classifier,
+            history=list(state.history),
+            stop_reason=state.stop_reason or "max_epochs",
+            message=state.message,
+            best_epoch=state.best_epoch,
+            diagnostics=diagnose(self.model, self.epoch_gradient, self.data.train.X),
+            n_train=self.data.train.m,
+            n_validation=self.data.validation.m,
+        )
+
