@@ -93,7 +93,9 @@ class TrainingState:
         except CheckpointError:
             raise
         except Exception as error:  # any damage: zip, JSON, missing keys, wrong types
-            raise CheckpointError(f"unreadable checkpoint ({type(error).__name__}: {error})") from error
+            raise CheckpointError(
+                f"unreadable checkpoint ({type(error).__name__}: {error})"
+            ) from error
 
 
 # JSON has no NaN or infinity; a diverged epoch's NaN loss is kept as text.

@@ -62,7 +62,9 @@ class Classifier:
         work = Workspace()
         out = np.empty((rows.shape[0], len(self.classes)), dtype=np.float64)
         for start in range(0, rows.shape[0], PREDICT_ROWS):
-            chunk = self.standardizer.transform(rows[start : start + PREDICT_ROWS], self.model.dtype)
+            chunk = self.standardizer.transform(
+                rows[start : start + PREDICT_ROWS], self.model.dtype
+            )
             A = self.model.output.probabilities(self.model.block_logits(chunk.T, work))  # (n_y, b)
             if A.shape[0] == 1:  # sigmoid: P(class 1) = a, P(class 0) = 1 - a
                 out[start : start + chunk.shape[0], 1] = A[0]

@@ -80,7 +80,9 @@ def prepare(
     if X.dtype.kind not in "biuf":
         raise ValueError(f"features must be numbers, got dtype {X.dtype}")
     if y.ndim != 1 or len(y) != X.shape[0]:
-        raise ValueError(f"y must be 1-D with one label per row ({X.shape[0]}), got shape {y.shape}")
+        raise ValueError(
+            f"y must be 1-D with one label per row ({X.shape[0]}), got shape {y.shape}"
+        )
     if X.shape[0] < 2 or X.shape[1] < 1:
         raise ValueError(f"need at least 2 rows and 1 feature, got shape {X.shape}")
     if not np.isfinite(X).all():

@@ -52,9 +52,7 @@ def gradient_check(
         minus = checked.cost(X, Y, l2, m_train)
         theta[i] = saved
         numeric.theta[i] = (plus - minus) / (2.0 * epsilon)
-    per_parameter = {
-        name: _relative_error(numeric[name], analytic[name]) for name in analytic
-    }
+    per_parameter = {name: _relative_error(numeric[name], analytic[name]) for name in analytic}
     return GradientCheck(
         _relative_error(numeric.theta, analytic.theta), per_parameter, analytic, numeric
     )

@@ -94,7 +94,9 @@ class Model:
         """(l2 / (2 m_train)) Σ ||W||² over the weight matrices (biases are not penalised)."""
         if l2 == 0.0:
             return 0.0
-        squares = sum(float(np.vdot(self.parameters[w], self.parameters[w])) for w in self.weight_names)
+        squares = sum(
+            float(np.vdot(self.parameters[w], self.parameters[w])) for w in self.weight_names
+        )
         return l2 / (2.0 * m_train) * squares
 
     def add_penalty_gradient(self, grads: Parameters, l2: float, m_train: int) -> None:
@@ -112,7 +114,9 @@ class Model:
         """A2 (or A) for X (n_x, m): (n_y, m)."""
         return self.output.probabilities(self.logits(X))
 
-    def cost(self, X: np.ndarray, Y: np.ndarray, l2: float = 0.0, m_train: int | None = None) -> float:
+    def cost(
+        self, X: np.ndarray, Y: np.ndarray, l2: float = 0.0, m_train: int | None = None
+    ) -> float:
         """J = (1/m) Σ L(A, Y) + (l2 / (2 m_train)) Σ ||W||², with m_train = m by default."""
         m = X.shape[1]
         loss_sum = self.output.loss_sum(self.block_logits(X, Workspace()), Y)
@@ -170,7 +174,8 @@ class LogisticRegression(Model):
     ) -> BlockResult:
         Z = self.block_logits(X, work)
         result = BlockResult(
-            self.output.loss_sum(Z, Y), int(np.count_nonzero(self.output.predicted_index(Z) == labels))
+            self.output.loss_sum(Z, Y),
+            int(np.count_nonzero(self.output.predicted_index(Z) == labels)),
         )
         dZ = self.output.probabilities(Z)
         dZ -= Y  # dZ = A - Y: (n_y, m)
@@ -193,7 +198,9 @@ class TwoLayerNetwork(Model):
 
     def __post_init__(self) -> None:
         if self.activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {self.activation!r}; allowed: {sorted(ACTIVATIONS)}")
+            raise ValueError(
+                f"unknown activation {self.activation!r}; allowed: {sorted(ACTIVATIONS)}"
+            )
         self.output = output_for(self.n_classes)
         self.g = ACTIVATIONS[self.activation]
         self.g_prime = DERIVATIVES[self.activation]
@@ -232,7 +239,8 @@ class TwoLayerNetwork(Model):
         A1 = self.hidden(X, work)
         Z2 = self._output_logits(A1, work)
         result = BlockResult(
-            self.output.loss_sum(Z2, Y), int(np.count_nonzero(self.output.predicted_index(Z2) == labels))
+            self.output.loss_sum(Z2, Y),
+            int(np.count_nonzero(self.output.predicted_index(Z2) == labels)),
         )
         dZ2 = self.output.probabilities(Z2)
         dZ2 -= Y  # dZ2 = A2 - Y: (n_y, m)

@@ -21,7 +21,9 @@ class Parameters(Mapping[str, np.ndarray]):
         if theta is None:
             theta = np.zeros(size, dtype=dtype)
         if theta.shape != (size,) or theta.dtype != np.dtype(dtype):
-            raise ValueError(f"theta must be ({size},) {np.dtype(dtype)}, got {theta.shape} {theta.dtype}")
+            raise ValueError(
+                f"theta must be ({size},) {np.dtype(dtype)}, got {theta.shape} {theta.dtype}"
+            )
         self.theta = theta
         self._views: dict[str, np.ndarray] = {}
         offset = 0

@@ -3,7 +3,7 @@
 The archive holds one array per parameter (``param/W1`` ...), the
 standardization (``mean``, ``scale``) and ``meta``: UTF-8 JSON bytes with the
 format version, specs, dtype, shapes, classes, feature names and a sha256 over
-every array. Loading uses ``allow_pickle=False``, checks every name, shape,
+every array and the metadata. Loading uses ``allow_pickle=False``, checks every name, shape,
 dtype and the digest, and raises ``ModelFileError`` with the reason otherwise.
 """
 
@@ -42,8 +42,8 @@ def to_bytes(classifier: Classifier) -> bytes:
         "classes": classifier.classes,
         "feature_names": classifier.feature_names,
         "metadata": classifier.metadata,
-        "sha256": _digest(arrays),
     }
+    meta["sha256"] = _digest(arrays, meta)
     buffer = io.BytesIO()
     np.savez(buffer, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
     return buffer.getvalue()
@@ -65,9 +65,11 @@ def load(source: str | Path | bytes | BinaryIO) -> Classifier:
         with np.load(source, allow_pickle=False) as archive:
             contents = {name: archive[name] for name in archive.files}
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as error:
-        raise ModelFileError(f"not a readable model file ({type(error).__name__}: {error})") from error
+        raise ModelFileError(
+            f"not a readable model file ({type(error).__name__}: {error})"
+        ) from error
     meta = _meta(contents.pop("meta", None))
-    if _digest(contents) != meta.get("sha256"):
+    if _digest(contents, meta) != meta.get("sha256"):
         raise ModelFileError("checksum mismatch: the file was altered or damaged")
     try:
         return _classifier(meta, contents)
@@ -82,8 +84,11 @@ def _arrays(classifier: Classifier) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _digest(arrays: dict[str, np.ndarray]) -> str:
+def _digest(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> str:
+    """sha256 over the metadata (but its own digest) and every array's name, dtype, shape, bytes."""
     digest = hashlib.sha256()
+    described = {key: value for key, value in meta.items() if key != "sha256"}
+    digest.update(json.dumps(described, sort_keys=True).encode())
     for name in sorted(arrays):
         array = np.ascontiguousarray(arrays[name])
         digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())

@@ -119,7 +119,7 @@ def stratified_split(
     validation = []
     for label in np.unique(labels):
         rows = np.flatnonzero(labels == label)
-        take = int(round(fraction * len(rows))) if len(rows) >= 2 else 0
+        take = round(fraction * len(rows)) if len(rows) >= 2 else 0
         take = min(take, len(rows) - 1)
         validation.append(rng.permutation(rows)[:take])
     held_out = np.sort(np.concatenate(validation)).astype(np.intp)

@@ -2,7 +2,7 @@
 
 The service's request schemas and the scikit-learn adapter carry these same
 names and defaults. The defaults train a good model on standardized data with
-no tuning: Adam, full batch, 200 epochs, a stratified 20% validation split
+no tuning: Adam, full batch, up to 500 epochs, a stratified 20% validation split
 with early stopping that restores the best epoch.
 """
 
@@ -49,7 +49,7 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class EarlyStopping:
-    patience: int = 10  # epochs without improvement of the monitored loss before stopping
+    patience: int = 20  # epochs without improvement of the monitored loss before stopping
     min_delta: float = 0.0  # an improvement smaller than this does not count
     restore_best: bool = True  # end with the parameters of the best epoch
 
@@ -64,7 +64,7 @@ class EarlyStopping:
 class TrainingSpec:
     optimizer: str = "adam"  # gd (the note's), momentum, adam, lbfgs
     learning_rate: float | None = None  # None: DEFAULT_LEARNING_RATES[optimizer]
-    epochs: int = 200  # passes over the training split (lbfgs: iterations)
+    epochs: int = 500  # passes over the training split (lbfgs: iterations)
     batch_size: int | None = None  # None: full batch, as in the note
     shuffle: bool = True  # reshuffle mini-batches every epoch
     l2: float = 0.0  # penalty l2/(2 m_train) Σ||W||², independent of batch size
@@ -95,7 +95,9 @@ class TrainingSpec:
         if self.batch_size is not None:
             _integer("batch_size", self.batch_size, low=1)
             if self.optimizer == "lbfgs":
-                raise SpecError("batch_size", "lbfgs is a full-batch method: batch_size must be null")
+                raise SpecError(
+                    "batch_size", "lbfgs is a full-batch method: batch_size must be null"
+                )
         _boolean("shuffle", self.shuffle)
         _number("l2", self.l2, low=0.0)
         _number("validation_fraction", self.validation_fraction, low=0.0, high=0.5)

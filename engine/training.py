@@ -35,6 +35,10 @@ from engine.optimizers import OPTIMIZERS, Optimizer
 from engine.parameters import Parameters
 from engine.specs import ModelSpec, TrainingSpec
 
+# A loss this many times its first epoch's (or log K, if larger) counts as diverged:
+# cross-entropy of standardized data starts near log K and only a blow-up goes 1000x past it.
+DIVERGENCE_FACTOR = 1000.0
+
 
 @dataclass(frozen=True)
 class Progress:
@@ -124,7 +128,9 @@ class Trainer:
         self.runner = BlockRunner(model, threads)
         self.optimizer: Optimizer | None = None
         if spec.optimizer in OPTIMIZERS:
-            self.optimizer = OPTIMIZERS[spec.optimizer](self.params.theta.size, self.params.dtype, spec)
+            self.optimizer = OPTIMIZERS[spec.optimizer](
+                self.params.theta.size, self.params.dtype, spec
+            )
         self.state = TrainingState(
             theta=self.params.theta,
             optimizer_state=self.optimizer.state if self.optimizer else {},
@@ -185,7 +191,9 @@ class Trainer:
             last_good = self.params.theta.copy()
             train_loss, train_accuracy = self._train_epoch()
             grad_norm = float(np.linalg.norm(self.epoch_gradient.theta))
-            self._end_epoch(epoch, train_loss, train_accuracy, grad_norm, started, last_good, callback)
+            self._end_epoch(
+                epoch, train_loss, train_accuracy, grad_norm, started, last_good, callback
+            )
             if self.state.stop_reason is not None:
                 return
 
@@ -232,19 +240,21 @@ class Trainer:
         callback: Callback | None,
     ) -> None:
         state = self.state
-        if not (math.isfinite(train_loss) and np.isfinite(self.params.theta).all()):
-            self.params.theta[...] = last_good  # keep the last finite parameters
+        if self._diverged(train_loss):
+            self.params.theta[...] = last_good  # keep the parameters from before the blow-up
             val_loss = val_accuracy = None
             train_loss = math.nan
             reason = "diverged"
             state.message = (
-                f"training diverged at epoch {epoch}: the loss or the parameters stopped being "
-                f"finite; try a smaller learning_rate than {self.spec.step_size}"
+                f"training diverged at epoch {epoch}: the loss or the parameters blew up; "
+                f"try a smaller learning_rate than {self.spec.step_size}"
             )
         else:
             val_loss, val_accuracy = self._validate()
             self._track_best(epoch, val_loss if val_loss is not None else train_loss)
-            reason = self._stop_reason(epoch, grad_norm, state.elapsed + time.perf_counter() - started)
+            reason = self._stop_reason(
+                epoch, grad_norm, state.elapsed + time.perf_counter() - started
+            )
         seconds = time.perf_counter() - started
         metrics = EpochMetrics(
             epoch, train_loss, val_loss, train_accuracy, val_accuracy, grad_norm, seconds
@@ -255,11 +265,28 @@ class Trainer:
         state.stop_reason = reason
         if callback is not None:
             progress = Progress(
-                epoch, self.spec.epochs, metrics, state.best_epoch, reason, state.elapsed, self.checkpoint
+                epoch,
+                self.spec.epochs,
+                metrics,
+                state.best_epoch,
+                reason,
+                state.elapsed,
+                self.checkpoint,
             )
             if callback(progress) and state.stop_reason is None:
                 state.stop_reason = "cancelled"
                 state.message = f"cancelled after epoch {epoch}"
+
+    def _diverged(self, train_loss: float) -> bool:
+        """Non-finite loss or parameters, or a loss DIVERGENCE_FACTOR times its starting level.
+
+        Saturating units (tanh, sigmoid) can keep the loss finite while the weights
+        run off to 1e300, so "finite" alone would let such runs go on forever.
+        """
+        if not (math.isfinite(train_loss) and np.isfinite(self.params.theta).all()):
+            return True
+        start = self.state.history[0].train_loss if self.state.history else 0.0
+        return train_loss > DIVERGENCE_FACTOR * max(start, math.log(self.data.n_classes))
 
     def _track_best(self, epoch: int, monitored: float) -> None:
         state = self.state
@@ -276,7 +303,9 @@ class Trainer:
         spec, state = self.spec, self.state
         monitored = "validation loss" if self.data.validation.m else "training loss"
         if grad_norm <= spec.tolerance:
-            state.message = f"gradient norm {grad_norm:.3g} <= tolerance {spec.tolerance:g} at epoch {epoch}"
+            state.message = (
+                f"gradient norm {grad_norm:.3g} <= tolerance {spec.tolerance:g} at epoch {epoch}"
+            )
             return "converged"
         if spec.early_stopping is not None and state.stale_epochs >= spec.early_stopping.patience:
             state.message = (
@@ -319,7 +348,13 @@ class Trainer:
             grad_norm = float(np.linalg.norm(last["gradient"]))
             epoch = self.state.epoch + 1
             self._end_epoch(
-                epoch, last["loss"], last["correct"] / m, grad_norm, clock["started"], clock["good"], callback
+                epoch,
+                last["loss"],
+                last["correct"] / m,
+                grad_norm,
+                clock["started"],
+                clock["good"],
+                callback,
             )
             clock["started"], clock["good"] = time.perf_counter(), self.params.theta.copy()
             if self.state.stop_reason is not None:
@@ -337,7 +372,9 @@ class Trainer:
             if self.state.epoch == 0 or not np.isfinite(result.fun):
                 self.params.theta[...] = clock["good"]
             self.state.stop_reason = "converged"
-            self.state.message = f"L-BFGS stopped after {self.state.epoch} iterations: {result.message}"
+            self.state.message = (
+                f"L-BFGS stopped after {self.state.epoch} iterations: {result.message}"
+            )
 
     # -- the end -----------------------------------------------------------------------------
     def _result(self) -> FitResult:
@@ -365,4 +402,3 @@ class Trainer:
             n_train=self.data.train.m,
             n_validation=self.data.validation.m,
         )
-

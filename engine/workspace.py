@@ -16,7 +16,12 @@ class Workspace:
     def array(self, name: str, rows: int, columns: int, dtype: np.dtype) -> np.ndarray:
         """A (rows, columns) view of the buffer ``name``; contents are garbage."""
         buffer = self._buffers.get(name)
-        if buffer is None or buffer.shape[0] != rows or buffer.shape[1] < columns or buffer.dtype != dtype:
+        if (
+            buffer is None
+            or buffer.shape[0] != rows
+            or buffer.shape[1] < columns
+            or buffer.dtype != dtype
+        ):
             buffer = np.empty((rows, columns), dtype=dtype)
             self._buffers[name] = buffer
         return buffer[:, :columns]
