@@ -63,8 +63,8 @@ class _BackpropClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X: ArrayLike, y: ArrayLike) -> Self:
         """Train on rows X (n_samples, n_features) with labels y (n_samples,)."""
         model_spec, training_spec = self.to_specs()
-        # The engine needs two rows (one to train on, and a class to contrast); saying so here
-        # gives sklearn's own wording for too-small inputs.
+        # The engine needs at least two rows; asking for them here raises sklearn's standard
+        # "Found array with 1 sample(s)" message, which its checks (and users) expect.
         X, y = validate_data(self, X, y, ensure_min_samples=2)
         check_classification_targets(y)
         result = fit(
@@ -126,7 +126,7 @@ seed, dtype, time_limit, momentum, beta1, beta2, epsilon :
         ``TrainingSpec`` fields, with its defaults and meanings (``learning_rate=None`` takes the
         optimizer's default; ``batch_size=None`` is full batch; ``time_limit=None`` is none).
     early_stopping : bool, dict or None, default=True
-        ``True``: early stopping with the ``EarlyStopping()`` defaults (patience 10, restore the
+        ``True``: early stopping with the ``EarlyStopping()`` defaults (which restore the
         best epoch's parameters). ``False`` or ``None``: off, train for ``epochs``. A dict such
         as ``{"patience": 5, "min_delta": 0.0}`` sets those ``EarlyStopping`` fields and keeps
         the defaults of the others. The monitored loss is the validation loss, or the training
@@ -215,7 +215,7 @@ seed, dtype, time_limit, momentum, beta1, beta2, epsilon :
         ``TrainingSpec`` fields, with its defaults and meanings (``learning_rate=None`` takes the
         optimizer's default; ``batch_size=None`` is full batch; ``time_limit=None`` is none).
     early_stopping : bool, dict or None, default=True
-        ``True``: early stopping with the ``EarlyStopping()`` defaults (patience 10, restore the
+        ``True``: early stopping with the ``EarlyStopping()`` defaults (which restore the
         best epoch's parameters). ``False`` or ``None``: off, train for ``epochs``. A dict such
         as ``{"patience": 5, "min_delta": 0.0}`` sets those ``EarlyStopping`` fields and keeps
         the defaults of the others. The monitored loss is the validation loss, or the training
