@@ -1,0 +1,1 @@
+"""The HTTP service around the engine: FastAPI app, database, job queue, workers, CLI."""

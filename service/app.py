@@ -1,0 +1,53 @@
+"""The FastAPI application: routers, error handlers, the database, the docs."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from service.db import Database
+from service.errors import install_error_handlers
+from service.routers import datasets, health, jobs, models
+from service.settings import Settings, get_settings
+
+DESCRIPTION = """
+Train and serve the seed note's **logistic regression** and **two-layer neural network**,
+trained by backpropagation in NumPy.
+
+1. `POST /v1/datasets`: upload a CSV or Parquet file.
+2. `POST /v1/jobs`: train a model on it (202 at once; a worker trains it).
+3. `GET /v1/jobs/{id}`, `/history`, `/events`: follow the training.
+4. `POST /v1/models/{id}/predictions`: predict with the fitted model.
+
+Every error is `application/problem+json` (RFC 9457).
+"""
+
+
+def operation_id(route: APIRoute) -> str:
+    """OpenAPI operation ids read `tag-name`, e.g. `jobs-create_job`."""
+    return f"{route.tags[0]}-{route.name}" if route.tags else route.name
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    database = Database(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        database.dispose()
+
+    app = FastAPI(
+        title="backprop-service",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+    )
+    app.state.settings = settings
+    app.state.database = database
+    install_error_handlers(app)
+    for module in (health, datasets, jobs, models):
+        app.include_router(module.router)
+    return app

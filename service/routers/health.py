@@ -1,0 +1,62 @@
+"""Liveness and readiness probes."""
+
+from datetime import timedelta
+
+from alembic.script import ScriptDirectory
+from fastapi import APIRouter
+from pydantic import BaseModel
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from service.deps import SessionDep, SettingsDep
+from service.errors import problem
+from service.migrate import alembic_config
+from service.tables import Job, utcnow
+
+router = APIRouter(tags=["health"])
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    database: str
+    migration: str | None
+    workers_seen_seconds_ago: float | None
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+@router.get("/healthz", summary="The process is up")
+def get_health() -> Health:
+    """Answers 200 while the API process runs; checks nothing else."""
+    return Health(status="ok")
+
+
+@router.get(
+    "/readyz",
+    summary="Ready to serve: database reachable, migrations at head, workers seen",
+    responses={503: {"description": "Not ready; the body says which check failed"}},
+)
+def get_readiness(session: SessionDep, settings: SettingsDep) -> Readiness:
+    """503 problem+json unless the database answers and its schema is at the head revision.
+
+    ``workers_seen_seconds_ago`` reports the latest worker heartbeat (informational:
+    an idle queue has no heartbeats).
+    """
+    try:
+        current = session.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        last_beat = session.scalar(select(func.max(Job.heartbeat_at)))
+    except SQLAlchemyError:
+        return problem(503, "Service Unavailable", "the database is unreachable or not migrated")
+    head = head_revision()
+    if current != head:
+        return problem(
+            503, "Service Unavailable", f"database at revision {current}, code at {head}"
+        )
+    seen = (utcnow() - last_beat) / timedelta(seconds=1) if last_beat else None
+    return Readiness(status="ok", database="ok", migration=current, workers_seen_seconds_ago=seen)

@@ -1,0 +1,49 @@
+"""One Settings object, read from environment variables prefixed BACKPROP_."""
+
+import os
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; see the README's table for each variable."""
+
+    model_config = SettingsConfigDict(env_prefix="BACKPROP_", extra="ignore")
+
+    # Where everything lives: an embedded SQLite file, or postgresql+psycopg://...
+    database_url: str = "sqlite:///./backprop.db"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = Field(default_factory=_cores)  # local worker processes `serve` starts
+
+    # Limits on what a request may ask for.
+    max_upload_bytes: int = 512 * 1024 * 1024
+    max_rows: int = 5_000_000
+    max_columns: int = 2_000
+    max_classes: int = 1_000
+    max_hidden_units: int = 4_096
+    max_epochs: int = 1_000_000
+    max_prediction_rows: int = 10_000
+    page_limit: int = 100  # the largest page a listing returns
+
+    # The queue.
+    lease_seconds: float = 30.0  # a job whose worker is silent this long is re-queued
+    heartbeat_seconds: float = 5.0  # how often a worker renews its lease
+    poll_seconds: float = 0.2  # idle workers' poll on SQLite (PostgreSQL uses LISTEN/NOTIFY)
+    sweep_seconds: float = 5.0  # how often workers look for expired leases
+    max_attempts: int = 3  # claims a job gets before it fails as worker_lost
+    checkpoint_seconds: float = 10.0  # store a checkpoint at most this often
+    flush_seconds: float = 0.25  # write buffered history at least this often
+
+    log_level: str = "info"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
