@@ -1,0 +1,60 @@
+"""What a finished fit leaves in the database: a JSON-safe summary and the Model row."""
+
+import math
+from typing import Any
+
+from engine import FitResult, to_bytes
+from engine.history import EpochMetrics
+from service.tables import Job, Model
+
+
+def finite_or_none(value: Any) -> Any:
+    """JSON has no NaN or infinity: such floats become null, recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_or_none(item) for item in value]
+    return value
+
+
+def history_values(metrics: EpochMetrics) -> dict[str, Any]:
+    """The columns of a job_history row for one epoch (NaN -> NULL)."""
+    return finite_or_none(metrics.to_dict())
+
+
+def fit_metrics(result: FitResult) -> dict[str, Any]:
+    """Summary of a fit: stop reason, best epoch and the losses that matter."""
+    best = result.history[result.best_epoch - 1] if result.best_epoch else None
+    last = result.history[-1] if result.history else None
+    return finite_or_none(
+        {
+            "stop_reason": result.stop_reason,
+            "message": result.message,
+            "epochs_run": len(result.history),
+            "best_epoch": result.best_epoch,
+            "n_train": result.n_train,
+            "n_validation": result.n_validation,
+            "final_train_loss": last.train_loss if last else None,
+            "final_val_loss": last.val_loss if last else None,
+            "best_val_loss": best.val_loss if best else None,
+            "best_train_loss": best.train_loss if best else None,
+            "best_val_accuracy": best.val_accuracy if best else None,
+            "best_train_accuracy": best.train_accuracy if best else None,
+        }
+    )
+
+
+def model_row(job: Job, result: FitResult) -> Model:
+    """The Model row of a succeeded job: the engine's .npz and its summary."""
+    classifier = result.classifier
+    classifier.metadata = {"job_id": job.id, "dataset_id": job.dataset_id}
+    return Model(
+        job_id=job.id,
+        dataset_id=job.dataset_id,
+        model_type=job.model_type,
+        metrics=fit_metrics(result),
+        diagnostics=finite_or_none(result.diagnostics.to_dict()),
+        artifact=to_bytes(classifier),
+    )

@@ -1,0 +1,1 @@
+"""Pydantic schemas: a family per resource (XCreate in, XPublic out, XsPublic pages)."""
