@@ -38,6 +38,8 @@ def fit_metrics(result: FitResult) -> dict[str, Any]:
             "n_validation": result.n_validation,
             "final_train_loss": last.train_loss if last else None,
             "final_val_loss": last.val_loss if last else None,
+            "final_train_accuracy": last.train_accuracy if last else None,
+            "final_val_accuracy": last.val_accuracy if last else None,
             "best_val_loss": best.val_loss if best else None,
             "best_train_loss": best.train_loss if best else None,
             "best_val_accuracy": best.val_accuracy if best else None,

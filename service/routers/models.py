@@ -1,5 +1,226 @@
-"""/v1/models"""
+"""/v1/models: fitted models, their download, and predictions.
 
-from fastapi import APIRouter
+Routes are plain `def`: FastAPI runs them in its threadpool, so loading a
+model and the prediction arithmetic never block the event loop.
+"""
+
+import threading
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi.responses import Response, StreamingResponse
+
+from service import models as models_service
+from service.deps import SessionDep, SettingsDep
+from service.models import ModelCache
+from service.schemas.common import problem_responses
+from service.schemas.models import (
+    EXAMPLE_MODEL,
+    ModelPublic,
+    ModelsPublic,
+    PredictionRequest,
+    PredictionResponse,
+)
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
+
+DEFAULT_PAGE = 20
+_cache_lock = threading.Lock()
+
+
+def get_model_cache(request: Request) -> ModelCache:
+    """The application's model cache, created on first use (one per app, so per process)."""
+    state = request.app.state
+    cache = getattr(state, "model_cache", None)
+    if cache is None:
+        with _cache_lock:
+            cache = getattr(state, "model_cache", None)
+            if cache is None:
+                cache = state.model_cache = ModelCache()
+    return cache
+
+
+ModelCacheDep = Annotated[ModelCache, Depends(get_model_cache)]
+
+ModelType = Literal["logistic_regression", "two_layer_network"]
+
+EXAMPLE_ID = EXAMPLE_MODEL["id"]
+EXAMPLE_PREDICTIONS = {
+    "model_id": EXAMPLE_ID,
+    "classes": [0, 1],
+    "predictions": [{"label": 1, "probabilities": {"0": 0.03, "1": 0.97}}],
+}
+EXAMPLE_CSV = "row,label,predicted,p_0,p_1\n0,0,0,0.9981,0.0019\n1,1,1,0.0312,0.9688\n"
+
+PREDICTION_EXAMPLES = {
+    "rows": {
+        "summary": "Rows of numbers, in feature_names order",
+        "value": {"rows": [[14.1, 19.3]]},
+    },
+    "records": {
+        "summary": "Records keyed by feature name, in any order",
+        "value": {"records": [{"mean texture": 19.3, "mean radius": 14.1}]},
+    },
+    "dataset": {
+        "summary": "Every row of a stored dataset, answered as text/csv",
+        "value": {"dataset_id": "a1b2c3d4e5f60718293a4b5c6d7e8f90"},
+    },
+}
+
+PREDICTIONS_DESCRIPTION = """
+The body holds **exactly one** of:
+
+- `rows`: a list of rows, each a list of one finite number per feature, in the
+  model's `feature_names` order;
+- `records`: a list of objects keyed by feature name (any key order; every feature
+  exactly once: a missing or unknown name is a 422 naming it and the record's index);
+- `dataset_id`: a stored dataset whose feature columns are the model's (in any order).
+
+`rows` and `records` answer `application/json`: one prediction per row, in order, with
+the label in the dataset's own values (ints stay ints, strings stay strings) and the
+probability of each class keyed by `str(class)`. At most `BACKPROP_MAX_PREDICTION_ROWS`
+rows per request (413 past it, naming the `limit`).
+
+`dataset_id` answers `text/csv`, streamed: columns `row` (0-based position in the
+dataset), `label` (the dataset's true label), `predicted`, then `p_<class>` for each class.
+
+Values must be JSON numbers and finite: strings, booleans, null, NaN and numbers beyond
+the float range (e.g. `1e400`) are 422 naming the field path (`rows.<row>.<column>`,
+`records.<index>.<feature>`).
+"""
+
+
+@router.get(
+    "",
+    summary="List fitted models",
+    responses={
+        200: {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "data": [{**EXAMPLE_MODEL, "parameters": None}],
+                        "next_cursor": None,
+                    }
+                }
+            }
+        },
+        **problem_responses(422, 503),
+    },
+)
+def list_models(
+    session: SessionDep,
+    cache: ModelCacheDep,
+    settings: SettingsDep,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    limit: Annotated[
+        int, Query(ge=1, description="page size; values above the service's page limit are capped")
+    ] = DEFAULT_PAGE,
+    dataset_id: Annotated[str | None, Query(description="only models of this dataset")] = None,
+    job_id: Annotated[str | None, Query(description="only the model of this job")] = None,
+    model_type: Annotated[ModelType | None, Query(alias="type", description="model type")] = None,
+) -> ModelsPublic:
+    """Models newest first, with cursor pagination; `parameters` is left out (null)."""
+    entries, next_cursor = models_service.list_models(
+        session=session,
+        cache=cache,
+        limit=min(limit, settings.page_limit),
+        cursor=cursor,
+        dataset_id=dataset_id,
+        job_id=job_id,
+        model_type=model_type,
+    )
+    data = [models_service.public_model(e, include_parameters=False) for e in entries]
+    return ModelsPublic(data=data, next_cursor=next_cursor)
+
+
+@router.get(
+    "/{model_id}",
+    summary="A fitted model: specs, metrics, diagnostics and parameters",
+    responses={
+        200: {"content": {"application/json": {"example": EXAMPLE_MODEL}}},
+        **problem_responses(404, 422, 503),
+    },
+)
+def get_model(
+    model_id: str,
+    session: SessionDep,
+    cache: ModelCacheDep,
+    include_parameters: Annotated[
+        bool, Query(description="false leaves the parameter arrays out (null)")
+    ] = True,
+) -> ModelPublic:
+    """The model with its parameters W1, b1, W2, b2 (or w, b) as nested JSON arrays."""
+    entry = models_service.get_model(session=session, cache=cache, model_id=model_id)
+    return models_service.public_model(entry, include_parameters=include_parameters)
+
+
+@router.get(
+    "/{model_id}/download",
+    summary="The model as the engine's portable .npz",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The .npz file; `engine.load(path)` reads it (no pickle)",
+            "content": {
+                "application/octet-stream": {
+                    "schema": {"type": "string", "format": "binary"},
+                    "example": "PK\\x03\\x04... (zip archive: meta, mean, scale, param/W1 ...)",
+                }
+            },
+        },
+        **problem_responses(404, 503),
+    },
+)
+def download_model(model_id: str, session: SessionDep) -> Response:
+    """The stored .npz, as an attachment named model-<id>.npz."""
+    artifact = models_service.model_artifact(session=session, model_id=model_id)
+    return Response(
+        content=artifact,
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="model-{model_id}.npz"'},
+    )
+
+
+@router.post(
+    "/{model_id}/predictions",
+    summary="Predict labels and probabilities for rows, records or a stored dataset",
+    description=PREDICTIONS_DESCRIPTION,
+    response_model=PredictionResponse,
+    responses={
+        200: {
+            "description": "JSON predictions (rows, records) or a CSV (dataset_id)",
+            "content": {
+                "application/json": {"example": EXAMPLE_PREDICTIONS},
+                "text/csv": {"schema": {"type": "string"}, "example": EXAMPLE_CSV},
+            },
+        },
+        **problem_responses(404, 413, 422, 503),
+    },
+)
+def create_predictions(
+    model_id: str,
+    session: SessionDep,
+    cache: ModelCacheDep,
+    settings: SettingsDep,
+    prediction_in: Annotated[PredictionRequest, Body(openapi_examples=PREDICTION_EXAMPLES)],
+) -> Any:
+    """Predictions from the fitted model; see the description for the three kinds of input."""
+    if prediction_in.dataset_id is not None and (
+        prediction_in.rows is None and prediction_in.records is None
+    ):
+        chunks = models_service.predict_dataset(
+            session=session, cache=cache, model_id=model_id, dataset_id=prediction_in.dataset_id
+        )
+        filename = f"predictions-{model_id}-{prediction_in.dataset_id}.csv"
+        return StreamingResponse(
+            chunks,
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+    return models_service.predict(
+        session=session,
+        cache=cache,
+        model_id=model_id,
+        request=prediction_in,
+        max_rows=settings.max_prediction_rows,
+    )
