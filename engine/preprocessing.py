@@ -10,7 +10,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-CHUNK_ROWS = 65_536  # rows copied at a time, so a dtype cast never doubles X in memory
+CHUNK_BYTES = 1 << 20  # rows are copied and scaled ~1 MiB at a time: no X-sized temporaries
+
+
+def chunk_rows(rows: np.ndarray) -> int:
+    """How many rows of ``rows`` make about CHUNK_BYTES."""
+    row_bytes = max(1, rows.shape[1] * np.dtype(np.float64).itemsize)
+    return max(1, CHUNK_BYTES // row_bytes)
 
 
 @dataclass(frozen=True)
@@ -22,9 +28,20 @@ class Standardizer:
 
     @classmethod
     def fit(cls, rows: np.ndarray) -> "Standardizer":
-        """Statistics of ``rows`` (m, n_x), accumulated in float64."""
-        mean = rows.mean(axis=0, dtype=np.float64)
-        std = rows.std(axis=0, dtype=np.float64)
+        """Statistics of ``rows`` (m, n_x) in float64, two passes over row chunks.
+
+        ``rows.std()`` would build the whole of ``rows - mean``: an X-sized temporary.
+        """
+        step = chunk_rows(rows)
+        total = np.zeros(rows.shape[1])
+        for start in range(0, rows.shape[0], step):
+            total += rows[start : start + step].sum(axis=0, dtype=np.float64)
+        mean = total / rows.shape[0]
+        squares = np.zeros(rows.shape[1])
+        for start in range(0, rows.shape[0], step):
+            deviation = rows[start : start + step] - mean  # (chunk, n_x) float64
+            squares += np.einsum("ij,ij->j", deviation, deviation)
+        std = np.sqrt(squares / rows.shape[0])
         # A constant column carries no information; dividing by ~0 would only amplify noise.
         scale = np.where(std > 1e-12 * np.maximum(1.0, np.abs(mean)), std, 1.0)
         return cls(mean=mean, scale=scale)
@@ -35,10 +52,12 @@ class Standardizer:
 
     def transform_in_place(self, rows: np.ndarray) -> np.ndarray:
         """Standardize ``rows`` (m, n_x), a float array owned by the caller, in place."""
-        for start in range(0, rows.shape[0], CHUNK_ROWS):
-            chunk = rows[start : start + CHUNK_ROWS]
-            chunk -= self.mean.astype(rows.dtype)
-            chunk /= self.scale.astype(rows.dtype)
+        mean, scale = self.mean.astype(rows.dtype), self.scale.astype(rows.dtype)
+        step = chunk_rows(rows)
+        for start in range(0, rows.shape[0], step):
+            chunk = rows[start : start + step]
+            chunk -= mean
+            chunk /= scale
         return rows
 
     def transform(self, rows: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -49,8 +68,9 @@ class Standardizer:
 def gather_rows(X: np.ndarray, index: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """X[index] cast to ``dtype``, (len(index), n_x), copied in chunks to bound memory."""
     out = np.empty((len(index), X.shape[1]), dtype=dtype)
-    for start in range(0, len(index), CHUNK_ROWS):
-        chunk = index[start : start + CHUNK_ROWS]
+    step = chunk_rows(X)
+    for start in range(0, len(index), step):
+        chunk = index[start : start + step]
         out[start : start + len(chunk)] = X[chunk]
     return out
 
