@@ -3,6 +3,7 @@
 import base64
 import binascii
 import json
+import re
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 from service.errors import Unprocessable
 
 Row = TypeVar("Row")
+ID_PATTERN = re.compile(r"[0-9a-f]{32}")  # service.tables.new_id
 
 
 def encode_cursor(created_at: datetime, row_id: str) -> str:
@@ -23,9 +25,13 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         created_at, row_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        return datetime.fromisoformat(created_at), str(row_id)
+        moment = datetime.fromisoformat(created_at)
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as error:
         raise Unprocessable("cursor is not one this service issued", field="cursor") from error
+    # Only values this service could have written reach the database.
+    if moment.tzinfo is None or not isinstance(row_id, str) or not ID_PATTERN.fullmatch(row_id):
+        raise Unprocessable("cursor is not one this service issued", field="cursor")
+    return moment, row_id
 
 
 def page(

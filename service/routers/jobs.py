@@ -1,5 +1,381 @@
-"""/v1/jobs"""
+"""/v1/jobs: create, list, read and cancel training jobs; their history and live events."""
 
-from fastapi import APIRouter
+import asyncio
+import csv
+import io
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from service import jobs
+from service.db import Database
+from service.deps import DatabaseDep, SessionDep, SettingsDep, WriteSessionDep
+from service.errors import Unprocessable
+from service.schemas.common import problem_responses
+from service.schemas.jobs import (
+    CREATE_EXAMPLES,
+    EXAMPLE_JOB_ID,
+    HISTORY_CSV_EXAMPLE,
+    HISTORY_EXAMPLE,
+    HISTORY_FIELDS,
+    JOB_EXAMPLE,
+    QUEUED_JOB_EXAMPLE,
+    SUCCEEDED_JOB_EXAMPLE,
+    HistoryPublic,
+    JobCreate,
+    JobPublic,
+    JobsPublic,
+    ModelType,
+)
+from service.tables import CANCELLED, CANCELLING, JOB_STATES, TERMINAL_STATES
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+POLL_SECONDS = 0.2  # how often an events stream looks at the database
+KEEPALIVE_SECONDS = 15.0  # a comment line this often keeps proxies from closing idle streams
+RETRY_MILLISECONDS = 1_000  # how soon an EventSource reconnects after a dropped stream
+IDEMPOTENCY_KEY_MAX_LENGTH = 200  # service.tables.IdempotencyKey.key
+
+
+def _json_example(example: Any, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"example": example}}}
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobPublic,
+    summary="Queue a training job",
+    responses={
+        202: {
+            **_json_example(QUEUED_JOB_EXAMPLE, "Queued; a worker will train it"),
+            "headers": {
+                "Location": {"description": "/v1/jobs/{id}", "schema": {"type": "string"}},
+                "Idempotent-Replayed": {
+                    "description": "`true` when this answer replays an earlier request's",
+                    "schema": {"type": "string"},
+                },
+            },
+        },
+        **problem_responses(404, 422, 503),
+    },
+)
+def create_job(
+    job_in: Annotated[JobCreate, Body(openapi_examples=CREATE_EXAMPLES)],
+    session: WriteSessionDep,
+    settings: SettingsDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=IDEMPOTENCY_KEY_MAX_LENGTH,
+            description="Makes retries safe: a retry with the same key and body gets the "
+            "first answer again (one job); the same key with another body gets 422",
+            examples=["5f0c2a7e-1b9d-4c36-9a8e-0d7f6b3e2a11"],
+        ),
+    ] = None,
+) -> JSONResponse:
+    """Record a job on a dataset and answer at once; a worker trains it."""
+    created = jobs.create_job(
+        session=session, job_in=job_in, settings=settings, idempotency_key=idempotency_key
+    )
+    headers = {"Location": f"/v1/jobs/{created.job.id}"}
+    if created.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(created.response, status_code=created.status_code, headers=headers)
+
+
+@router.get(
+    "",
+    summary="List jobs, newest first",
+    responses={
+        200: _json_example(
+            {"data": [SUCCEEDED_JOB_EXAMPLE], "next_cursor": "WyIyMDI1LTA1LTAxVDA5OjMw"},
+            "A page of jobs",
+        ),
+        **problem_responses(422, 503),
+    },
+)
+def list_jobs(
+    session: SessionDep,
+    settings: SettingsDep,
+    status: Annotated[
+        list[str] | None,
+        Query(
+            description=f"Only jobs in these states (repeat or comma-separate): {list(JOB_STATES)}",
+            examples=["queued,running"],
+        ),
+    ] = None,
+    dataset_id: Annotated[str | None, Query(description="Only jobs on this dataset")] = None,
+    model_type: Annotated[ModelType | None, Query(description="Only this model type")] = None,
+    limit: Annotated[
+        int | None, Query(description="Jobs per page: 1 to BACKPROP_PAGE_LIMIT (default 50)")
+    ] = None,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
+) -> JobsPublic:
+    """One page of jobs; the filters apply before the page limit."""
+    rows, next_cursor = jobs.list_jobs(
+        session=session,
+        settings=settings,
+        statuses=status,
+        dataset_id=dataset_id,
+        model_type=model_type,
+        limit=limit,
+        cursor=cursor,
+    )
+    models = jobs.model_ids(session=session, job_ids=[job.id for job in rows])
+    data = [jobs.job_public(job, models.get(job.id)) for job in rows]
+    return JobsPublic(data=data, next_cursor=next_cursor)
+
+
+@router.get(
+    "/{job_id}",
+    summary="A job: state, specs and progress",
+    responses={
+        200: {
+            "description": "The job",
+            "content": {
+                "application/json": {
+                    "examples": {
+                        "running": {"summary": "Training", "value": JOB_EXAMPLE},
+                        "succeeded": {"summary": "Done", "value": SUCCEEDED_JOB_EXAMPLE},
+                    }
+                }
+            },
+        },
+        **problem_responses(404, 503),
+    },
+)
+def get_job(job_id: str, session: SessionDep) -> JobPublic:
+    """The job with its progress: epoch of epochs, latest losses, time left."""
+    job = jobs.get_job(session=session, job_id=job_id)
+    return jobs.job_public(job, jobs.model_id_of(session=session, job=job))
+
+
+@router.post(
+    "/{job_id}/cancel",
+    summary="Cancel a job (idempotent)",
+    responses={
+        200: _json_example(
+            {**QUEUED_JOB_EXAMPLE, "status": CANCELLED, "stop_reason": "cancelled"},
+            "The job is finished: it was queued and is now cancelled, or had already ended",
+        ),
+        202: _json_example(
+            {**JOB_EXAMPLE, "status": CANCELLING},
+            "The job is running: it stops at its next epoch, keeping its history",
+        ),
+        **problem_responses(404, 503),
+    },
+)
+def cancel_job(job_id: str, session: WriteSessionDep, response: Response) -> JobPublic:
+    """Cancel: a queued job at once, a running one at its next epoch; repeating is harmless."""
+    job = jobs.cancel_job(session=session, job_id=job_id)
+    response.status_code = 202 if job.status == CANCELLING else 200
+    return jobs.job_public(job, jobs.model_id_of(session=session, job=job))
+
+
+@router.get(
+    "/{job_id}/history",
+    summary="The loss history, per epoch (JSON, or CSV with Accept: text/csv)",
+    response_model=HistoryPublic,
+    responses={
+        200: {
+            "description": "Epochs after `since_epoch`; CSV has a header row and empty cells "
+            "for nulls, and `next_since_epoch` in the Next-Since-Epoch header",
+            "content": {
+                "application/json": {"example": HISTORY_EXAMPLE},
+                "text/csv": {"schema": {"type": "string"}, "example": HISTORY_CSV_EXAMPLE},
+            },
+        },
+        **problem_responses(404, 422, 503),
+    },
+)
+def get_job_history(
+    job_id: str,
+    session: SessionDep,
+    since_epoch: Annotated[
+        int, Query(ge=0, description="Only epochs after this one (incremental polling)")
+    ] = 0,
+    max_points: Annotated[
+        int | None,
+        Query(
+            ge=jobs.HISTORY_MIN_POINTS,
+            le=jobs.HISTORY_MAX_LIMIT,
+            description="Down-sample evenly to at most this many points, always keeping "
+            "the first, the last and the best epoch",
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=jobs.HISTORY_MAX_LIMIT,
+            description="Epochs per page (default 1000); with max_points, the epochs the "
+            "sample is drawn from (default: all)",
+        ),
+    ] = None,
+    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Any:
+    """Per-epoch losses, accuracies, gradient norm and seconds; null where not finite."""
+    history = jobs.job_history(
+        session=session, job_id=job_id, since_epoch=since_epoch, max_points=max_points, limit=limit
+    )
+    if accept is not None and "text/csv" in accept.lower():
+        return _history_csv(history)
+    return HistoryPublic(
+        job_id=history.job_id, points=history.points, next_since_epoch=history.next_since_epoch
+    )
+
+
+def _history_csv(history: jobs.HistoryPage) -> Response:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(HISTORY_FIELDS)
+    for point in history.points:
+        values = point.model_dump()
+        writer.writerow(["" if values[name] is None else values[name] for name in HISTORY_FIELDS])
+    headers = {}
+    if history.next_since_epoch is not None:
+        headers["Next-Since-Epoch"] = str(history.next_since_epoch)
+    return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
+
+
+# Server-sent events.
+
+
+class EventStreamResponse(StreamingResponse):
+    media_type = "text/event-stream"
+
+
+EVENTS_EXAMPLE = (
+    f"retry: {RETRY_MILLISECONDS}\n\n"
+    'event: status\ndata: {"id": "' + EXAMPLE_JOB_ID + '", "status": "running", ...}\n\n'
+    'id: 1\nevent: epoch\ndata: {"epoch": 1, "train_loss": 0.6931, "val_loss": 0.6929, '
+    '"train_accuracy": 0.627, "val_accuracy": 0.628, "grad_norm": 0.2143, "seconds": 0.021}\n\n'
+    'id: 2\nevent: epoch\ndata: {"epoch": 2, "train_loss": 0.6874, ...}\n\n'
+    ": keep-alive\n\n"
+    'event: status\ndata: {"id": "' + EXAMPLE_JOB_ID + '", "status": "succeeded", ...}\n\n'
+    'event: end\ndata: {"id": "' + EXAMPLE_JOB_ID + '", "status": "succeeded", ...}\n\n'
+)
+
+
+@router.get(
+    "/{job_id}/events",
+    summary="Live progress: server-sent events until the job ends",
+    response_class=EventStreamResponse,
+    response_model=None,
+    responses={
+        200: {
+            "description": (
+                "`text/event-stream`. On connect, `status` (data: the job, as GET /v1/jobs/{id}); "
+                "then `epoch` per history row (data: a history point; `id:` the epoch); "
+                "`status` again whenever the status changes; a `: keep-alive` comment every "
+                f"{KEEPALIVE_SECONDS:g} s. When the job has ended: a last `status`, then "
+                "`end` (data: the final job) and the stream closes. Reconnecting with "
+                "`Last-Event-ID: n` (as EventSource does) sends only epochs after n."
+            ),
+            "content": {"text/event-stream": {"example": EVENTS_EXAMPLE}},
+        },
+        **problem_responses(404, 422, 503),
+    },
+)
+async def get_job_events(
+    job_id: str,
+    request: Request,
+    database: DatabaseDep,
+    last_event_id: Annotated[
+        str | None,
+        Header(
+            alias="Last-Event-ID",
+            description="Resume after this epoch: only later epochs are sent",
+        ),
+    ] = None,
+) -> EventStreamResponse:
+    """Stream status changes and per-epoch metrics; resumable; closes when the job ends."""
+    after_epoch = _resume_epoch(last_event_id)
+    await run_in_threadpool(_check_job_exists, database, job_id)  # a 404 problem, not a stream
+    return EventStreamResponse(
+        _job_events(request, database, job_id, after_epoch),
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _resume_epoch(last_event_id: str | None) -> int:
+    if last_event_id is None or not last_event_id.strip():
+        return 0
+    try:
+        epoch = int(last_event_id.strip())
+    except ValueError:
+        epoch = -1
+    if epoch < 0:
+        raise Unprocessable(
+            f"Last-Event-ID: {last_event_id[:40]!r} is not an epoch number (this stream's "
+            "event ids are epochs, integers >= 0)",
+            field="header.Last-Event-ID",
+        )
+    return epoch
+
+
+def _check_job_exists(database: Database, job_id: str) -> None:
+    with database.reads() as session:
+        jobs.get_job(session=session, job_id=job_id)
+
+
+def _poll(database: Database, job_id: str, after_epoch: int) -> jobs.EventsPoll:
+    with database.reads() as session:  # a fresh snapshot each poll
+        return jobs.poll_events(session=session, job_id=job_id, after_epoch=after_epoch)
+
+
+def sse(event: str, data: BaseModel | dict[str, Any], event_id: int | None = None) -> str:
+    """One event in text/event-stream framing. Events without an id keep the last one."""
+    payload = data.model_dump_json() if isinstance(data, BaseModel) else json.dumps(data)
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\ndata: {payload}\n\n"
+
+
+async def _job_events(
+    request: Request, database: Database, job_id: str, after_epoch: int
+) -> AsyncIterator[str]:
+    """Poll the database and turn what changed into events (see get_job_events).
+
+    Order: the snapshot first; then a start (queued -> running) before its epochs, and
+    an end (a terminal status) after every epoch, then `end`.
+    """
+    yield f"retry: {RETRY_MILLISECONDS}\n\n"
+    sent_status: str | None = None
+    last_sent = time.monotonic()
+    while not await request.is_disconnected():
+        poll = await run_in_threadpool(_poll, database, job_id, after_epoch)
+        if poll.job is None:
+            yield sse("end", {"id": job_id, "status": None, "detail": "the job was deleted"})
+            return
+        status = poll.job.status
+        sending = bool(poll.points)
+        if sent_status is None or (status != sent_status and status not in TERMINAL_STATES):
+            yield sse("status", poll.job)
+            sent_status, sending = status, True
+        for point in poll.points:
+            yield sse("epoch", point, event_id=point.epoch)
+            after_epoch = point.epoch
+        if poll.full:
+            continue  # a long history: send the rest before anything else
+        if status != sent_status:  # it ended: after its last epochs
+            yield sse("status", poll.job)
+            sent_status, sending = status, True
+        if status in TERMINAL_STATES:
+            yield sse("end", poll.job)
+            return
+        now = time.monotonic()
+        if sending:
+            last_sent = now
+        elif now - last_sent >= KEEPALIVE_SECONDS:
+            yield ": keep-alive\n\n"
+            last_sent = now
+        await asyncio.sleep(POLL_SECONDS)

@@ -1,0 +1,547 @@
+"""Training jobs: create (idempotently), read, list, cancel, and their loss history.
+
+The API only records what to train; a worker (service.worker) claims queued
+jobs and trains them. Everything here is short database work, safe to run in
+a request handler.
+"""
+
+import hashlib
+import json
+import math
+from dataclasses import asdict
+from typing import Any, NamedTuple
+
+from sqlalchemy import case, false, func, literal, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from engine import MODEL_TYPES, ModelSpec, SpecError, TrainingSpec
+from service.errors import NotFound, Unprocessable
+from service.notify import notify_job_queued
+from service.pagination import decode_cursor, page
+from service.results import finite_or_none
+from service.schemas.jobs import (
+    HistoryPoint,
+    JobCreate,
+    JobLinks,
+    JobPublic,
+    Progress,
+)
+from service.settings import Settings
+from service.tables import (
+    CANCELLED,
+    CANCELLING,
+    JOB_STATES,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    TERMINAL_STATES,
+    Dataset,
+    IdempotencyKey,
+    Job,
+    JobHistory,
+    Model,
+    utcnow,
+)
+
+ID_MAX_LENGTH = 32  # ids are uuid4 hex (service.tables.new_id)
+DEFAULT_PAGE_LIMIT = 50
+HISTORY_DEFAULT_LIMIT = 1_000  # points per history page when not down-sampling
+HISTORY_MAX_LIMIT = 10_000
+HISTORY_MIN_POINTS = 3  # first, last and best always fit
+EVENT_BATCH = 1_000  # history rows one events poll reads at most
+
+
+class CreatedJob(NamedTuple):
+    """What POST /v1/jobs answers: the job, and the response body to send.
+
+    ``replayed``: an earlier request with the same Idempotency-Key and body
+    created the job; ``response`` and ``status_code`` are that first answer.
+    """
+
+    job: Job
+    replayed: bool
+    status_code: int
+    response: dict[str, Any]
+
+
+class HistoryPage(NamedTuple):
+    job_id: str
+    points: list[HistoryPoint]
+    next_since_epoch: int | None
+
+
+# Validation beyond the schemas: the engine's own checks and this service's limits.
+
+
+def engine_specs(job_in: JobCreate, settings: Settings) -> tuple[ModelSpec, TrainingSpec]:
+    """The engine's specs for ``job_in``, validated by the engine and against the limits.
+
+    Raises Unprocessable naming the field (``model.<field>`` or ``training.<field>``).
+    """
+    specs: list[Any] = []
+    for prefix, spec_in in (("model", job_in.model), ("training", job_in.training)):
+        try:
+            specs.append(spec_in.to_engine().validate())
+        except SpecError as error:
+            raise _field_problem(f"{prefix}.{error.field}", error.message) from error
+    model_spec, training_spec = specs
+    limits = (
+        ("model.hidden_units", model_spec.hidden_units, settings.max_hidden_units, "HIDDEN_UNITS"),
+        ("training.epochs", training_spec.epochs, settings.max_epochs, "EPOCHS"),
+    )
+    for field, value, limit, name in limits:
+        if value > limit:
+            message = f"{value} is over this service's limit of {limit} (BACKPROP_MAX_{name})"
+            raise _field_problem(field, message, limit=limit)
+    return model_spec, training_spec
+
+
+def _field_problem(field: str, message: str, **extra: Any) -> Unprocessable:
+    """422 with detail "field: message" and errors [{field, message}]."""
+    errors = [{"field": field, "message": message}]
+    return Unprocessable(f"{field}: {message}", errors=errors, **extra)
+
+
+def request_sha256(job_in: JobCreate) -> str:
+    """sha256 of the validated request with defaults filled in, keys sorted.
+
+    Two bodies that mean the same job (one spelling out the defaults) hash the same.
+    """
+    canonical = json.dumps(job_in.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def could_be_id(value: str) -> bool:
+    """False for strings no row can have as id; PostgreSQL refuses NUL in text outright."""
+    return 0 < len(value) <= ID_MAX_LENGTH and "\x00" not in value
+
+
+def _trainable_dataset(session: Session, dataset_id: str) -> Dataset:
+    dataset = session.get(Dataset, dataset_id) if could_be_id(dataset_id) else None
+    if dataset is None:
+        raise NotFound(f"dataset {dataset_id!r} does not exist")
+    # The engine needs two rows, one feature and two classes (engine.data.prepare).
+    problems = []
+    if dataset.rows < 2:
+        problems.append(f"{dataset.rows} row(s); training needs at least 2")
+    if len(dataset.features) < 1:
+        problems.append("no feature columns")
+    if len(dataset.classes) < 2:
+        problems.append(f"one class {dataset.classes}; a classifier needs at least 2")
+    if problems:
+        detail = f"dataset {dataset_id} cannot be trained on: " + "; ".join(problems)
+        raise Unprocessable(detail, field="dataset_id")
+    return dataset
+
+
+# Creating a job.
+
+
+def create_job(
+    *,
+    session: Session,
+    job_in: JobCreate,
+    settings: Settings,
+    idempotency_key: str | None = None,
+) -> CreatedJob:
+    """Record a queued job and wake a worker; commits.
+
+    With an ``idempotency_key``, the key, the request's hash and the response
+    are stored in the same transaction as the job. A retry with the same key
+    and body gets the first response again; with another body, 422. Two
+    concurrent requests with one key create one job: the key's primary key
+    lets only one transaction commit, the other rolls back and replays.
+    """
+    request_hash = request_sha256(job_in)
+    if idempotency_key is not None:
+        earlier = session.get(IdempotencyKey, idempotency_key)
+        if earlier is not None:
+            return _replay(session, earlier, request_hash)
+
+    model_spec, training_spec = engine_specs(job_in, settings)
+    dataset = _trainable_dataset(session, job_in.dataset_id)
+    job = Job(
+        dataset_id=dataset.id,
+        status=QUEUED,
+        model_type=model_spec.type,
+        model_spec=asdict(model_spec),
+        training_spec=training_spec.to_dict(),
+        attempt=0,
+        max_attempts=settings.max_attempts,
+        epoch=0,
+        epochs=training_spec.epochs,
+        elapsed_seconds=0.0,
+        created_at=utcnow(),
+    )
+    try:
+        session.add(job)
+        session.flush()  # the job row first: the key's row refers to it
+        response = job_public(job).model_dump(mode="json")
+        if idempotency_key is not None:
+            session.add(
+                IdempotencyKey(
+                    key=idempotency_key,
+                    request_sha256=request_hash,
+                    job_id=job.id,
+                    status_code=202,
+                    response=response,
+                )
+            )
+            session.flush()  # PostgreSQL: waits here on a concurrent holder of the key
+        notify_job_queued(session)
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        earlier = session.get(IdempotencyKey, idempotency_key) if idempotency_key else None
+        if earlier is not None:  # another request with this key committed first
+            return _replay(session, earlier, request_hash)
+        if session.get(Dataset, job_in.dataset_id) is None:  # deleted meanwhile
+            raise NotFound(f"dataset {job_in.dataset_id!r} does not exist") from None
+        raise
+    return CreatedJob(job=job, replayed=False, status_code=202, response=response)
+
+
+def _replay(session: Session, earlier: IdempotencyKey, request_hash: str) -> CreatedJob:
+    if earlier.request_sha256 != request_hash:
+        raise Unprocessable(
+            f"Idempotency-Key {earlier.key!r} was already used with a different request "
+            f"(which created job {earlier.job_id}); use a new key for a new request",
+            field="header.Idempotency-Key",
+        )
+    job = session.get(Job, earlier.job_id)
+    if job is None:  # pragma: no cover - the key's row is deleted with its job (CASCADE)
+        raise NotFound(f"job {earlier.job_id} no longer exists")
+    return CreatedJob(
+        job=job, replayed=True, status_code=earlier.status_code, response=earlier.response
+    )
+
+
+# Reading jobs.
+
+
+def get_job(*, session: Session, job_id: str) -> Job:
+    """The job, or a 404 problem."""
+    job = session.get(Job, job_id) if could_be_id(job_id) else None
+    if job is None:
+        raise NotFound(f"job {job_id!r} does not exist")
+    return job
+
+
+def model_ids(*, session: Session, job_ids: list[str]) -> dict[str, str]:
+    """job id -> its fitted model's id, for the jobs that have one."""
+    if not job_ids:
+        return {}
+    statement = select(Model.job_id, Model.id).where(Model.job_id.in_(job_ids))
+    return {job_id: model_id for job_id, model_id in session.execute(statement)}
+
+
+def model_id_of(*, session: Session, job: Job) -> str | None:
+    if job.status != SUCCEEDED:
+        return None
+    return session.scalar(select(Model.id).where(Model.job_id == job.id))
+
+
+def parse_statuses(values: list[str] | None) -> list[str]:
+    """``status=queued&status=running`` or ``status=queued,running``, each a known state."""
+    statuses = [s.strip() for value in values or [] for s in value.split(",") if s.strip()]
+    for status in statuses:
+        if status not in JOB_STATES:
+            raise Unprocessable(
+                f"status: {status!r} is not one of {list(JOB_STATES)}", field="query.status"
+            )
+    return statuses
+
+
+def list_jobs(
+    *,
+    session: Session,
+    settings: Settings,
+    statuses: list[str] | None = None,
+    dataset_id: str | None = None,
+    model_type: str | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> tuple[list[Job], str | None]:
+    """One page of jobs, newest first; the filters are SQL, applied before the limit."""
+    limit = min(DEFAULT_PAGE_LIMIT, settings.page_limit) if limit is None else limit
+    if not 1 <= limit <= settings.page_limit:
+        raise Unprocessable(
+            f"limit: must be between 1 and {settings.page_limit}, got {limit}",
+            field="query.limit",
+        )
+    if model_type is not None and model_type not in MODEL_TYPES:
+        raise Unprocessable(
+            f"model_type: {model_type!r} is not one of {list(MODEL_TYPES)}",
+            field="query.model_type",
+        )
+    if cursor is not None:
+        _check_cursor(cursor)
+    statement = select(Job)
+    wanted = parse_statuses(statuses)
+    if wanted:
+        statement = statement.where(Job.status.in_(wanted))
+    if dataset_id is not None:
+        # An id no dataset can have matches no job (and never reaches PostgreSQL with a NUL).
+        statement = statement.where(
+            Job.dataset_id == dataset_id if could_be_id(dataset_id) else false()
+        )
+    if model_type is not None:
+        statement = statement.where(Job.model_type == model_type)
+    return page(session, statement, Job, limit, cursor)
+
+
+def _check_cursor(cursor: str) -> None:
+    # service.pagination decodes any base64 JSON pair; a forged one with a naive time or a
+    # NUL would fail inside the database driver (a 500), so refuse it here as a 422.
+    created_at, row_id = decode_cursor(cursor)
+    if created_at.tzinfo is None or not could_be_id(row_id):
+        raise Unprocessable("cursor is not one this service issued", field="cursor")
+
+
+# Cancelling.
+
+
+def cancel_job(*, session: Session, job_id: str) -> Job:
+    """Cancel idempotently; commits. Returns the job as it is afterwards.
+
+    queued -> cancelled at once (finished, stop_reason "cancelled");
+    running -> cancelling (the worker stops at its next epoch and keeps the history);
+    cancelling or terminal -> unchanged.
+    One conditional UPDATE decides: a worker claiming the job at the same moment either
+    claimed it first (the job is running, so it becomes cancelling) or finds it cancelled
+    (its claim, conditional on queued, takes nothing).
+    """
+    if not could_be_id(job_id):
+        raise NotFound(f"job {job_id!r} does not exist")
+    now = utcnow()
+    was_queued = Job.status == QUEUED
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_((QUEUED, RUNNING)))
+        .values(
+            status=case((was_queued, CANCELLED), else_=CANCELLING),
+            finished_at=case(
+                (was_queued, literal(now, Job.finished_at.type)), else_=Job.finished_at
+            ),
+            stop_reason=case((was_queued, "cancelled"), else_=Job.stop_reason),
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return get_job(session=session, job_id=job_id)
+
+
+# What clients see.
+
+
+def job_public(job: Job, model_id: str | None = None) -> JobPublic:
+    base = f"/v1/jobs/{job.id}"
+    return JobPublic(
+        id=job.id,
+        status=job.status,
+        dataset_id=job.dataset_id,
+        model=finite_or_none(job.model_spec),
+        training=finite_or_none(job.training_spec),
+        progress=progress_of(job),
+        stop_reason=job.stop_reason,
+        error=job.error,
+        error_code=job.error_code,
+        attempts=job.attempt,
+        max_attempts=job.max_attempts,
+        model_id=model_id,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        heartbeat_at=job.heartbeat_at,
+        links=JobLinks(
+            self=base,
+            history=f"{base}/history",
+            events=f"{base}/events",
+            cancel=f"{base}/cancel",
+            model=f"/v1/models/{model_id}" if model_id else None,
+        ),
+    )
+
+
+def progress_of(job: Job) -> Progress:
+    """Epoch counts, latest losses and a time estimate from the seconds per epoch so far."""
+    epoch, epochs = job.epoch or 0, job.epochs
+    elapsed = finite_or_none(float(job.elapsed_seconds or 0.0)) or 0.0
+    if job.status == SUCCEEDED:
+        percent = 100.0  # early stopping and convergence finish before `epochs`
+    else:
+        percent = round(100.0 * min(epoch, epochs) / epochs, 2) if epochs else 0.0
+    return Progress(
+        epoch=epoch,
+        epochs=epochs,
+        percent=percent,
+        train_loss=finite_or_none(job.train_loss),
+        val_loss=finite_or_none(job.val_loss),
+        best_epoch=job.best_epoch,
+        elapsed_seconds=elapsed,
+        remaining_seconds=_remaining_seconds(job, epoch, epochs, elapsed),
+    )
+
+
+def _remaining_seconds(job: Job, epoch: int, epochs: int, elapsed: float) -> float | None:
+    if job.status in TERMINAL_STATES:
+        return 0.0
+    if epoch <= 0 or elapsed <= 0.0:
+        return None  # no epoch timed yet
+    per_epoch = elapsed / epoch
+    if job.status == CANCELLING:
+        return per_epoch  # it stops at the end of the current epoch
+    remaining = per_epoch * max(epochs - epoch, 0)
+    time_limit = (job.training_spec or {}).get("time_limit")
+    if isinstance(time_limit, int | float) and math.isfinite(time_limit):
+        remaining = min(remaining, max(time_limit - elapsed, 0.0))
+    return remaining
+
+
+def history_point(row: JobHistory) -> HistoryPoint:
+    return HistoryPoint(
+        epoch=row.epoch,
+        train_loss=finite_or_none(row.train_loss),
+        val_loss=finite_or_none(row.val_loss),
+        train_accuracy=finite_or_none(row.train_accuracy),
+        val_accuracy=finite_or_none(row.val_accuracy),
+        grad_norm=finite_or_none(row.grad_norm),
+        seconds=finite_or_none(row.seconds),
+    )
+
+
+# History.
+
+
+def job_history(
+    *,
+    session: Session,
+    job_id: str,
+    since_epoch: int = 0,
+    max_points: int | None = None,
+    limit: int | None = None,
+) -> HistoryPage:
+    """The epochs after ``since_epoch``: a page of ``limit`` rows, or a down-sample.
+
+    Without ``max_points``: the first ``limit`` (default 1,000) epochs after since_epoch.
+    With ``max_points``: the epochs after since_epoch (the first ``limit`` of them if
+    given, else all) thinned evenly to at most max_points, always keeping the first,
+    the last and the best epoch.
+    ``next_since_epoch`` is the last epoch covered (pass it back to continue), or None
+    once the job is finished and nothing is left after it.
+    """
+    job = get_job(session=session, job_id=job_id)
+    finished = job.status in TERMINAL_STATES  # read before the rows: they are complete then
+    after = (JobHistory.job_id == job.id, JobHistory.epoch > since_epoch)
+    if max_points is None:
+        limit = HISTORY_DEFAULT_LIMIT if limit is None else limit
+        statement = select(JobHistory).where(*after).order_by(JobHistory.epoch).limit(limit + 1)
+        rows = list(session.scalars(statement))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        last_covered = rows[-1].epoch if rows else since_epoch
+    else:
+        rows, last_covered, more = _sampled_rows(session, job, since_epoch, max_points, limit)
+    next_since_epoch = None if finished and not more else last_covered
+    return HistoryPage(job.id, [history_point(row) for row in rows], next_since_epoch)
+
+
+def _sampled_rows(
+    session: Session, job: Job, since_epoch: int, max_points: int, limit: int | None
+) -> tuple[list[JobHistory], int, bool]:
+    """(rows, last epoch of the window, whether epochs follow the window)."""
+    after = (JobHistory.job_id == job.id, JobHistory.epoch > since_epoch)
+    first = session.scalar(select(func.min(JobHistory.epoch)).where(*after))
+    if first is None:
+        return [], since_epoch, False
+    if limit is None:
+        last = session.scalar(select(func.max(JobHistory.epoch)).where(*after))
+    else:
+        last = session.scalar(
+            select(JobHistory.epoch)
+            .where(*after)
+            .order_by(JobHistory.epoch)
+            .offset(limit - 1)
+            .limit(1)
+        )
+        if last is None:
+            last = session.scalar(select(func.max(JobHistory.epoch)).where(*after))
+    window = (*after, JobHistory.epoch <= last)
+    more = (
+        session.scalar(
+            select(JobHistory.epoch)
+            .where(JobHistory.job_id == job.id, JobHistory.epoch > last)
+            .limit(1)
+        )
+        is not None
+    )
+    count = session.scalar(select(func.count()).select_from(JobHistory).where(*window))
+    statement = select(JobHistory).where(*window).order_by(JobHistory.epoch)
+    if count > max_points:
+        best = _best_epoch(session, job, window, first, last)
+        statement = statement.where(
+            JobHistory.epoch.in_(sample_epochs(first, last, max_points, best))
+        )
+    return list(session.scalars(statement)), last, more
+
+
+def _best_epoch(
+    session: Session, job: Job, window: tuple[Any, ...], first: int, last: int
+) -> int | None:
+    """The job's best epoch if the window holds it, else the window's lowest monitored loss."""
+    if job.best_epoch is not None and first <= job.best_epoch <= last:
+        return job.best_epoch
+    for loss in (JobHistory.val_loss, JobHistory.train_loss):  # the engine monitors val first
+        best = session.scalar(
+            select(JobHistory.epoch)
+            .where(*window, loss.is_not(None))
+            .order_by(loss, JobHistory.epoch)
+            .limit(1)
+        )
+        if best is not None:
+            return best
+    return None
+
+
+def sample_epochs(first: int, last: int, count: int, keep: int | None = None) -> list[int]:
+    """At most ``count`` (>= 3) epochs evenly spread over [first, last], both ends included,
+    plus ``keep`` (the best epoch) when given.
+    """
+    if last - first + 1 <= count:
+        return list(range(first, last + 1))
+    even = max(count - 1 if keep is not None else count, 2)  # room for the kept epoch
+    span = last - first
+    epochs = {first + round(i * span / (even - 1)) for i in range(even)}
+    if keep is not None:
+        epochs.add(keep)
+    return sorted(epochs)
+
+
+# Events: what the SSE stream polls.
+
+
+class EventsPoll(NamedTuple):
+    job: JobPublic | None  # None: the job was deleted
+    points: list[HistoryPoint]
+    full: bool  # as many points as one poll reads: poll again at once
+
+
+def poll_events(*, session: Session, job_id: str, after_epoch: int) -> EventsPoll:
+    """The job and the history after ``after_epoch`` (at most EVENT_BATCH epochs).
+
+    The job is read first: when it reads terminal, the rows read next are complete.
+    """
+    job = session.get(Job, job_id) if could_be_id(job_id) else None
+    if job is None:
+        return EventsPoll(None, [], False)
+    public = job_public(job, model_id_of(session=session, job=job))
+    statement = (
+        select(JobHistory)
+        .where(JobHistory.job_id == job_id, JobHistory.epoch > after_epoch)
+        .order_by(JobHistory.epoch)
+        .limit(EVENT_BATCH)
+    )
+    points = [history_point(row) for row in session.scalars(statement)]
+    return EventsPoll(public, points, len(points) == EVENT_BATCH)
