@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint bench-engine serve clean
+.PHONY: test lint bench-engine serve migrate clean
 
 # The environment, rebuilt whenever the project's dependencies change.
 $(VENV): pyproject.toml
@@ -24,10 +24,15 @@ bench-engine: $(VENV)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/engine.py $(BENCH_ARGS)
 
+# The API on 127.0.0.1:8000 and one worker per core, on the SQLite file ./backprop.db
+# (BACKPROP_* variables change that, e.g. BACKPROP_PORT; SERVE_ARGS adds `backprop serve` options).
+# exec: Ctrl-C goes straight to `backprop serve`, which stops its workers cleanly.
 serve: $(VENV)
-	@echo "The HTTP service is being built (issue #3); the engine is usable as a library today:"
-	@echo "  $(BIN)/python -c 'import engine; help(engine)'"
-	@exit 1
+	exec $(BIN)/backprop serve $(SERVE_ARGS)
+
+# The database schema alone, at BACKPROP_DATABASE_URL (serve does this itself).
+migrate: $(VENV)
+	$(BIN)/backprop migrate
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
