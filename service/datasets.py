@@ -1,0 +1,133 @@
+"""Datasets: create from an upload, read, list and delete (keyword-only service functions).
+
+These run in the threadpool with a synchronous session; the routers hand them
+a read session (GET) or a write session (POST, DELETE).
+"""
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from service import storage
+from service.errors import Conflict, NotFound, Unprocessable
+from service.pagination import page
+from service.parsing import parse_dataset
+from service.settings import Settings
+from service.tables import LIVE_STATES, Dataset, Job
+from service.uploads import Upload
+
+DEFAULT_PAGE = 50
+TEXT_MAX = 200  # the length of the datasets.name and datasets.label columns
+
+
+def create_dataset(
+    *, session: Session, upload: Upload, name: str | None, label: str | None, settings: Settings
+) -> tuple[Dataset, bool]:
+    """Parse and store ``upload``; (the dataset, True), or (the existing one, False).
+
+    The same bytes with the same label column are the same dataset, so an upload
+    that repeats one returns it instead of storing a copy. Parsing happens before
+    the session's first statement: on SQLite the write lock is taken only to store.
+    """
+    parsed = parse_dataset(upload.path, format=upload.format, label=label, settings=settings)
+    name = _storable(name or upload.default_name, field="name", what="name")
+    _storable(parsed.label, field="label", what="the label column's name")
+    existing = _find(session, sha256=upload.sha256, label=parsed.label)
+    if existing is not None:
+        session.commit()  # ends the transaction (and SQLite's write lock) at once
+        return existing, False
+    dataset = Dataset(
+        name=name,
+        label=parsed.label,
+        features=parsed.features,
+        schema=parsed.schema,
+        label_type=parsed.label_type,
+        rows=parsed.rows,
+        classes=parsed.classes,
+        class_counts=parsed.class_counts,
+        sha256=upload.sha256,
+        format=upload.format,
+        size_bytes=upload.size_bytes,
+    )
+    try:
+        session.add(dataset)
+        session.flush()
+        storage.store_arrays(session, dataset.id, parsed.X, parsed.y_index)
+        session.commit()
+    except IntegrityError:
+        # Another request stored the same upload between our look-up and insert
+        # (PostgreSQL; SQLite's write lock serialises them): answer with its dataset.
+        session.rollback()
+        existing = _find(session, sha256=upload.sha256, label=parsed.label)
+        if existing is None:
+            raise
+        session.commit()
+        return existing, False
+    return dataset, True
+
+
+def get_dataset(*, session: Session, dataset_id: str) -> Dataset:
+    """The dataset ``dataset_id``, or NotFound (404)."""
+    dataset = session.get(Dataset, dataset_id)
+    if dataset is None:
+        raise NotFound(f"dataset {dataset_id} does not exist")
+    return dataset
+
+
+def list_datasets(
+    *, session: Session, settings: Settings, limit: int | None = None, cursor: str | None = None
+) -> tuple[list[Dataset], str | None]:
+    """One page of datasets, newest first, and the cursor of the next page (None at the end)."""
+    limit = min(DEFAULT_PAGE, settings.page_limit) if limit is None else limit
+    if not 1 <= limit <= settings.page_limit:
+        raise Unprocessable(
+            f"limit must be between 1 and {settings.page_limit} (BACKPROP_PAGE_LIMIT)",
+            field="query.limit",
+        )
+    return page(session, select(Dataset), Dataset, limit, cursor)
+
+
+def delete_dataset(*, session: Session, dataset_id: str) -> None:
+    """Delete a dataset and its stored arrays; Conflict (409) while a live job uses it.
+
+    Finished jobs and models keep their rows, with dataset_id set to NULL by the
+    foreign keys (ON DELETE SET NULL).
+    """
+    # FOR UPDATE (PostgreSQL) makes a job insert that names this dataset wait for us
+    # (its foreign key check takes a KEY SHARE lock) and then fail, so no job can
+    # start on a dataset that is being deleted. SQLite's write lock does the same.
+    dataset = session.scalar(select(Dataset).where(Dataset.id == dataset_id).with_for_update())
+    if dataset is None:
+        raise NotFound(f"dataset {dataset_id} does not exist")
+    live = list(
+        session.scalars(
+            select(Job.id)
+            .where(Job.dataset_id == dataset_id, Job.status.in_(LIVE_STATES))
+            .order_by(Job.created_at)
+            .limit(5)
+        )
+    )
+    if live:
+        listed = ", ".join(live)
+        raise Conflict(
+            f"dataset {dataset_id} is used by a queued or running job ({listed}); "
+            "cancel it or wait for it to finish, then delete the dataset",
+            jobs=live,
+        )
+    session.execute(delete(Dataset).where(Dataset.id == dataset_id))
+    session.commit()
+
+
+def _storable(text: str, *, field: str, what: str) -> str:
+    """``text`` if the name and label columns can hold it (PostgreSQL refuses NUL in text)."""
+    if len(text) > TEXT_MAX:
+        raise Unprocessable(
+            f"{what} is {len(text)} characters long; at most {TEXT_MAX} are allowed", field=field
+        )
+    if "\x00" in text:
+        raise Unprocessable(f"{what} contains a NUL character", field=field)
+    return text
+
+
+def _find(session: Session, *, sha256: str, label: str) -> Dataset | None:
+    return session.scalar(select(Dataset).where(Dataset.sha256 == sha256, Dataset.label == label))
