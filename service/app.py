@@ -8,6 +8,7 @@ from fastapi.routing import APIRoute
 
 from service.db import Database
 from service.errors import install_error_handlers
+from service.openapi import install_openapi
 from service.routers import datasets, health, jobs, models
 from service.settings import Settings, get_settings
 
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.database = database
     install_error_handlers(app)
+    install_openapi(app)
     for module in (health, datasets, jobs, models):
         app.include_router(module.router)
     return app
