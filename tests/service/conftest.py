@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from service.app import create_app
+from service.db import Database
 from service.settings import Settings
 
 
@@ -34,3 +35,11 @@ def app(settings) -> FastAPI:
 def client(app) -> Iterator[TestClient]:
     with TestClient(app) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def database(database_url) -> Iterator[Database]:
+    """The test database, for writing rows directly as the API and workers would."""
+    db = Database(database_url)
+    yield db
+    db.dispose()

@@ -1,7 +1,6 @@
 """/v1/datasets on SQLite and PostgreSQL: uploads, de-duplication, limits, pages, deletion."""
 
 import contextlib
-import dataclasses
 import hashlib
 import io
 import socket
@@ -16,7 +15,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from engine.specs import ModelSpec, TrainingSpec
 from service import datasets as dataset_service
 from service import storage
 from service.app import create_app
@@ -32,6 +30,7 @@ from service.tables import (
     Model,
 )
 from service.uploads import Upload
+from tests.service.factories import add_job
 from tests.service.live import free_port, service_env, start_api, stop, wait_until_ready
 
 PROBLEM = "application/problem+json"
@@ -514,22 +513,6 @@ def test_get_unknown_dataset_is_404_problem(client):
 # Deleting --------------------------------------------------------------------------------------
 
 
-def add_job(app, dataset_id: str, status: str) -> str:
-    training = TrainingSpec(epochs=5)
-    job = Job(
-        dataset_id=dataset_id,
-        status=status,
-        model_type="logistic_regression",
-        model_spec=dataclasses.asdict(ModelSpec()),
-        training_spec=training.to_dict(),
-        epochs=training.epochs,
-    )
-    with app.state.database.writes() as session:
-        session.add(job)
-        session.commit()
-    return job.id
-
-
 def test_delete_is_204_then_404_and_the_chunks_go_too(client, app):
     dataset_id = post_raw(client, CSV).json()["id"]
     response = client.delete(f"/v1/datasets/{dataset_id}")
@@ -545,7 +528,7 @@ def test_delete_is_204_then_404_and_the_chunks_go_too(client, app):
 @pytest.mark.parametrize("status", [QUEUED, RUNNING, CANCELLING])
 def test_delete_while_a_live_job_uses_it_is_409(client, app, status):
     dataset_id = post_raw(client, CSV).json()["id"]
-    job_id = add_job(app, dataset_id, status)
+    job_id = add_job(app.state.database, dataset_id, status=status)
     body = assert_problem(
         client.delete(f"/v1/datasets/{dataset_id}"),
         409,
@@ -558,7 +541,7 @@ def test_delete_while_a_live_job_uses_it_is_409(client, app, status):
 
 def test_deleting_a_dataset_keeps_its_finished_jobs_and_models(client, app):
     dataset_id = post_raw(client, CSV).json()["id"]
-    job_id = add_job(app, dataset_id, SUCCEEDED)
+    job_id = add_job(app.state.database, dataset_id, status=SUCCEEDED)
     with app.state.database.writes() as session:
         model = Model(
             job_id=job_id,

@@ -18,7 +18,7 @@ from service.db import Database
 from service.routers import jobs as jobs_router
 from service.tables import QUEUED, RUNNING, SUCCEEDED, Job, utcnow
 from tests.service import live
-from tests.service.test_jobs import (
+from tests.service.factories import (
     add_dataset,
     add_history,
     add_job,

@@ -11,7 +11,7 @@ import pytest
 from service.db import Database
 from service.jobs import sample_epochs
 from service.tables import CANCELLED, RUNNING, SUCCEEDED
-from tests.service.test_jobs import (
+from tests.service.factories import (
     add_dataset,
     add_history,
     add_job,

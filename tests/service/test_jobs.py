@@ -9,21 +9,18 @@ import base64
 import math
 import threading
 import uuid
-from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select
 
 from engine import ACTIVATION_NAMES, ModelSpec, TrainingSpec
 from engine.specs import model_spec_from_dict
 from service.db import Database
 from service.schemas.jobs import CANONICAL_REQUEST, ModelSpecIn, TrainingSpecIn
-from service.storage import store_arrays
 from service.tables import (
     CANCELLED,
     CANCELLING,
@@ -31,134 +28,27 @@ from service.tables import (
     QUEUED,
     RUNNING,
     SUCCEEDED,
-    Dataset,
     IdempotencyKey,
     Job,
-    JobHistory,
     Model,
     utcnow,
 )
 from tests.service import live
+from tests.service.factories import (
+    add_dataset,
+    add_history,
+    add_job,
+    assert_problem,
+    history_row,
+    set_job,
+)
 
 # Helpers: rows as the datasets router and the worker would write them.
-
-
-@pytest.fixture
-def database(database_url) -> Iterator[Database]:
-    """The test database, for writing rows directly."""
-    db = Database(database_url)
-    yield db
-    db.dispose()
-
-
-def add_dataset(database: Database, rows: int = 20, classes: tuple[Any, ...] = (0, 1)) -> str:
-    """A stored dataset of ``rows`` rows, two features and ``classes`` in turn; its id."""
-    rng = np.random.default_rng(rows)
-    X = rng.normal(size=(rows, 2))
-    y_index = np.arange(rows, dtype=np.int32) % len(classes)
-    counts = {str(c): int(np.sum(y_index == i)) for i, c in enumerate(classes)}
-    with database.writes() as session:
-        dataset = Dataset(
-            name="toy",
-            label="y",
-            features=["x0", "x1"],
-            schema=[
-                {"name": "x0", "type": "double", "role": "feature"},
-                {"name": "x1", "type": "double", "role": "feature"},
-                {"name": "y", "type": "int64", "role": "label"},
-            ],
-            label_type="integer",
-            rows=rows,
-            classes=list(classes),
-            class_counts=counts,
-            sha256=uuid.uuid4().hex * 2,
-            format="csv",
-            size_bytes=40 * rows,
-            created_at=utcnow(),
-        )
-        session.add(dataset)
-        session.flush()
-        store_arrays(session, dataset.id, X, y_index)
-        session.commit()
-        return dataset.id
-
-
-def add_job(
-    database: Database,
-    dataset_id: str,
-    *,
-    status: str = QUEUED,
-    model_type: str = "logistic_regression",
-    epochs: int = 200,
-    age_seconds: float = 0.0,
-    **values: Any,
-) -> str:
-    """A job row as POST /v1/jobs writes it, then moved to ``status`` as a worker would."""
-    training = TrainingSpec(epochs=epochs)
-    with database.writes() as session:
-        job = Job(
-            dataset_id=dataset_id,
-            status=status,
-            model_type=model_type,
-            model_spec=asdict(ModelSpec(type=model_type)),
-            training_spec=training.to_dict(),
-            attempt=0 if status == QUEUED else 1,
-            max_attempts=3,
-            epoch=0,
-            epochs=epochs,
-            elapsed_seconds=0.0,
-            created_at=utcnow() - timedelta(seconds=age_seconds),
-            **values,
-        )
-        session.add(job)
-        session.commit()
-        return job.id
-
-
-def set_job(database: Database, job_id: str, **values: Any) -> None:
-    with database.writes() as session:
-        session.execute(update(Job).where(Job.id == job_id).values(**values))
-        session.commit()
-
-
-def history_row(epoch: int, **values: Any) -> dict[str, Any]:
-    """A job_history row with smoothly falling losses (``values`` override)."""
-    row = {
-        "epoch": epoch,
-        "attempt": 1,
-        "train_loss": 0.7 / epoch,
-        "val_loss": 0.8 / epoch,
-        "train_accuracy": 0.9,
-        "val_accuracy": 0.85,
-        "grad_norm": 0.1 / epoch,
-        "seconds": 0.01,
-    }
-    return {**row, **values}
-
-
-def add_history(
-    database: Database, job_id: str, rows: list[dict[str, Any]], **job_values: Any
-) -> None:
-    """Append history rows and update the job's progress in one transaction, like a worker."""
-    with database.writes() as session:
-        if rows:
-            session.execute(insert(JobHistory), [{"job_id": job_id, **row} for row in rows])
-        if job_values:
-            session.execute(update(Job).where(Job.id == job_id).values(**job_values))
-        session.commit()
 
 
 def count_jobs(database: Database) -> int:
     with database.reads() as session:
         return session.scalar(select(func.count()).select_from(Job))
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body = response.json()
-    assert body["status"] == status
-    return body
 
 
 def error_fields(body: dict[str, Any]) -> list[str]:

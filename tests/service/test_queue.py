@@ -1,19 +1,16 @@
 """The job queue on both databases: claim order, exclusive claims, fencing, sweeps, history."""
 
 import threading
-import uuid
-from collections import Counter
 from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from engine import EpochMetrics, FitResult, ModelSpec, TrainingSpec, fit
 from service.db import Database
-from service.notify import notify_job_queued
 from service.queue import (
     claim_job,
     complete_job,
@@ -24,94 +21,14 @@ from service.queue import (
     store_checkpoint,
     sweep_expired_leases,
 )
-from service.storage import store_arrays
-from service.tables import Checkpoint, Dataset, Job, JobHistory, Model, utcnow
+from service.tables import Checkpoint, Job, JobHistory, Model, utcnow
+from tests.service.factories import add_dataset, add_job, get_job, history_epochs, set_job
 
 # -- rows for the tests, written with the ORM (as the API would) ----------------------------
 
 
-def add_dataset(
-    database: Database, *, rows: int = 60, features: int = 3, classes: tuple = (0, 1), seed: int = 0
-) -> str:
-    """A dataset whose label is learnable from its first feature; returns its id."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(rows, features))
-    y_index = (X[:, 0] > 0).astype(np.int32) % len(classes)
-    names = [f"x{i}" for i in range(features)]
-    counts = Counter(str(classes[i]) for i in y_index)
-    dataset = Dataset(
-        name=f"test-{seed}",
-        label="y",
-        features=names,
-        schema=[{"name": n, "type": "number", "role": "feature"} for n in names]
-        + [{"name": "y", "type": "integer", "role": "label"}],
-        label_type="integer",
-        rows=rows,
-        classes=list(classes),
-        class_counts=dict(counts),
-        sha256=uuid.uuid4().hex * 2,
-        format="csv",
-        size_bytes=X.nbytes,
-    )
-    with database.writes() as session, session.begin():
-        session.add(dataset)
-        session.flush()
-        store_arrays(session, dataset.id, X, y_index)
-    return dataset.id
-
-
-def add_job(
-    database: Database,
-    dataset_id: str | None,
-    *,
-    model: ModelSpec | None = None,
-    training: TrainingSpec | None = None,
-    created_at=None,
-    max_attempts: int = 3,
-    status: str = "queued",
-) -> str:
-    """A job row as POST /v1/jobs records it; returns its id."""
-    model = model or ModelSpec()
-    training = training or TrainingSpec(epochs=20)
-    job = Job(
-        dataset_id=dataset_id,
-        status=status,
-        model_type=model.type,
-        model_spec=asdict(model),
-        training_spec=training.to_dict(),
-        epochs=training.epochs,
-        max_attempts=max_attempts,
-        created_at=created_at or utcnow(),
-    )
-    with database.writes() as session, session.begin():
-        session.add(job)
-        notify_job_queued(session)  # delivered at commit, as POST /v1/jobs does
-    return job.id
-
-
-def get_job(database: Database, job_id: str) -> Job:
-    with database.reads() as session:
-        return session.get(Job, job_id)
-
-
-def set_job(database: Database, job_id: str, **values: Any) -> None:
-    with database.writes() as session, session.begin():
-        session.execute(update(Job).where(Job.id == job_id).values(**values))
-
-
 def expire_lease(database: Database, job_id: str) -> None:
     set_job(database, job_id, lease_expires_at=utcnow() - timedelta(seconds=1))
-
-
-def history_epochs(database: Database, job_id: str) -> list[tuple[int, int]]:
-    """(epoch, attempt) of each history row, in epoch order."""
-    with database.reads() as session:
-        rows = session.execute(
-            select(JobHistory.epoch, JobHistory.attempt)
-            .where(JobHistory.job_id == job_id)
-            .order_by(JobHistory.epoch)
-        )
-        return [tuple(row) for row in rows]
 
 
 def metrics(epochs: range, train_loss: float = 0.5) -> list[EpochMetrics]:
@@ -121,13 +38,6 @@ def metrics(epochs: range, train_loss: float = 0.5) -> list[EpochMetrics]:
 def count(database: Database, table: type) -> int:
     with database.reads() as session:
         return session.scalar(select(func.count()).select_from(table))
-
-
-@pytest.fixture
-def database(database_url) -> Database:
-    db = Database(database_url)
-    yield db
-    db.dispose()
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from service.db import Database
 from service.settings import Settings
 from service.tables import Checkpoint, Job, JobHistory, Model, utcnow
 from service.worker import run_worker
+from tests.service.factories import add_dataset, add_job, get_job, history_epochs, set_job
 from tests.service.live import service_env, start_worker, stop
-from tests.service.test_queue import add_dataset, add_job, get_job, history_epochs, set_job
 
 pytestmark = pytest.mark.slow
 
