@@ -9,7 +9,7 @@ from fastapi.routing import APIRoute
 from service.db import Database
 from service.errors import install_error_handlers
 from service.openapi import install_openapi
-from service.routers import datasets, health, jobs, models
+from service.routers import dashboard, datasets, docs, health, jobs, models, sweeps
 from service.settings import Settings, get_settings
 
 DESCRIPTION = """
@@ -45,11 +45,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
+        # /docs and /redoc are served by service.routers.docs with local assets.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.database = database
     install_error_handlers(app)
     install_openapi(app)
-    for module in (health, datasets, jobs, models):
+    for module in (health, datasets, jobs, models, sweeps, docs, dashboard):
         app.include_router(module.router)
     return app
