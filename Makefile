@@ -16,7 +16,13 @@ lint: $(VENV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+# The browser tests drive Debian's chromium; install it when it is missing (CI runs as root).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+test: lint browser
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Benchmarks compare against named peers in one run; torch (CPU build) only here.
