@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint bench-engine serve migrate clean
+.PHONY: test lint browser bench-engine serve migrate clean
 
 # The environment, rebuilt whenever the project's dependencies change.
 $(VENV): pyproject.toml
