@@ -2,15 +2,19 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
 
 from service.db import Database
 from service.errors import install_error_handlers
 from service.openapi import install_openapi
 from service.routers import dashboard, datasets, docs, health, jobs, models, sweeps
 from service.settings import Settings, get_settings
+
+STATIC_DIR = Path(__file__).parent / "static"
 
 DESCRIPTION = """
 Train and serve the seed note's **logistic regression** and **two-layer neural network**,
@@ -55,4 +59,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_openapi(app)
     for module in (health, datasets, jobs, models, sweeps, docs, dashboard):
         app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
