@@ -240,7 +240,14 @@ class Trainer:
         callback: Callback | None,
     ) -> None:
         state = self.state
-        if self._diverged(train_loss):
+        val_loss = val_accuracy = None
+        diverged = self._diverged(train_loss)
+        if not diverged:
+            val_loss, val_accuracy = self._validate()
+            # The step can blow up after the train loss was measured (it is taken before the
+            # update); the validation loss, measured after it, shows that one epoch sooner.
+            diverged = val_loss is not None and self._diverged(val_loss)
+        if diverged:
             self.params.theta[...] = last_good  # keep the parameters from before the blow-up
             val_loss = val_accuracy = None
             train_loss = math.nan
@@ -250,7 +257,6 @@ class Trainer:
                 f"try a smaller learning_rate than {self.spec.step_size}"
             )
         else:
-            val_loss, val_accuracy = self._validate()
             self._track_best(epoch, val_loss if val_loss is not None else train_loss)
             reason = self._stop_reason(
                 epoch, grad_norm, state.elapsed + time.perf_counter() - started
@@ -277,16 +283,16 @@ class Trainer:
                 state.stop_reason = "cancelled"
                 state.message = f"cancelled after epoch {epoch}"
 
-    def _diverged(self, train_loss: float) -> bool:
+    def _diverged(self, loss: float) -> bool:
         """Non-finite loss or parameters, or a loss DIVERGENCE_FACTOR times its starting level.
 
         Saturating units (tanh, sigmoid) can keep the loss finite while the weights
         run off to 1e300, so "finite" alone would let such runs go on forever.
         """
-        if not (math.isfinite(train_loss) and np.isfinite(self.params.theta).all()):
+        if not (math.isfinite(loss) and np.isfinite(self.params.theta).all()):
             return True
         start = self.state.history[0].train_loss if self.state.history else 0.0
-        return train_loss > DIVERGENCE_FACTOR * max(start, math.log(self.data.n_classes))
+        return loss > DIVERGENCE_FACTOR * max(start, math.log(self.data.n_classes))
 
     def _track_best(self, epoch: int, monitored: float) -> None:
         state = self.state

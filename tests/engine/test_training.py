@@ -271,3 +271,13 @@ def test_the_default_specs_train_a_good_model(blobs):
     for model in (ModelSpec(), ModelSpec(type="two_layer_network")):
         result = fit(rows, labels, model)
         assert result.history[result.best_epoch - 1].val_accuracy >= 0.8
+
+
+def test_a_blow_up_in_the_first_step_is_caught_by_the_validation_loss(blobs):
+    """The train loss is measured before the step; the validation loss after it."""
+    rows, labels = blobs
+    spec = TrainingSpec(optimizer="gd", learning_rate=1e300, epochs=50, early_stopping=None)
+    result = fit(rows, labels, NETWORK, spec)
+    assert result.stop_reason == "diverged"
+    assert len(result.history) == 1
+    assert result.history[0].val_loss is None
