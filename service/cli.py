@@ -1,4 +1,5 @@
-"""The `backprop` command: `serve` (API + local workers), `worker` and `migrate`.
+"""The `backprop` command: `serve` (API + local workers), `worker` and `migrate`; and the
+client commands (upload, train, jobs, status, cancel, history, predict) of service.cli_client.
 
 Settings come from BACKPROP_* environment variables (service.settings); an option
 given on the command line overrides its variable, for this process and the
@@ -113,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the SQL of the upgrade instead of running it (offline mode)",
     )
     migrate.set_defaults(run=run_migrate)
+
+    from service.cli_client import add_client_commands
+
+    add_client_commands(commands)
     return parser
 
 

@@ -1,0 +1,420 @@
+"""The dashboard (GET /): lists, live loss curves, diagnostics, predictions, sweeps, API keys.
+
+The browser tests drive Debian's chromium against the real service (uvicorn and
+one worker, see conftest.py) and assert that the page never leaves it and logs
+no console error. The sweep and API-key tests answer /v1/sweeps and /v1/* from
+Playwright routes (the sweeps API and auth are built by other issues): they test
+what the page shows for those answers.
+
+`UPDATE_README_IMAGES=1` copies the final screenshot to docs/images/dashboard.png,
+the README's picture; without it the screenshots stay in test-artifacts/ only.
+"""
+
+import json
+import os
+import re
+import shutil
+import time
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.browser.conftest import ROOT, screenshot
+
+STATIC = ROOT / "service" / "static"
+README_IMAGE = ROOT / "docs" / "images" / "dashboard.png"
+FEATURES = ["x1", "x2", "x3", "x4"]
+NETWORK = {"type": "two_layer_network", "hidden_units": 8, "activation": "tanh"}
+TRAINING = {"optimizer": "gd", "epochs": 300, "early_stopping": None}
+FAILED_TO_LOAD_401 = "Failed to load resource: the server responded with a status of 401"
+
+
+# The page as served: HTML that names only this service's assets.
+
+
+def test_dashboard_is_html_that_loads_only_local_assets(tmp_path):
+    from service.app import create_app
+    from service.settings import Settings
+
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'unused.db'}"))
+    client = TestClient(app)
+
+    response = client.get("/")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert response.headers["cache-control"] == "no-cache"
+    references = re.findall(r'(?:src|href)="([^"]*)"', response.text)
+    assets = [ref for ref in references if ref.startswith("/static/")]
+    assert set(references) - set(assets) == {"/docs", "/redoc", "data:,"}
+    assert len(assets) == 4  # uPlot's script and styles, the dashboard's script and styles
+    for asset in assets:
+        assert client.get(asset).status_code == 200, asset
+    assert "/" not in app.openapi()["paths"]
+
+
+def test_shipped_assets_name_no_other_origin():
+    own = sorted((STATIC / "dashboard").iterdir())
+    assert [path.name for path in own] == ["app.js", "index.html", "style.css"]
+    for path in own:
+        assert not re.search(r"https?://", path.read_text()), path
+    for path in (STATIC / "vendor" / "uplot").glob("uPlot.*"):
+        code = re.sub(r"/\*.*?\*/", "", path.read_text(), flags=re.DOTALL)  # banners may link
+        assert not re.search(r"https?://", code), path
+    source = (STATIC / "vendor" / "uplot" / "SOURCE").read_text()
+    assert "package: uplot" in source
+    assert "version: 1.6.32" in source
+    assert "MIT License" in (STATIC / "vendor" / "uplot" / "LICENSE").read_text()
+
+
+# The real service, in a browser.
+
+
+@pytest.fixture(scope="module")
+def api(service):
+    with httpx.Client(base_url=service.url, timeout=10.0) as client:
+        yield client
+
+
+def blobs_csv(rows: int = 2000, seed: int = 0) -> bytes:
+    """Two Gaussian blobs in 4 features, labels 0 and 1: easy to learn, quick to train."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, rows)
+    features = rng.normal(size=(rows, len(FEATURES))) + 1.5 * labels[:, None]
+    lines = [",".join([*FEATURES, "label"])]
+    lines += [
+        ",".join([*(f"{value:.5f}" for value in row), str(label)])
+        for row, label in zip(features, labels, strict=True)
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def wait_for_job(api: httpx.Client, job_id: str, done, timeout: float = 60.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = api.get(f"/v1/jobs/{job_id}").json()
+        if done(job):
+            return job
+        time.sleep(0.1)
+    raise TimeoutError(f"job {job_id} is still {job['status']} after {timeout} s")
+
+
+def submit(api: httpx.Client, dataset_id: str, model: dict, training: dict) -> dict[str, Any]:
+    response = api.post(
+        "/v1/jobs", json={"dataset_id": dataset_id, "model": model, "training": training}
+    )
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+@pytest.fixture(scope="module")
+def trained(api) -> dict[str, Any]:
+    """A dataset and two short jobs that succeeded (trained before any long job is queued)."""
+    upload = api.post(
+        "/v1/datasets",
+        params={"name": "blobs", "label": "label"},
+        files={"file": ("blobs.csv", blobs_csv(), "text/csv")},
+    )
+    assert upload.status_code == 201, upload.text
+    dataset = upload.json()
+    jobs = [
+        submit(api, dataset["id"], NETWORK, TRAINING | {"learning_rate": rate})
+        for rate in (0.5, 0.05)
+    ]
+    jobs = [wait_for_job(api, job["id"], lambda j: j["status"] == "succeeded") for job in jobs]
+    return {"dataset": dataset, "jobs": jobs}
+
+
+def text_of(page, selector: str) -> str:
+    return page.locator(selector).inner_text().strip()
+
+
+def facts(page, selector: str) -> dict[str, str]:
+    """A <dl> as {dt: dd}."""
+    return page.evaluate(
+        """(selector) => Object.fromEntries([...document.querySelectorAll(`${selector} dt`)]
+            .map((dt) => [dt.textContent, dt.nextElementSibling.textContent]))""",
+        selector,
+    )
+
+
+def wait_for_text(page, selector: str, text: str) -> None:
+    page.wait_for_function(
+        "([selector, text]) => document.querySelector(selector)?.textContent.trim() === text",
+        arg=[selector, text],
+    )
+
+
+def assert_stayed_home(page) -> None:
+    assert page.outside_requests == []
+    assert page.console_errors == []
+
+
+@pytest.mark.slow
+def test_running_jobs_loss_curve_grows_live_and_follows_it_to_the_end(page, service, api, trained):
+    running = submit(
+        api,
+        trained["dataset"]["id"],
+        {"type": "two_layer_network", "hidden_units": 32, "activation": "relu"},
+        {"optimizer": "gd", "learning_rate": 0.1, "epochs": 200_000, "early_stopping": None},
+    )
+    try:
+        wait_for_job(api, running["id"], lambda j: j["progress"]["epoch"] > 0, timeout=30)
+        page.goto(f"{service.url}/")
+        page.click(f'#jobs-table button[data-id="{running["id"]}"]')
+
+        page.wait_for_function("() => window.dashboard.chart?.data[0].length > 0")
+        assert page.locator("#job-chart canvas").count() == 1
+        loaded = page.evaluate("window.dashboard.chart.data[0].length")
+        page.wait_for_function(f"() => window.dashboard.chart.data[0].length > {loaded + 100}")
+        assert text_of(page, "#job-status") == "running"
+        screenshot(page, "dashboard-running")
+
+        assert api.post(f"/v1/jobs/{running['id']}/cancel").status_code == 202
+        wait_for_text(page, "#job-status", "cancelled")
+        page.wait_for_function("() => window.dashboard.stream === null")  # the stream ended
+        wait_for_text(
+            page, f'#jobs-table tr:has(button[data-id="{running["id"]}"]) .badge', "cancelled"
+        )
+    finally:
+        api.post(f"/v1/jobs/{running['id']}/cancel")
+
+    final = api.get(f"/v1/jobs/{running['id']}").json()
+    epochs, train, val = page.evaluate("window.dashboard.chart.data")
+    assert epochs[-1] == final["progress"]["epoch"]  # every epoch up to the last one arrived
+    assert epochs == sorted(set(epochs))
+    assert all(loss is not None and loss > 0 for loss in train + val)
+    assert facts(page, "#job-facts")["Stop reason"] == "cancelled"
+    assert_stayed_home(page)
+
+
+def fake_sweep(trained: dict[str, Any], api: httpx.Client) -> dict[str, Any]:
+    """GET /v1/sweeps/{id} (service.schemas.sweeps.SweepPublic) over the two trained jobs."""
+    from service.schemas.sweeps import SweepPublic
+
+    leaderboard = []
+    for job in trained["jobs"]:
+        metrics = api.get(f"/v1/models/{job['model_id']}").json()["metrics"]
+        leaderboard.append(
+            {
+                "job_id": job["id"],
+                "status": job["status"],
+                "trial": {"learning_rate": job["training"]["learning_rate"]},
+                "best_val_loss": metrics["best_val_loss"],
+                "best_epoch": metrics["best_epoch"],
+                "final_train_loss": metrics["final_train_loss"],
+                "model_id": job["model_id"],
+            }
+        )
+    leaderboard.sort(key=lambda trial: trial["best_val_loss"])
+    for rank, trial in enumerate(leaderboard, start=1):
+        trial["rank"] = rank
+    sweep_id = "5eed5eed5eed5eed5eed5eed5eed5eed"
+    base = trained["jobs"][0]
+    sweep = {
+        "id": sweep_id,
+        "status": "succeeded",
+        "dataset_id": trained["dataset"]["id"],
+        "model": base["model"],
+        "training": base["training"],
+        "search": {
+            "strategy": "grid",
+            "space": {"learning_rate": [0.5, 0.05]},
+            "n_trials": None,
+            "seed": None,
+        },
+        "counts": {
+            "total": 2,
+            "queued": 0,
+            "running": 0,
+            "cancelling": 0,
+            "succeeded": 2,
+            "failed": 0,
+            "cancelled": 0,
+        },
+        "created_at": base["created_at"],
+        "links": {
+            "self": f"/v1/sweeps/{sweep_id}",
+            "cancel": f"/v1/sweeps/{sweep_id}/cancel",
+            "jobs": f"/v1/jobs?sweep_id={sweep_id}",
+        },
+        "leaderboard": leaderboard,
+    }
+    return SweepPublic.model_validate(sweep).model_dump(mode="json")
+
+
+@pytest.mark.slow
+def test_sweep_draws_every_trials_validation_curve_with_its_leaderboard(
+    page, service, api, trained
+):
+    """The sweeps API answered by a route (its shape is the sweeps schema), the trials real."""
+    sweep = fake_sweep(trained, api)
+    summary = {key: value for key, value in sweep.items() if key != "leaderboard"}
+
+    def openapi_with_sweeps(route):
+        spec = route.fetch().json()
+        spec["paths"].setdefault("/v1/sweeps", {"get": {}})
+        route.fulfill(json=spec)
+
+    page.route("**/openapi.json", openapi_with_sweeps)
+    page.route(
+        "**/v1/sweeps?*", lambda route: route.fulfill(json={"data": [summary], "next_cursor": None})
+    )
+    page.route(f"**/v1/sweeps/{sweep['id']}", lambda route: route.fulfill(json=sweep))
+
+    page.goto(f"{service.url}/")
+    row = page.locator(f'#sweeps-table tr:has(button[data-id="{sweep["id"]}"])')
+    row.wait_for()
+    assert row.locator("td").all_inner_texts()[1:4] == [
+        "succeeded",
+        "grid: learning rate",
+        "2 / 2",
+    ]
+    row.locator("button").click()
+    page.wait_for_function("() => window.dashboard.sweepChart?.series.length === 3")
+
+    assert page.locator("#sweep-chart canvas").count() == 1
+    labels = page.evaluate("window.dashboard.sweepChart.series.slice(1).map(s => s.label)")
+    assert labels == [
+        f"#{trial['rank']} learning rate {trial['trial']['learning_rate']}"
+        for trial in sweep["leaderboard"]
+    ]
+    data = page.evaluate("window.dashboard.sweepChart.data")
+    assert data[0] == list(range(1, 301))  # both trials ran 300 epochs
+    assert all(all(v is not None for v in curve) for curve in data[1:])
+    rows = page.locator("#leaderboard tbody tr")
+    assert rows.locator("td:first-child").all_inner_texts() == ["1", "2"]
+    assert rows.locator("button").all_inner_texts() == [
+        trial["job_id"][:8] for trial in sweep["leaderboard"]
+    ]
+    assert facts(page, "#sweep-facts")["Trials"] == "2 succeeded (2 in all)"
+    screenshot(page, "dashboard-sweep")
+
+    rows.last.locator("button").click()  # a trial's own job
+    page.wait_for_function("() => window.dashboard.chart?.data[0].length === 300")
+    assert text_of(page, "#job-id") == sweep["leaderboard"][-1]["job_id"][:8]
+    assert_stayed_home(page)
+
+
+@pytest.mark.slow
+def test_real_sweeps_trials_are_drawn_together_in_leaderboard_order(page, service, api, trained):
+    """The same against the sweeps API itself, once this service has one."""
+    if "/v1/sweeps" not in api.get("/openapi.json").json()["paths"]:
+        pytest.skip("this service has no sweeps API yet")
+    search = {"strategy": "grid", "space": {"learning_rate": [0.5, 0.05]}}
+    created = api.post(
+        "/v1/sweeps",
+        json={
+            "dataset_id": trained["dataset"]["id"],
+            "model": NETWORK,
+            "training": TRAINING,
+            "search": search,
+        },
+    )
+    assert created.status_code == 202, created.text
+    sweep_id = created.json()["id"]
+    deadline = time.monotonic() + 60
+    while (sweep := api.get(f"/v1/sweeps/{sweep_id}").json())["status"] != "succeeded":
+        assert time.monotonic() < deadline, sweep
+        time.sleep(0.1)
+
+    page.goto(f"{service.url}/#sweep={sweep_id}")  # the address selects it
+    page.wait_for_function("() => window.dashboard.sweepChart?.series.length === 3")
+
+    assert page.locator("#leaderboard tbody button").all_inner_texts() == [
+        trial["job_id"][:8] for trial in sweep["leaderboard"]
+    ]
+    curves = page.evaluate("window.dashboard.sweepChart.data.slice(1)")
+    assert all(sum(v is not None for v in curve) == 300 for curve in curves)
+    assert_stayed_home(page)
+
+
+@pytest.mark.slow
+def test_succeeded_job_shows_spec_diagnostics_and_predicts_a_row(page, service, api, trained):
+    job = trained["jobs"][0]
+    model = api.get(f"/v1/models/{job['model_id']}").json()
+    record = dict.fromkeys(FEATURES, 1.5)
+    expected = api.post(f"/v1/models/{model['id']}/predictions", json={"records": [record]})
+    expected_label = str(expected.json()["predictions"][0]["label"])
+
+    page.goto(f"{service.url}/")
+    page.click(f'#jobs-table button[data-id="{job["id"]}"]')
+    page.locator("#model-section").wait_for(state="visible")
+
+    assert text_of(page, "#job-status") == "succeeded"
+    assert page.evaluate("window.dashboard.chart.data[0].length") == 300
+    training = facts(page, "#training-spec")
+    assert training["learning rate"] == "0.5"
+    assert training["epochs"] == "300"
+    assert training["early stopping"] == "off"
+    assert "momentum" not in training  # gd has none
+    assert facts(page, "#model-spec")["hidden units"] == "8"
+    norms = page.locator("#gradient-norms tbody th").all_inner_texts()
+    assert norms == list(model["diagnostics"]["gradient_norms"])
+    diagnostics = model["diagnostics"]
+    assert (
+        f"{diagnostics['identical_hidden_units']} identical, "
+        f"{diagnostics['distinct_hidden_units']} distinct"
+    ) in text_of(page, "#diagnostics")
+
+    for name, value in record.items():
+        page.get_by_label(name, exact=True).fill(str(value))
+    page.get_by_role("button", name="Predict").click()
+    wait_for_text(page, "#predicted-label", expected_label)
+    probabilities = page.locator(".probabilities").inner_text()
+    assert "%" in probabilities
+
+    body = page.inner_text("body")
+    assert "NaN" not in body
+    assert "undefined" not in body
+    has_sweeps = "/v1/sweeps" in api.get("/openapi.json").json()["paths"]
+    assert page.locator("#sweeps-card").is_visible() == has_sweeps
+    path = screenshot(page, "dashboard")
+    if os.environ.get("UPDATE_README_IMAGES") == "1":
+        README_IMAGE.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, README_IMAGE)
+    assert_stayed_home(page)
+
+
+@pytest.mark.slow
+def test_page_asks_for_an_api_key_when_the_service_answers_401(page, service):
+    authorizations = []
+
+    def unauthorized(route, request):
+        authorizations.append(request.headers.get("authorization"))
+        route.fulfill(
+            status=401,
+            content_type="application/problem+json",
+            headers={"WWW-Authenticate": "Bearer"},
+            body=json.dumps(
+                {
+                    "type": "about:blank",
+                    "title": "Unauthorized",
+                    "status": 401,
+                    "detail": "Authorization: a Bearer API key is required",
+                }
+            ),
+        )
+
+    page.route("**/v1/**", unauthorized)
+    page.goto(f"{service.url}/")
+
+    page.locator("#auth").wait_for(state="visible")
+    assert text_of(page, "#auth h2") == "This service needs an API key"
+    assert authorizations  # the page asked, without a key
+    assert set(authorizations) == {None}
+    page.get_by_label("API key", exact=True).fill("test-key")
+    page.get_by_role("button", name="Use this key").click()
+    page.wait_for_function(
+        "() => document.querySelector('#auth-message').textContent.includes('refused')"
+    )
+
+    screenshot(page, "dashboard-api-key")
+    assert "Bearer test-key" in authorizations
+    assert page.evaluate("localStorage.getItem('backprop.apiKey')") == "test-key"
+    assert page.outside_requests == []
+    # The 401 answers themselves are logged by Chromium; nothing else may be.
+    assert [e for e in page.console_errors if not e.startswith(FAILED_TO_LOAD_401)] == []
