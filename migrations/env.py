@@ -1,4 +1,13 @@
-"""Alembic environment: the URL comes from settings (or the caller), the metadata from tables."""
+"""Alembic environment: the URL comes from settings (or the caller), the metadata from tables.
+
+SQLite migrations run with foreign keys off, as Alembic advises: SQLite alters a
+table by copying it, dropping the original and renaming the copy, and with
+foreign keys on, dropping a parent table (jobs) would first cascade-delete its
+children (history, checkpoints, models). Enforcement can only be switched off
+outside a transaction, so it is done when the connection opens (online) or at
+the top of the script (offline); a foreign_key_check at the end makes sure the
+migrations left every reference intact.
+"""
 
 from alembic import context
 
@@ -16,28 +25,38 @@ def database_url() -> str:
 
 
 def run_migrations_offline() -> None:
+    sqlite = database_url().startswith("sqlite")
     context.configure(
         url=database_url(),
         target_metadata=target_metadata,
         literal_binds=True,
-        render_as_batch=database_url().startswith("sqlite"),
+        render_as_batch=sqlite,
     )
+    if sqlite:
+        context.execute("PRAGMA foreign_keys=OFF")
     with context.begin_transaction():
         context.run_migrations()
+    if sqlite:
+        context.execute("PRAGMA foreign_keys=ON")
 
 
 def run_migrations_online() -> None:
     url = database_url()
-    engine = create_db_engine(url, pooled=False)
+    sqlite = url.startswith("sqlite")
+    engine = create_db_engine(url, pooled=False, foreign_keys=not sqlite)
     with engine.connect() as connection:
         context.configure(
             connection=connection,
             target_metadata=target_metadata,
-            render_as_batch=url.startswith("sqlite"),  # SQLite alters tables by copying them
+            render_as_batch=sqlite,  # SQLite alters tables by copying them
             compare_type=True,
         )
         with context.begin_transaction():
             context.run_migrations()
+            if sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"migration broke foreign keys: {broken[:5]}")
     engine.dispose()
 
 

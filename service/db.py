@@ -15,10 +15,11 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def create_db_engine(url: str, pooled: bool = True) -> Engine:
+def create_db_engine(url: str, pooled: bool = True, foreign_keys: bool = True) -> Engine:
     """An Engine for ``url``: SQLite in WAL mode with a busy timeout and foreign keys on.
 
     ``pooled=False`` opens a connection per use (migrations, short-lived tools).
+    ``foreign_keys=False`` is for SQLite migrations only (see migrations/env.py).
     """
     pooling = {} if pooled else {"poolclass": NullPool}
     if is_sqlite(url):
@@ -26,6 +27,8 @@ def create_db_engine(url: str, pooled: bool = True) -> Engine:
             url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **pooling
         )
         event.listen(engine, "connect", _configure_sqlite)
+        if not foreign_keys:
+            event.listen(engine, "connect", _foreign_keys_off)
         event.listen(engine, "begin", _begin_immediate)
         return engine
     if pooled:
@@ -42,6 +45,11 @@ def _configure_sqlite(connection, _record) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")  # durable with WAL; fsync at checkpoints
     cursor.close()
+
+
+def _foreign_keys_off(connection, _record) -> None:
+    # Must happen outside any transaction: inside one SQLite ignores the PRAGMA.
+    connection.execute("PRAGMA foreign_keys=OFF")
 
 
 def _begin_immediate(connection) -> None:

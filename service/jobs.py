@@ -11,7 +11,7 @@ import math
 from dataclasses import asdict
 from typing import Any, NamedTuple
 
-from sqlalchemy import case, false, func, literal, select, update
+from sqlalchemy import ColumnElement, case, false, func, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -117,7 +117,7 @@ def could_be_id(value: str) -> bool:
     return 0 < len(value) <= ID_MAX_LENGTH and "\x00" not in value
 
 
-def _trainable_dataset(session: Session, dataset_id: str) -> Dataset:
+def trainable_dataset(session: Session, dataset_id: str) -> Dataset:
     dataset = session.get(Dataset, dataset_id) if could_be_id(dataset_id) else None
     if dataset is None:
         raise NotFound(f"dataset {dataset_id!r} does not exist")
@@ -160,7 +160,7 @@ def create_job(
             return _replay(session, earlier, request_hash)
 
     model_spec, training_spec = engine_specs(job_in, settings)
-    dataset = _trainable_dataset(session, job_in.dataset_id)
+    dataset = trainable_dataset(session, job_in.dataset_id)
     job = Job(
         dataset_id=dataset.id,
         status=QUEUED,
@@ -260,6 +260,7 @@ def list_jobs(
     statuses: list[str] | None = None,
     dataset_id: str | None = None,
     model_type: str | None = None,
+    sweep_id: str | None = None,
     limit: int | None = None,
     cursor: str | None = None,
 ) -> tuple[list[Job], str | None]:
@@ -288,6 +289,8 @@ def list_jobs(
         )
     if model_type is not None:
         statement = statement.where(Job.model_type == model_type)
+    if sweep_id is not None:
+        statement = statement.where(Job.sweep_id == sweep_id if could_be_id(sweep_id) else false())
     return page(session, statement, Job, limit, cursor)
 
 
@@ -302,6 +305,29 @@ def _check_cursor(cursor: str) -> None:
 # Cancelling.
 
 
+def cancel_jobs(session: Session, *where: ColumnElement[bool]) -> None:
+    """The cancel transition for every job matching ``where``, in one UPDATE (no commit).
+
+    queued -> cancelled at once (finished, stop_reason "cancelled"); running ->
+    cancelling (its worker stops at the next epoch); cancelling or terminal -> unchanged.
+    """
+    now = utcnow()
+    was_queued = Job.status == QUEUED
+    session.execute(
+        update(Job)
+        .where(*where, Job.status.in_((QUEUED, RUNNING)))
+        .values(
+            status=case((was_queued, CANCELLED), else_=CANCELLING),
+            finished_at=case(
+                (was_queued, literal(now, Job.finished_at.type)), else_=Job.finished_at
+            ),
+            stop_reason=case((was_queued, "cancelled"), else_=Job.stop_reason),
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
 def cancel_job(*, session: Session, job_id: str) -> Job:
     """Cancel idempotently; commits. Returns the job as it is afterwards.
 
@@ -314,21 +340,7 @@ def cancel_job(*, session: Session, job_id: str) -> Job:
     """
     if not could_be_id(job_id):
         raise NotFound(f"job {job_id!r} does not exist")
-    now = utcnow()
-    was_queued = Job.status == QUEUED
-    session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status.in_((QUEUED, RUNNING)))
-        .values(
-            status=case((was_queued, CANCELLED), else_=CANCELLING),
-            finished_at=case(
-                (was_queued, literal(now, Job.finished_at.type)), else_=Job.finished_at
-            ),
-            stop_reason=case((was_queued, "cancelled"), else_=Job.stop_reason),
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    )
+    cancel_jobs(session, Job.id == job_id)
     session.commit()
     return get_job(session=session, job_id=job_id)
 
@@ -355,6 +367,8 @@ def job_public(job: Job, model_id: str | None = None) -> JobPublic:
         started_at=job.started_at,
         finished_at=job.finished_at,
         heartbeat_at=job.heartbeat_at,
+        sweep_id=job.sweep_id,
+        trial=finite_or_none(job.trial),
         links=JobLinks(
             self=base,
             history=f"{base}/history",

@@ -4,6 +4,7 @@ datasets ─< dataset_chunks        the uploaded matrix, in binary chunks
 datasets ─< jobs ─< job_history   one row per epoch, written with the progress fields
                  ─  checkpoints   the latest engine checkpoint of a job
                  ─  models        the fitted model of a succeeded job
+datasets ─< sweeps ─< jobs        a hyperparameter search; each trial is a job
 idempotency_keys                  replays of POST /v1/jobs
 """
 
@@ -115,6 +116,25 @@ class DatasetChunk(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class Sweep(Base):
+    """A search over hyperparameters: one child job per trial (Job.sweep_id, Job.trial).
+
+    Its status, counts and leaderboard are derived from the children when read.
+    """
+
+    __tablename__ = "sweeps"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    # SET NULL, as for jobs: the sweep's record outlives its dataset.
+    dataset_id: Mapped[str | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"))
+    model_spec: Mapped[dict[str, Any]] = mapped_column()  # the base ModelSpec, complete
+    training_spec: Mapped[dict[str, Any]] = mapped_column()  # the base TrainingSpec, complete
+    search: Mapped[dict[str, Any]] = mapped_column()  # {"strategy", "space", "n_trials", "seed"}
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_sweeps_created_at_id", "created_at", "id"),)
+
+
 class Job(Base):
     __tablename__ = "jobs"
 
@@ -150,10 +170,16 @@ class Job(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
+    # A trial of a sweep. SET NULL: deleting a sweep's record leaves its jobs and their
+    # models standing (clients may hold their ids); the trial values stay on the job.
+    sweep_id: Mapped[str | None] = mapped_column(ForeignKey("sweeps.id", ondelete="SET NULL"))
+    trial: Mapped[dict[str, Any] | None] = mapped_column()  # the trial's values, by dimension
+
     __table_args__ = (
         Index("ix_jobs_status_created_at", "status", "created_at"),
         Index("ix_jobs_created_at_id", "created_at", "id"),
         Index("ix_jobs_dataset_id", "dataset_id"),
+        Index("ix_jobs_sweep_id", "sweep_id"),
     )
 
 

@@ -23,11 +23,14 @@ CSV_EXAMPLE = (
 BINARY = {"type": "string", "format": "binary"}  # Swagger UI offers a file picker for these
 # The body is read as a stream by the route itself (never held whole in memory), so
 # FastAPI cannot derive its description from parameters: it is declared here.
+# The form's optional `name` and `label` parts are described in words, not as schema
+# properties: Swagger UI's "Try it out" would send each one pre-filled with "string".
 UPLOAD_BODY = {
     "required": True,
     "description": (
         "The file, as a multipart/form-data part named `file` (with optional `name` and "
-        "`label` parts), or as the whole body with a CSV or Parquet Content-Type. "
+        "`label` parts, the same as the query parameters), or as the whole body with a CSV or "
+        "Parquet Content-Type. "
         "`application/octet-stream` is read as Parquet when it starts with `PAR1`, else as CSV. "
         "CSV files are comma-separated UTF-8 with a header row."
     ),
@@ -36,19 +39,7 @@ UPLOAD_BODY = {
             "schema": {
                 "type": "object",
                 "required": ["file"],
-                "properties": {
-                    "file": {**BINARY, "description": "A CSV or Parquet file"},
-                    "name": {
-                        "type": "string",
-                        "maxLength": NAME_MAX,
-                        "description": "The dataset's name (default: the file's name)",
-                    },
-                    "label": {
-                        "type": "string",
-                        "maxLength": NAME_MAX,
-                        "description": "The label column (default: the last column)",
-                    },
-                },
+                "properties": {"file": {**BINARY, "description": "A CSV or Parquet file"}},
             },
             "encoding": {"file": {"contentType": ", ".join([*CSV_TYPES, *PARQUET_TYPES])}},
         },

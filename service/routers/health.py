@@ -4,13 +4,14 @@ from datetime import timedelta
 
 from alembic.script import ScriptDirectory
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.deps import SessionDep, SettingsDep
 from service.errors import problem
 from service.migrate import alembic_config
+from service.schemas.common import problem_responses
 from service.tables import Job, utcnow
 
 router = APIRouter(tags=["health"])
@@ -19,12 +20,30 @@ router = APIRouter(tags=["health"])
 class Health(BaseModel):
     status: str
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
+
 
 class Readiness(BaseModel):
     status: str
     database: str
     migration: str | None
     workers_seen_seconds_ago: float | None
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "ok",
+                    "database": "ok",
+                    "migration": "0001",
+                    "workers_seen_seconds_ago": 1.8,
+                }
+            ]
+        }
+    )
+
+
+NOT_READY = {503: "the database is unreachable or not migrated"}
 
 
 def head_revision() -> str | None:
@@ -40,7 +59,12 @@ def get_health() -> Health:
 @router.get(
     "/readyz",
     summary="Ready to serve: database reachable, migrations at head, workers seen",
-    responses={503: {"description": "Not ready; the body says which check failed"}},
+    responses={
+        503: {
+            **problem_responses(503, details=NOT_READY)[503],
+            "description": "Not ready; the body says which check failed",
+        }
+    },
 )
 def get_readiness(session: SessionDep, settings: SettingsDep) -> Readiness:
     """503 problem+json unless the database answers and its schema is at the head revision.

@@ -20,6 +20,7 @@ from service.errors import Unprocessable
 from service.schemas.common import problem_responses
 from service.schemas.jobs import (
     CREATE_EXAMPLES,
+    EXAMPLE_DATASET_ID,
     EXAMPLE_JOB_ID,
     HISTORY_CSV_EXAMPLE,
     HISTORY_EXAMPLE,
@@ -42,6 +43,22 @@ KEEPALIVE_SECONDS = 15.0  # a comment line this often keeps proxies from closing
 RETRY_MILLISECONDS = 1_000  # how soon an EventSource reconnects after a dropped stream
 IDEMPOTENCY_KEY_MAX_LENGTH = 200  # service.tables.IdempotencyKey.key
 
+# The error examples' details, as the service words them.
+JOB_NOT_FOUND = {404: f"job {EXAMPLE_JOB_ID!r} does not exist"}
+CREATE_PROBLEMS = {
+    404: f"dataset {EXAMPLE_DATASET_ID!r} does not exist",
+    422: "model.activation: Input should be 'sigmoid', 'tanh', 'relu' or 'leaky_relu'",
+}
+HISTORY_PROBLEMS = {
+    **JOB_NOT_FOUND,
+    422: "query.max_points: Input should be greater than or equal to 3",
+}
+EVENTS_PROBLEMS = {
+    **JOB_NOT_FOUND,
+    422: "Last-Event-ID: 'x' is not an epoch number (this stream's event ids are epochs, "
+    "integers >= 0)",
+}
+
 
 def _json_example(example: Any, description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"example": example}}}
@@ -63,7 +80,7 @@ def _json_example(example: Any, description: str) -> dict[str, Any]:
                 },
             },
         },
-        **problem_responses(404, 422, 503),
+        **problem_responses(404, 422, 503, details=CREATE_PROBLEMS),
     },
 )
 def create_job(
@@ -110,11 +127,14 @@ def list_jobs(
         list[str] | None,
         Query(
             description=f"Only jobs in these states (repeat or comma-separate): {list(JOB_STATES)}",
-            examples=["queued,running"],
+            examples=[["queued", "running"]],
         ),
     ] = None,
     dataset_id: Annotated[str | None, Query(description="Only jobs on this dataset")] = None,
     model_type: Annotated[ModelType | None, Query(description="Only this model type")] = None,
+    sweep_id: Annotated[
+        str | None, Query(description="Only the trials of this sweep (POST /v1/sweeps)")
+    ] = None,
     limit: Annotated[
         int | None, Query(description="Jobs per page: 1 to BACKPROP_PAGE_LIMIT (default 50)")
     ] = None,
@@ -127,6 +147,7 @@ def list_jobs(
         statuses=status,
         dataset_id=dataset_id,
         model_type=model_type,
+        sweep_id=sweep_id,
         limit=limit,
         cursor=cursor,
     )
@@ -150,7 +171,7 @@ def list_jobs(
                 }
             },
         },
-        **problem_responses(404, 503),
+        **problem_responses(404, 503, details=JOB_NOT_FOUND),
     },
 )
 def get_job(job_id: str, session: SessionDep) -> JobPublic:
@@ -171,7 +192,7 @@ def get_job(job_id: str, session: SessionDep) -> JobPublic:
             {**JOB_EXAMPLE, "status": CANCELLING},
             "The job is running: it stops at its next epoch, keeping its history",
         ),
-        **problem_responses(404, 503),
+        **problem_responses(404, 503, details=JOB_NOT_FOUND),
     },
 )
 def cancel_job(job_id: str, session: WriteSessionDep, response: Response) -> JobPublic:
@@ -194,7 +215,7 @@ def cancel_job(job_id: str, session: WriteSessionDep, response: Response) -> Job
                 "text/csv": {"schema": {"type": "string"}, "example": HISTORY_CSV_EXAMPLE},
             },
         },
-        **problem_responses(404, 422, 503),
+        **problem_responses(404, 422, 503, details=HISTORY_PROBLEMS),
     },
 )
 def get_job_history(
@@ -283,7 +304,7 @@ EVENTS_EXAMPLE = (
             ),
             "content": {"text/event-stream": {"example": EVENTS_EXAMPLE}},
         },
-        **problem_responses(404, 422, 503),
+        **problem_responses(404, 422, 503, details=EVENTS_PROBLEMS),
     },
 )
 async def get_job_events(

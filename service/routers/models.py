@@ -45,6 +45,19 @@ ModelCacheDep = Annotated[ModelCache, Depends(get_model_cache)]
 ModelType = Literal["logistic_regression", "two_layer_network"]
 
 EXAMPLE_ID = EXAMPLE_MODEL["id"]
+
+# The error examples' details, as the service words them.
+MODEL_NOT_FOUND = {404: f"no model with id {EXAMPLE_ID!r}"}
+GET_PROBLEMS = {
+    **MODEL_NOT_FOUND,
+    422: "query.include_parameters: Input should be a valid boolean, unable to interpret input",
+}
+PREDICT_PROBLEMS = {
+    **MODEL_NOT_FOUND,
+    413: "rows holds 20000 rows; at most 10000 rows per request (BACKPROP_MAX_PREDICTION_ROWS): "
+    "split the request, or predict a stored dataset with dataset_id",
+    422: "rows.0.0: Input should be a valid number",
+}
 EXAMPLE_PREDICTIONS = {
     "model_id": EXAMPLE_ID,
     "classes": [0, 1],
@@ -138,7 +151,7 @@ def list_models(
     summary="A fitted model: specs, metrics, diagnostics and parameters",
     responses={
         200: {"content": {"application/json": {"example": EXAMPLE_MODEL}}},
-        **problem_responses(404, 422, 503),
+        **problem_responses(404, 422, 503, details=GET_PROBLEMS),
     },
 )
 def get_model(
@@ -168,7 +181,7 @@ def get_model(
                 }
             },
         },
-        **problem_responses(404, 503),
+        **problem_responses(404, 503, details=MODEL_NOT_FOUND),
     },
 )
 def download_model(model_id: str, session: SessionDep) -> Response:
@@ -194,7 +207,7 @@ def download_model(model_id: str, session: SessionDep) -> Response:
                 "text/csv": {"schema": {"type": "string"}, "example": EXAMPLE_CSV},
             },
         },
-        **problem_responses(404, 413, 422, 503),
+        **problem_responses(404, 413, 422, 503, details=PREDICT_PROBLEMS),
     },
 )
 def create_predictions(

@@ -312,6 +312,8 @@ JOB_EXAMPLE: dict[str, Any] = {
     "started_at": "2025-05-01T09:30:00.310000Z",
     "finished_at": None,
     "heartbeat_at": "2025-05-01T09:30:02.500000Z",
+    "sweep_id": None,
+    "trial": None,
     "links": {
         "self": f"/v1/jobs/{EXAMPLE_JOB_ID}",
         "history": f"/v1/jobs/{EXAMPLE_JOB_ID}/history",
@@ -383,6 +385,11 @@ class JobPublic(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     heartbeat_at: datetime | None = Field(description="The running worker's latest heartbeat")
+    sweep_id: str | None = Field(description="The sweep this job is a trial of; null: none")
+    trial: dict[str, Any] | None = Field(
+        description="A sweep's trial: the values it set, by dimension, e.g. "
+        '`{"learning_rate": 0.1, "activation": "relu"}`; null outside sweeps'
+    )
     links: JobLinks
 
 

@@ -172,7 +172,9 @@ class ModelsPublic(BaseModel):
     next_cursor: str | None = Field(description="pass as `cursor` for the next page; null at end")
 
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"data": [{**EXAMPLE_MODEL, "parameters": None}]}]}
+        json_schema_extra={
+            "examples": [{"data": [{**EXAMPLE_MODEL, "parameters": None}], "next_cursor": None}]
+        }
     )
 
 

@@ -2,6 +2,8 @@
 
 from sqlalchemy import create_engine, text
 
+from service.routers.health import head_revision
+
 
 def test_healthz_answers_ok(client):
     response = client.get("/healthz")
@@ -12,7 +14,7 @@ def test_healthz_answers_ok(client):
 def test_readyz_reports_the_migration_at_head(client):
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json()["migration"] == "0001"
+    assert response.json()["migration"] == head_revision()
 
 
 def test_readyz_is_503_problem_when_the_schema_is_behind(client, database_url):
@@ -26,7 +28,9 @@ def test_readyz_is_503_problem_when_the_schema_is_behind(client, database_url):
         assert "revision old" in response.json()["detail"]
     finally:
         with engine.begin() as connection:
-            connection.execute(text("UPDATE alembic_version SET version_num = '0001'"))
+            connection.execute(
+                text("UPDATE alembic_version SET version_num = :head"), {"head": head_revision()}
+            )
         engine.dispose()
 
 

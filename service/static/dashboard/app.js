@@ -25,7 +25,6 @@ const state = {
   datasets: new Map(), // id -> dataset, to name datasets in the jobs table
   jobs: [],
   sweep: null, // the selected sweep, with its leaderboard
-  sweepsAvailable: null, // null: not known yet; false: this service has no /v1/sweeps
   selection: null, // {kind: "job" | "sweep", id}
   job: null, // the selected job, as last reported (GET, its stream, or the jobs list)
   generation: 0, // bumped on each selection, so late answers about an old one are dropped
@@ -674,33 +673,10 @@ function predictionView(prediction) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Sweeps: shown only when this service has them.
-
-/** Reading the OpenAPI paths first spares services without sweeps a 404 in the console. */
-async function serviceHasSweeps() {
-  try {
-    const response = await fetch("/openapi.json", { headers: authHeaders() });
-    if (!response.ok) return true; // cannot tell: ask the endpoint itself
-    const spec = await response.json();
-    return Boolean(spec.paths && spec.paths["/v1/sweeps"]);
-  } catch {
-    return true;
-  }
-}
+// Sweeps.
 
 async function refreshSweeps() {
-  if (state.sweepsAvailable === null) state.sweepsAvailable = await serviceHasSweeps();
-  if (!state.sweepsAvailable) return;
-  let page;
-  try {
-    page = await api(`/v1/sweeps?limit=${SWEEPS_LIMIT}`);
-  } catch (error) {
-    if (error.status !== 404) throw error;
-    state.sweepsAvailable = false; // not built on this service: hide the panel quietly
-    $("#sweeps-card").hidden = true;
-    return;
-  }
-  $("#sweeps-card").hidden = false;
+  const page = await api(`/v1/sweeps?limit=${SWEEPS_LIMIT}`);
   renderRows("#sweeps-table", "#sweeps-empty", page.data, sweepRow);
 }
 
