@@ -31,6 +31,14 @@ class Settings(BaseSettings):
     max_epochs: int = 1_000_000
     max_prediction_rows: int = 10_000
     page_limit: int = 100  # the largest page a listing returns
+    max_work: int = 10_000_000_000  # epochs x rows one job may ask for
+    max_queued_jobs_per_key: int = 1_000  # queued jobs one API key may have at once
+    max_json_body_bytes: int = 8 * 1024 * 1024  # JSON request bodies (predictions, jobs)
+
+    # Access. With no keys set, the API is open, and only on loopback (serve refuses to
+    # bind anything else). Keys are comma-separated; read-only keys may only GET.
+    api_keys: str = ""
+    read_only_api_keys: str = ""
 
     # The queue.
     lease_seconds: float = 30.0  # a job whose worker is silent this long is re-queued
