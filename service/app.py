@@ -8,8 +8,10 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
+from service.auth import ApiKeyMiddleware, KeyRing, check_binding
 from service.db import Database
 from service.errors import install_error_handlers
+from service.limits import install_limits
 from service.openapi import install_openapi
 from service.routers import dashboard, datasets, docs, health, jobs, models, sweeps
 from service.settings import Settings, get_settings
@@ -26,6 +28,9 @@ trained by backpropagation in NumPy.
 4. `POST /v1/models/{id}/predictions`: predict with the fitted model.
 
 Every error is `application/problem+json` (RFC 9457).
+
+When the service has API keys (`BACKPROP_API_KEYS`), every operation but the probes
+needs one: `Authorization: Bearer <key>` or `X-API-Key: <key>` ("Authorize" above).
 """
 
 
@@ -35,7 +40,11 @@ def operation_id(route: APIRoute) -> str:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    """The app for ``settings``; refuses (AccessSettingsError) to serve a non-loopback
+    BACKPROP_HOST without API keys, or keys that cannot be sent in a header."""
     settings = settings or get_settings()
+    keys = KeyRing.from_settings(settings)
+    check_binding(settings.host, keys)
     database = Database(settings.database_url)
 
     @asynccontextmanager
@@ -56,8 +65,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.database = database
     install_error_handlers(app)
-    install_openapi(app)
+    install_openapi(app, settings)
     for module in (health, datasets, jobs, models, sweeps, docs, dashboard):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    install_limits(app, settings)
+    if keys.configured:
+        # Added last, so outermost: a request without a valid key is answered before any
+        # other middleware or route reads its body.
+        app.add_middleware(ApiKeyMiddleware, keys=keys)
     return app

@@ -285,13 +285,23 @@ class WorkerPool:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    """`backprop serve`: migrate, start the workers and the API; stop all on SIGINT/SIGTERM."""
+    """`backprop serve`: migrate, start the workers and the API; stop all on SIGINT/SIGTERM.
+
+    Exits 2 at once, before migrating or binding anything, when the API would be open
+    to the network (a non-loopback --host without BACKPROP_API_KEYS) or a key is unusable.
+    """
     import uvicorn
 
+    from service.auth import AccessSettingsError, KeyRing, check_binding
     from service.migrate import upgrade
     from service.settings import get_settings
 
     settings = get_settings()
+    try:
+        check_binding(settings.host, KeyRing.from_settings(settings))
+    except AccessSettingsError as error:
+        print(f"backprop serve: {error}", file=sys.stderr)
+        return 2
     if not args.no_migrate:
         log.info("migrating %s to the latest revision", shown_url(settings.database_url))
         upgrade(settings.database_url)

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from service import storage
 from service.errors import Conflict, NotFound, Unprocessable
+from service.jobs import could_be_id
 from service.pagination import page
 from service.parsing import parse_dataset
 from service.settings import Settings
@@ -68,7 +69,8 @@ def create_dataset(
 
 def get_dataset(*, session: Session, dataset_id: str) -> Dataset:
     """The dataset ``dataset_id``, or NotFound (404)."""
-    dataset = session.get(Dataset, dataset_id)
+    # An id no row can have is not looked up (PostgreSQL refuses NUL in text: a 500).
+    dataset = session.get(Dataset, dataset_id) if could_be_id(dataset_id) else None
     if dataset is None:
         raise NotFound(f"dataset {dataset_id} does not exist")
     return dataset
@@ -96,7 +98,9 @@ def delete_dataset(*, session: Session, dataset_id: str) -> None:
     # FOR UPDATE (PostgreSQL) makes a job insert that names this dataset wait for us
     # (its foreign key check takes a KEY SHARE lock) and then fail, so no job can
     # start on a dataset that is being deleted. SQLite's write lock does the same.
-    dataset = session.scalar(select(Dataset).where(Dataset.id == dataset_id).with_for_update())
+    dataset = None
+    if could_be_id(dataset_id):
+        dataset = session.scalar(select(Dataset).where(Dataset.id == dataset_id).with_for_update())
     if dataset is None:
         raise NotFound(f"dataset {dataset_id} does not exist")
     live = list(

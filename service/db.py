@@ -1,14 +1,18 @@
 """Database engines and sessions; SQLite is tuned for many processes sharing one file."""
 
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# A connection attempt to a PostgreSQL server that does not answer fails after this, rather
+# than after the operating system's minutes: requests get their 503 while it is away.
+POSTGRES_CONNECT_TIMEOUT_SECONDS = 3
 
 
 def is_sqlite(url: str) -> bool:
@@ -33,7 +37,16 @@ def create_db_engine(url: str, pooled: bool = True, foreign_keys: bool = True) -
         return engine
     if pooled:
         pooling = {"pool_size": 10, "max_overflow": 20}
-    return create_engine(url, pool_pre_ping=True, **pooling)
+    return create_engine(
+        url, pool_pre_ping=True, connect_args=postgres_connect_args(url), **pooling
+    )
+
+
+def postgres_connect_args(url: str) -> dict[str, Any]:
+    """libpq's connect_timeout, unless the URL sets one (``?connect_timeout=``)."""
+    if "connect_timeout" in make_url(url).query:
+        return {}
+    return {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS}
 
 
 def _configure_sqlite(connection, _record) -> None:

@@ -7,12 +7,14 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+FASTAPI_BODY_ERROR = "There was an error parsing the body"  # fastapi.routing, a JSON body
 
 
 class ServiceError(Exception):
@@ -84,6 +86,35 @@ def field_path(location: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "body"
 
 
+def field_error(error: dict[str, Any]) -> dict[str, str]:
+    """One pydantic/FastAPI validation error as {field, message}.
+
+    FastAPI reports a body that is not JSON at ("body", <character offset>): the
+    field is the body, and the offset and the parser's reason go in the message.
+    """
+    location = error.get("loc", ())
+    if error.get("type") == "json_invalid":
+        reason = (error.get("ctx") or {}).get("error", "invalid JSON")
+        where = f" at character {location[1]}" if len(location) > 1 else ""
+        return {"field": "body", "message": f"the body is not valid JSON: {reason}{where}"}
+    return {"field": field_path(location), "message": error.get("msg", "invalid")}
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path.
+
+    Starlette's 405 names only the methods of the first route whose path matches,
+    but /v1/jobs is two routes (GET and POST): the Allow header must list both.
+    """
+    path = request.scope["path"]
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        route_methods = getattr(route.original_route, "methods", None)
+        if route_methods and route.path_regex.match(path):
+            methods.update(route_methods)
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, error: ServiceError) -> ProblemResponse:
@@ -91,20 +122,30 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> ProblemResponse:
-        errors = [
-            {"field": field_path(e.get("loc", ())), "message": e.get("msg", "invalid")}
-            for e in error.errors()
-        ]
+        errors = [field_error(e) for e in error.errors()]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
         return problem(422, "Unprocessable Content", detail or "invalid request", errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> ProblemResponse:
+        if error.status_code == 400 and error.detail == FASTAPI_BODY_ERROR:
+            # Bytes json.loads cannot even decode (not UTF-8/16/32): FastAPI answers a bare
+            # 400, where text that is not JSON is its 422 "JSON decode error". Both are a
+            # body that is not JSON, and JSON routes document 422 for it.
+            message = "the request body is not JSON (it is not UTF-8 text)"
+            return problem(
+                422,
+                "Unprocessable Content",
+                f"body: {message}",
+                errors=[{"field": "body", "message": message}],
+            )
         title = HTTPStatus(error.status_code).phrase
         detail = error.detail if isinstance(error.detail, str) else title
         response = problem(error.status_code, title, detail)
         for name, value in (error.headers or {}).items():
             response.headers[name] = value
+        if error.status_code == 405 and (methods := allowed_methods(request)):
+            response.headers["Allow"] = ", ".join(methods)
         return response
 
     @app.exception_handler(OperationalError)

@@ -16,7 +16,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine import MODEL_TYPES, ModelSpec, SpecError, TrainingSpec
+from service.auth import current_api_key_id
 from service.errors import NotFound, Unprocessable
+from service.limits import check_work, reserve_queue_room
 from service.notify import notify_job_queued
 from service.pagination import decode_cursor, page
 from service.results import finite_or_none
@@ -87,13 +89,16 @@ def engine_specs(job_in: JobCreate, settings: Settings) -> tuple[ModelSpec, Trai
             raise _field_problem(f"{prefix}.{error.field}", error.message) from error
     model_spec, training_spec = specs
     limits = (
-        ("model.hidden_units", model_spec.hidden_units, settings.max_hidden_units, "HIDDEN_UNITS"),
-        ("training.epochs", training_spec.epochs, settings.max_epochs, "EPOCHS"),
+        ("model.hidden_units", model_spec.hidden_units, "max_hidden_units"),
+        ("training.epochs", training_spec.epochs, "max_epochs"),
     )
-    for field, value, limit, name in limits:
+    for field, value, setting in limits:
+        limit = getattr(settings, setting)
         if value > limit:
-            message = f"{value} is over this service's limit of {limit} (BACKPROP_MAX_{name})"
-            raise _field_problem(field, message, limit=limit)
+            message = (
+                f"{value} is over this service's limit of {limit} (BACKPROP_{setting.upper()})"
+            )
+            raise _field_problem(field, message, limit=limit, setting=setting)
     return model_spec, training_spec
 
 
@@ -147,6 +152,12 @@ def create_job(
 ) -> CreatedJob:
     """Record a queued job and wake a worker; commits.
 
+    The job is refused when its epochs x the dataset's rows is over the work budget
+    (422), or when the caller's API key (service.auth.current_api_key_id: the key of
+    the request being served; every caller is one anonymous key when the API has
+    none) already has max_queued_jobs_per_key queued jobs (429). The job records the
+    key's id.
+
     With an ``idempotency_key``, the key, the request's hash and the response
     are stored in the same transaction as the job. A retry with the same key
     and body gets the first response again; with another body, 422. Two
@@ -161,6 +172,9 @@ def create_job(
 
     model_spec, training_spec = engine_specs(job_in, settings)
     dataset = trainable_dataset(session, job_in.dataset_id)
+    check_work(epochs=training_spec.epochs, rows=dataset.rows, settings=settings)
+    api_key_id = current_api_key_id()
+    reserve_queue_room(session=session, settings=settings, api_key_id=api_key_id, adding=1)
     job = Job(
         dataset_id=dataset.id,
         status=QUEUED,
@@ -173,6 +187,7 @@ def create_job(
         epochs=training_spec.epochs,
         elapsed_seconds=0.0,
         created_at=utcnow(),
+        api_key_id=api_key_id,
     )
     try:
         session.add(job)

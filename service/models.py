@@ -17,12 +17,13 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import false, select
 from sqlalchemy.orm import Session, defer
 
 import engine
 from engine import Classifier, ModelFileError
 from service.errors import NotFound, PayloadTooLarge, ServiceError, Unprocessable
+from service.jobs import could_be_id
 from service.pagination import page
 from service.results import finite_or_none
 from service.schemas.models import (
@@ -126,7 +127,8 @@ def get_model(*, session: Session, cache: ModelCache, model_id: str) -> LoadedMo
     entry = cache.get(model_id)
     if entry is not None:
         return entry
-    row = session.get(Model, model_id)
+    # An id no row can have is not looked up (PostgreSQL refuses NUL in text: a 500).
+    row = session.get(Model, model_id) if could_be_id(model_id) else None
     if row is None:
         raise NotFound(f"no model with id {model_id!r}")
     # Two threads may load the same model at once; both results are identical, one stays.
@@ -148,10 +150,13 @@ def list_models(
     """One page of models, newest first, filtered before the limit; and the next cursor."""
     # The artifact is fetched only for models the cache does not hold yet.
     statement = select(Model).options(defer(Model.artifact))
+    # An id no row can have matches no model (and never reaches PostgreSQL with a NUL).
     if dataset_id is not None:
-        statement = statement.where(Model.dataset_id == dataset_id)
+        statement = statement.where(
+            Model.dataset_id == dataset_id if could_be_id(dataset_id) else false()
+        )
     if job_id is not None:
-        statement = statement.where(Model.job_id == job_id)
+        statement = statement.where(Model.job_id == job_id if could_be_id(job_id) else false())
     if model_type is not None:
         statement = statement.where(Model.model_type == model_type)
     rows, next_cursor = page(session, statement, Model, limit, cursor)
@@ -167,7 +172,9 @@ def list_models(
 
 def model_artifact(*, session: Session, model_id: str) -> bytes:
     """The engine's portable .npz of a model, as stored."""
-    artifact = session.scalar(select(Model.artifact).where(Model.id == model_id))
+    artifact = None
+    if could_be_id(model_id):
+        artifact = session.scalar(select(Model.artifact).where(Model.id == model_id))
     if artifact is None:
         raise NotFound(f"no model with id {model_id!r}")
     return artifact
@@ -250,7 +257,7 @@ def predict_dataset(
     """
     entry = get_model(session=session, cache=cache, model_id=model_id)
     classifier = entry.classifier
-    dataset = session.get(Dataset, dataset_id)
+    dataset = session.get(Dataset, dataset_id) if could_be_id(dataset_id) else None
     if dataset is None:
         raise Unprocessable(f"no dataset with id {dataset_id!r}", field="dataset_id")
     columns = _feature_columns(classifier.feature_names, list(dataset.features), dataset_id)
@@ -322,6 +329,7 @@ def _check_count(count: int, field: str, max_rows: int) -> None:
             f"(BACKPROP_MAX_PREDICTION_ROWS): split the request, or predict a stored "
             f"dataset with dataset_id",
             limit=max_rows,
+            setting="max_prediction_rows",
         )
 
 

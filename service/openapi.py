@@ -9,6 +9,15 @@ FastAPI also renders the document with ``exclude_none``, which deletes every
 lack its required ``stop_reason``, and a request example's ``"early_stopping":
 null`` (no early stopping) would become the default (early stopping on). The
 examples are therefore copied again from where they are written.
+
+The limits and the API keys are enforced by middleware (service.limits,
+service.auth), which FastAPI cannot see: their answers are added here. Every
+operation with a JSON body may get 413 (BACKPROP_MAX_JSON_BODY_BYTES); the two
+that queue jobs may get 429 (queued jobs per key). With API keys configured the
+document declares the two ways to send one (HTTP bearer, X-API-Key header), so
+Swagger UI's "Authorize" button works, requires them of every operation but the
+probes, and documents 401 on each and 403 (read-only key) on each that changes
+something. Without keys it declares no security: the API then asks for none.
 """
 
 from typing import Any
@@ -19,7 +28,27 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, TypeAdapter
 
+from service.auth import PUBLIC_PATHS, READ_ONLY_METHODS, REALM
+from service.limits import QUEUE_RETRY_AFTER_SECONDS, UPLOAD_METHOD, UPLOAD_PATH
+from service.schemas.common import problem_example
+from service.settings import Settings
+
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+SECURITY_SCHEMES = {
+    "bearerAuth": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key from BACKPROP_API_KEYS (or, for GET only, "
+        "BACKPROP_READ_ONLY_API_KEYS), sent as `Authorization: Bearer <key>`",
+    },
+    "apiKeyHeader": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": "The same key, sent as `X-API-Key: <key>`",
+    },
+}
+QUEUEING_OPERATIONS = {("post", "/v1/jobs"), ("post", "/v1/sweeps")}
 
 
 def problem_details_everywhere(document: dict[str, Any]) -> dict[str, Any]:
@@ -41,6 +70,88 @@ def problem_details_everywhere(document: dict[str, Any]) -> dict[str, Any]:
     schemas = document.get("components", {}).get("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
+    return document
+
+
+def _problem_response(
+    code: int, description: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> dict[str, Any]:
+    """A documented problem+json answer; ``headers`` maps each header name to its meaning."""
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {
+            "application/problem+json": {
+                "schema": PROBLEM_REF,
+                "example": {**problem_example(code, detail), **extra},
+            }
+        },
+    }
+    if headers:
+        response["headers"] = {
+            name: {"description": meaning, "schema": {"type": "string"}}
+            for name, meaning in headers.items()
+        }
+    return response
+
+
+def _has_json_body(operation: dict[str, Any]) -> bool:
+    return "application/json" in operation.get("requestBody", {}).get("content", {})
+
+
+def limits_and_keys(document: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Add the middleware's answers: 413 (JSON body), 429 (queue), and with keys 401/403."""
+    secured = settings.keys_configured
+    limit = settings.max_json_body_bytes
+    body_too_large = _problem_response(
+        413,
+        "The JSON body is over BACKPROP_MAX_JSON_BODY_BYTES, or a field over its own limit",
+        f"JSON request bodies are limited to {limit:,} bytes (BACKPROP_MAX_JSON_BODY_BYTES, "
+        f"max_json_body_bytes) and this one declares {limit + 1:,} bytes",
+        limit=limit,
+        setting="max_json_body_bytes",
+    )
+    queued = settings.max_queued_jobs_per_key
+    queue_full = _problem_response(
+        429,
+        "The caller's API key has BACKPROP_MAX_QUEUED_JOBS_PER_KEY queued jobs; retry later",
+        f"this API key has {queued:,} queued jobs; 1 more would pass the limit of {queued:,} "
+        "queued jobs per key (BACKPROP_MAX_QUEUED_JOBS_PER_KEY, max_queued_jobs_per_key); "
+        "retry once workers have started some of them",
+        headers={"Retry-After": f"Seconds to wait, e.g. {QUEUE_RETRY_AFTER_SECONDS}"},
+        limit=queued,
+        setting="max_queued_jobs_per_key",
+        queued=queued,
+    )
+    missing_key = _problem_response(
+        401,
+        "Missing or wrong API key",
+        "this API needs a key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`",
+        headers={"WWW-Authenticate": f'{REALM} (with error="invalid_token" for a wrong key)'},
+    )
+    read_only = _problem_response(
+        403,
+        "The API key is read-only",
+        "this API key is read-only: it may GET and HEAD, not POST; use a key from "
+        "BACKPROP_API_KEYS to change anything",
+    )
+    for path, operations in document.get("paths", {}).items():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            if _has_json_body(operation) and (method.upper(), path) != (UPLOAD_METHOD, UPLOAD_PATH):
+                responses.setdefault("413", body_too_large)
+            if (method, path) in QUEUEING_OPERATIONS:
+                responses.setdefault("429", queue_full)
+            if not secured:
+                continue
+            if path in PUBLIC_PATHS:
+                operation["security"] = []  # the probes answer without a key
+                continue
+            responses.setdefault("401", missing_key)
+            if method.upper() not in READ_ONLY_METHODS:
+                responses.setdefault("403", read_only)
+    if secured:
+        document.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+        document["security"] = [{"bearerAuth": []}, {"apiKeyHeader": []}]
     return document
 
 
@@ -87,8 +198,12 @@ def examples_as_written(document: dict[str, Any], routes: list[Any]) -> dict[str
     return document
 
 
-def install_openapi(app: FastAPI) -> None:
-    """Replace ``app.openapi`` with one that renders problem details, built once."""
+def install_openapi(app: FastAPI, settings: Settings) -> None:
+    """Replace ``app.openapi`` with one that renders problem details, built once.
+
+    The limits in its examples are ``settings``'; with API keys in ``settings`` the
+    document says how to send one.
+    """
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -99,6 +214,7 @@ def install_openapi(app: FastAPI) -> None:
                 routes=app.routes,
             )
             document = examples_as_written(document, app.routes)
+            document = limits_and_keys(document, settings)
             app.openapi_schema = problem_details_everywhere(document)
         return app.openapi_schema
 

@@ -134,7 +134,7 @@ def _csv_error(path: Path, error: pa.ArrowInvalid) -> Unprocessable:
     if "Expected" in message and "columns, got" in message:
         # Bytes that are not text at all (a zip, an image) come here too: say that first.
         return _not_utf8(path) or _ragged_row(path) or _unreadable(message)
-    if "invalid UTF8" in message:
+    if "invalid UTF8" in message or "UTF8 string too short" in message:  # the latter: a cut BOM
         return _not_utf8(path) or _unreadable(message)
     if "Empty CSV file" in message:
         return Unprocessable(
@@ -219,6 +219,10 @@ def _first_invalid_utf8_line(path: Path) -> int | None:
             except UnicodeDecodeError as error:
                 return lines_before + chunk[: max(error.start - carried, 0)].count(b"\n") + 1
             lines_before += chunk.count(b"\n")
+    try:
+        decoder.decode(b"", final=True)  # a character cut off by the end of the file
+    except UnicodeDecodeError:
+        return lines_before + 1
     return None
 
 
@@ -420,9 +424,11 @@ def _numbers_from_text(name: str, text: pa.ChunkedArray) -> tuple[pa.ChunkedArra
         cast = _cast_or_none(trimmed, target)
         if cast is not None:
             return cast, kind
-    first_missing = _first_index(pc.is_null(text), True)
+    # A cell of spaces alone is empty once trimmed: missing, like an empty cell.
+    blank = pc.or_kleene(pc.is_null(text), pc.equal(trimmed, ""))
+    first_missing = _first_index(blank, True)
     first_bad, expected = _first_unparsable(trimmed)
-    if first_missing is not None and (first_bad is None or first_missing < first_bad):
+    if first_missing is not None and (first_bad is None or first_missing <= first_bad):
         raise _cell_error(name, first_missing, "value is missing")
     if first_bad is None:  # not expected: some cast failed, yet each cell parses alone
         raise Unprocessable(
@@ -434,6 +440,9 @@ def _numbers_from_text(name: str, text: pa.ChunkedArray) -> tuple[pa.ChunkedArra
 def _labels_from_text(name: str, text: pa.ChunkedArray) -> tuple[pa.ChunkedArray, str]:
     """Labels written as integers, numbers or booleans keep that type; anything else is text."""
     trimmed = pc.utf8_trim_whitespace(text)
+    blank = _first_index(pc.equal(trimmed, ""), True)  # spaces alone: missing, as features
+    if blank is not None:
+        raise _cell_error(name, blank, "label is missing")
     for target, kind in ((pa.int64(), "integer"), (pa.float64(), "number")):
         numbers = _cast_or_none(trimmed, target)
         if numbers is not None:

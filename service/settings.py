@@ -37,8 +37,9 @@ class Settings(BaseSettings):
 
     # Access. With no keys set, the API is open, and only on loopback (serve refuses to
     # bind anything else). Keys are comma-separated; read-only keys may only GET.
-    api_keys: str = ""
-    read_only_api_keys: str = ""
+    # repr=False: printing or logging the settings never shows a key.
+    api_keys: str = Field(default="", repr=False)
+    read_only_api_keys: str = Field(default="", repr=False)
 
     # The queue.
     lease_seconds: float = 30.0  # a job whose worker is silent this long is re-queued
@@ -50,6 +51,26 @@ class Settings(BaseSettings):
     flush_seconds: float = 0.25  # write buffered history at least this often
 
     log_level: str = "info"
+
+    @property
+    def read_write_key_list(self) -> tuple[str, ...]:
+        """BACKPROP_API_KEYS as a list: split at commas, spaces around each key dropped."""
+        return split_keys(self.api_keys)
+
+    @property
+    def read_only_key_list(self) -> tuple[str, ...]:
+        """BACKPROP_READ_ONLY_API_KEYS as a list, split as read_write_key_list is."""
+        return split_keys(self.read_only_api_keys)
+
+    @property
+    def keys_configured(self) -> bool:
+        """True when any API key is set: every request but the probes and docs then needs one."""
+        return bool(self.read_write_key_list or self.read_only_key_list)
+
+
+def split_keys(text: str) -> tuple[str, ...]:
+    """Split at commas: "k1, k2,,k3" -> ("k1", "k2", "k3"); empty items are ignored."""
+    return tuple(key for key in (item.strip() for item in text.split(",")) if key)
 
 
 @lru_cache

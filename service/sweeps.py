@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from engine import ModelSpec, TrainingSpec
+from service.auth import current_api_key_id
 from service.errors import NotFound, Unprocessable
 from service.jobs import (
     DEFAULT_PAGE_LIMIT,
@@ -32,6 +33,7 @@ from service.jobs import (
     engine_specs,
     trainable_dataset,
 )
+from service.limits import check_work, reserve_queue_room
 from service.notify import notify_job_queued
 from service.pagination import page
 from service.results import finite_or_none
@@ -322,6 +324,9 @@ def create_sweep(*, session: Session, sweep_in: SweepCreate, settings: Settings)
 
     The children are created a microsecond apart in trial order: the queue takes the
     oldest job first, so the trials run in order, and the leaderboard breaks ties so.
+    As for POST /v1/jobs, each trial must fit the work budget (422), and the caller's
+    key must have room for every trial among its queued jobs (429); the children
+    record the key's id.
     """
     base = JobCreate(
         dataset_id=sweep_in.dataset_id, model=sweep_in.model, training=sweep_in.training
@@ -330,6 +335,12 @@ def create_sweep(*, session: Session, sweep_in: SweepCreate, settings: Settings)
     trials, search = plan_trials(sweep_in, settings)
     specs = [trial_specs(sweep_in, trial, settings) for trial in trials]
     dataset = trainable_dataset(session, sweep_in.dataset_id)
+    for _, training_spec in specs:
+        check_work(epochs=training_spec.epochs, rows=dataset.rows, settings=settings)
+    api_key_id = current_api_key_id()
+    reserve_queue_room(
+        session=session, settings=settings, api_key_id=api_key_id, adding=len(trials)
+    )
 
     now = utcnow()
     sweep = Sweep(
@@ -357,6 +368,7 @@ def create_sweep(*, session: Session, sweep_in: SweepCreate, settings: Settings)
                 epochs=training_spec.epochs,
                 elapsed_seconds=0.0,
                 created_at=now + timedelta(microseconds=index),
+                api_key_id=api_key_id,
             )
             for index, (trial, (model_spec, training_spec)) in enumerate(
                 zip(trials, specs, strict=True)

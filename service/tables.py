@@ -175,11 +175,16 @@ class Job(Base):
     sweep_id: Mapped[str | None] = mapped_column(ForeignKey("sweeps.id", ondelete="SET NULL"))
     trial: Mapped[dict[str, Any] | None] = mapped_column()  # the trial's values, by dimension
 
+    # Who submitted it: service.auth.key_id of the API key (never the key); None when the
+    # API has no keys. Queued jobs are counted per key (BACKPROP_MAX_QUEUED_JOBS_PER_KEY).
+    api_key_id: Mapped[str | None] = mapped_column(String(16))
+
     __table_args__ = (
         Index("ix_jobs_status_created_at", "status", "created_at"),
         Index("ix_jobs_created_at_id", "created_at", "id"),
         Index("ix_jobs_dataset_id", "dataset_id"),
         Index("ix_jobs_sweep_id", "sweep_id"),
+        Index("ix_jobs_api_key_id_status", "api_key_id", "status"),
     )
 
 

@@ -33,6 +33,15 @@ Failures of a job never stop the worker: a deleted dataset fails the job with
 ``error_code`` "dataset_missing", data or specs the engine refuses (ValueError)
 with "training_error" and the engine's message, anything else with
 "worker_error", its traceback going to the log only.
+
+The database going away (a restart, a network cut) is not the job's failure. Every
+part of the worker retries with backoff (RETRY_FIRST_SECONDS doubling up to
+RETRY_MAX_SECONDS) and logs one warning when an outage starts and one line when it
+ends (``Outage``), not a traceback per try. Training goes on meanwhile, its epochs
+kept in memory until a flush gets through; the writes that end an attempt (and the
+dataset's load) are retried for up to ``lease_seconds``, after which the job is left
+to its lease: the sweeper re-queues it once the database is back, and fencing
+refuses whatever this attempt still sends.
 """
 
 import logging
@@ -43,16 +52,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager, suppress
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import psycopg
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 
 from engine import EpochMetrics, FitResult, Progress, TrainingSpec, fit
 from engine.specs import model_spec_from_dict
-from service.db import Database
+from service.db import Database, postgres_connect_args
 from service.notify import CHANNEL
 from service.queue import (
     Claim,
@@ -72,6 +81,10 @@ from service.tables import CANCELLING, Dataset
 log = logging.getLogger("service.worker")
 
 NOTIFY_SLICE_SECONDS = 0.5  # an idle PostgreSQL worker checks its stop flag this often
+RETRY_FIRST_SECONDS = 0.1  # after a failed database call, the first retry waits this long,
+RETRY_MAX_SECONDS = 2.0  # then twice as long each time, up to this
+
+T = TypeVar("T")
 
 
 class JobError(Exception):
@@ -98,6 +111,58 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+class DatabaseAway(Exception):
+    """The database stayed unreachable for as long as an attempt waits for it (lease_seconds)."""
+
+
+def is_outage(error: Exception) -> bool:
+    """Is this the database being away (refused, cut, shutting down, locked), rather than
+    something wrong with the statement?"""
+    away = (OperationalError, InterfaceError, DisconnectionError, psycopg.OperationalError)
+    return isinstance(error, away) or getattr(error, "connection_invalidated", False)
+
+
+def database_reason(error: Exception) -> str:
+    """The first line of what the driver said: no SQL, no traceback."""
+    cause = getattr(error, "orig", None) or error
+    lines = str(cause).strip().splitlines()
+    return lines[0][:300] if lines else type(cause).__name__
+
+
+class Outage:
+    """One part of the worker losing the database: a warning when that starts, the delay
+    before the next try while it lasts (doubling, capped), an info line when it ends."""
+
+    def __init__(self, logger: logging.Logger | logging.LoggerAdapter, what: str):
+        self.log, self.what = logger, what
+        self.began: float | None = None
+        self.failures = 0
+
+    def failed(self, error: Exception) -> float:
+        """Note a failed try; returns the seconds to wait before the next one."""
+        self.failures += 1
+        if self.began is None:
+            self.began = time.monotonic()
+            # A lost connection needs no traceback; anything else may be a bug: show it.
+            self.log.warning(
+                "%s failed: %s; retrying until the database answers",
+                self.what,
+                database_reason(error),
+                exc_info=None if is_outage(error) else error,
+            )
+        return min(RETRY_FIRST_SECONDS * 2 ** min(self.failures - 1, 10), RETRY_MAX_SECONDS)
+
+    def succeeded(self) -> None:
+        if self.began is not None:
+            self.log.info(
+                "%s works again after %.1f s (%d failed tries)",
+                self.what,
+                time.monotonic() - self.began,
+                self.failures,
+            )
+        self.began, self.failures = None, 0
+
+
 # -- the process ----------------------------------------------------------------------------
 
 
@@ -115,11 +180,12 @@ def run_worker(
         if database.is_sqlite
         else NotifyWaiter(database.url, settings.sweep_seconds, stop)
     )
+    claims = Outage(log, "claiming jobs")
     try:
         with stopping_on_signals(stop):
             sweeper.start()
             while not stop.is_set():
-                claim = _claim(database, worker_id, settings, stop)
+                claim = _claim(database, worker_id, settings, stop, claims)
                 if claim is None:
                     waiter.wait()
                 else:
@@ -132,14 +198,14 @@ def run_worker(
 
 
 def _claim(
-    database: Database, worker_id: str, settings: Settings, stop: threading.Event
+    database: Database, worker_id: str, settings: Settings, stop: threading.Event, outage: Outage
 ) -> Claim | None:
     try:
         claim = claim_job(database=database, worker_id=worker_id, settings=settings)
-    except SQLAlchemyError:
-        log.warning("could not claim a job; retrying", exc_info=True)
-        stop.wait(max(settings.poll_seconds, 1.0))
+    except SQLAlchemyError as error:
+        stop.wait(max(settings.poll_seconds, outage.failed(error)))
         return None
+    outage.succeeded()
     if claim is not None:
         resumed = (
             f" from the checkpoint of epoch {claim.checkpoint_epoch}" if claim.checkpoint else ""
@@ -180,6 +246,7 @@ class Sweeper(threading.Thread):
     def __init__(self, database: Database, settings: Settings):
         super().__init__(name="sweeper", daemon=True)
         self.database, self.settings = database, settings
+        self.outage = Outage(log, "sweeping expired leases")
         self._done = threading.Event()
 
     def finish(self) -> None:
@@ -191,10 +258,11 @@ class Sweeper(threading.Thread):
         while True:
             try:
                 changed = sweep_expired_leases(database=self.database, settings=self.settings)
+                self.outage.succeeded()
                 if changed:
                     log.info("settled %d job(s) whose lease expired", changed)
-            except SQLAlchemyError:
-                log.warning("lease sweep failed; will retry", exc_info=True)
+            except SQLAlchemyError as error:
+                self.outage.failed(error)  # the next sweep is the retry
             if self._done.wait(self.settings.sweep_seconds):
                 return
 
@@ -223,17 +291,21 @@ class NotifyWaiter:
 
     def __init__(self, url: str, seconds: float, stop: threading.Event):
         self.dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self.connect_args = postgres_connect_args(url)
         self.seconds, self.stop = seconds, stop
         self.connection: psycopg.Connection | None = None
+        self.outage = Outage(log, "listening for new jobs (polling meanwhile)")
         self._listen()
 
     def _listen(self) -> None:
         try:
-            self.connection = psycopg.connect(self.dsn, autocommit=True)
+            self.connection = psycopg.connect(self.dsn, autocommit=True, **self.connect_args)
             self.connection.execute(f"LISTEN {CHANNEL}")
-        except psycopg.Error:
-            log.warning("could not LISTEN for new jobs; polling instead", exc_info=True)
+        except psycopg.Error as error:
+            self.outage.failed(error)
             self.close()
+            return
+        self.outage.succeeded()
 
     def wait(self) -> None:
         if self.connection is None:
@@ -248,8 +320,8 @@ class NotifyWaiter:
                     for _ in self.connection.notifies(timeout=0):  # one claim serves them all
                         pass
                     return
-        except psycopg.Error:
-            log.warning("lost the LISTEN connection; reconnecting", exc_info=True)
+        except psycopg.Error as error:
+            self.outage.failed(error)  # the next wait reconnects
             self.close()
 
     def close(self) -> None:
@@ -270,6 +342,7 @@ class LeaseKeeper(threading.Thread):
         self.database, self.settings, self.claim, self.log = database, settings, claim, job_log
         self.lost = threading.Event()  # another attempt owns the job: write nothing more
         self.cancelling = threading.Event()
+        self.outage = Outage(job_log, "renewing the lease")
         self._done = threading.Event()
 
     def observe(self, status: str | None) -> None:
@@ -291,9 +364,10 @@ class LeaseKeeper(threading.Thread):
                     attempt=self.claim.attempt,
                     settings=self.settings,
                 )
-            except SQLAlchemyError:
-                self.log.warning("heartbeat failed; will retry", exc_info=True)
+            except SQLAlchemyError as error:
+                self.outage.failed(error)  # the next heartbeat is the retry
                 continue
+            self.outage.succeeded()
             self.observe(status)
 
     def finish(self) -> None:
@@ -314,7 +388,9 @@ class JobRun:
         self.best_epoch: int | None = None
         self.elapsed = 0.0
         self.last_flush = self.last_checkpoint = time.monotonic()
-        self.released = False  # stopped for SIGTERM with a fresh checkpoint: give the job back
+        self.writes = Outage(self.log, "writing progress")
+        self.retry_at = 0.0  # after a failed write, no other before this (monotonic)
+        self.released = False  # stopped for SIGTERM: give the job back
 
     @property
     def fence(self) -> dict[str, Any]:
@@ -329,6 +405,8 @@ class JobRun:
         self.lease.start()
         try:
             self._train()
+        except DatabaseAway as error:  # not the job's failure
+            self.log.warning("%s; the job is left to its lease", error)
         except JobError as error:
             self._fail(error.code, error.message)
         except ValueError as error:  # the engine refuses the data or specs (SpecError too)
@@ -360,7 +438,8 @@ class JobRun:
             resume_from=self.claim.checkpoint,
         )
         if not self.lease.lost.is_set():
-            self._flush()
+            self._retry(self._flush, "writing the last epochs")
+            self.writes.succeeded()  # an outage met during training is over too
         if self.lease.lost.is_set():
             self.log.warning("stopped after epoch %d without writing more", len(result.history))
         elif self.released:
@@ -369,6 +448,9 @@ class JobRun:
             self._complete(result)
 
     def _load(self) -> tuple[Dataset, np.ndarray, np.ndarray]:
+        return self._retry(self._read_dataset, "loading the dataset")
+
+    def _read_dataset(self) -> tuple[Dataset, np.ndarray, np.ndarray]:
         missing = JobError("dataset_missing", "the job's dataset was deleted before it was trained")
         if self.claim.dataset_id is None:
             raise missing
@@ -378,6 +460,26 @@ class JobRun:
                 raise missing
             X, y_index = load_arrays(session, dataset)
         return dataset, X, labels_of(dataset, y_index)
+
+    def _retry(self, action: Callable[[], T], what: str) -> T:
+        """``action()``, tried again through a database outage for up to lease_seconds
+        (then DatabaseAway); any other database error is raised at once."""
+        outage = Outage(self.log, what)
+        deadline = time.monotonic() + self.settings.lease_seconds
+        while True:
+            try:
+                result = action()
+            except SQLAlchemyError as error:
+                if not is_outage(error):
+                    raise
+                wait = outage.failed(error)
+                if time.monotonic() + wait > deadline:
+                    reason = database_reason(error)
+                    raise DatabaseAway(f"{what}: the database is unreachable ({reason})") from error
+                time.sleep(wait)
+            else:
+                outage.succeeded()
+                return result
 
     # -- the engine's callback, after every epoch --------------------------------------------
     def on_epoch(self, progress: Progress) -> bool:
@@ -392,8 +494,11 @@ class JobRun:
             return True
         if self.stop.is_set() and not last:
             # The checkpoint is taken here, before the engine records "cancelled" in its
-            # state, so the next attempt resumes with the following epoch.
-            self.released = self._checkpoint(progress)
+            # state, so the next attempt resumes with the following epoch. The job is given
+            # back even if the database refused it (the next attempt resumes from the last
+            # checkpoint stored): completing it would record the engine's "cancelled".
+            self._checkpoint(progress)
+            self.released = True
             return True
         if not last and now - self.last_checkpoint >= self.settings.checkpoint_seconds:
             self._checkpoint(progress)
@@ -413,14 +518,15 @@ class JobRun:
         self.last_flush = time.monotonic()
 
     def _flush_or_retry_later(self) -> bool:
-        """Flush; on a database error keep the buffer for the next try. True if written."""
+        """Flush; on a database error keep the buffer for a later try. True if written."""
+        if time.monotonic() < self.retry_at:
+            return False  # the database failed a moment ago: wait out the backoff
         try:
             self._flush()
-        except SQLAlchemyError:
-            self.log.warning(
-                "could not write progress; keeping it for the next flush", exc_info=True
-            )
+        except SQLAlchemyError as error:
+            self.retry_at = time.monotonic() + self.writes.failed(error)
             return False
+        self.writes.succeeded()
         return not self.lease.lost.is_set()
 
     def _checkpoint(self, progress: Progress) -> bool:
@@ -432,8 +538,8 @@ class JobRun:
             stored = store_checkpoint(
                 **self.fence, epoch=progress.epoch, data=progress.checkpoint()
             )
-        except SQLAlchemyError:
-            self.log.warning("could not store a checkpoint", exc_info=True)
+        except SQLAlchemyError as error:
+            self.retry_at = time.monotonic() + self.writes.failed(error)
             return False
         self.lease.observe(stored or None)
         return stored
@@ -458,7 +564,10 @@ class JobRun:
         # A heartbeat after this write would find the job ended and report a lost lease.
         self.lease.finish()
         try:
-            written = write()
+            written = self._retry(write, "recording the end of the attempt")
+        except DatabaseAway as error:
+            self.log.warning("%s; the job's lease will expire", error)
+            return
         except SQLAlchemyError:
             self.log.exception("could not record the end of the attempt; its lease will expire")
             return

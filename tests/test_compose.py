@@ -83,6 +83,12 @@ def test_api_serves_on_port_8000_without_local_workers():
     assert "8000:8000" in SERVICES["api"]["ports"]
 
 
+def test_api_listening_beyond_loopback_requires_api_keys():
+    """serve refuses a non-loopback host without keys; compose must demand them."""
+    keys = environment("api")["BACKPROP_API_KEYS"]
+    assert keys.startswith("${BACKPROP_API_KEYS:?")
+
+
 def test_worker_scales_without_a_fixed_name_or_published_ports():
     worker = SERVICES["worker"]
     assert command("worker") == ["backprop", "worker"]

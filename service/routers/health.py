@@ -76,7 +76,12 @@ def get_readiness(session: SessionDep, settings: SettingsDep) -> Readiness:
         current = session.execute(text("SELECT version_num FROM alembic_version")).scalar()
         last_beat = session.scalar(select(func.max(Job.heartbeat_at)))
     except SQLAlchemyError:
-        return problem(503, "Service Unavailable", "the database is unreachable or not migrated")
+        return problem(
+            503,
+            "Service Unavailable",
+            "the database is unreachable or not migrated",
+            headers={"Retry-After": "1"},
+        )
     head = head_revision()
     if current != head:
         return problem(

@@ -42,6 +42,8 @@ POLL_SECONDS = 0.2  # how often an events stream looks at the database
 KEEPALIVE_SECONDS = 15.0  # a comment line this often keeps proxies from closing idle streams
 RETRY_MILLISECONDS = 1_000  # how soon an EventSource reconnects after a dropped stream
 IDEMPOTENCY_KEY_MAX_LENGTH = 200  # service.tables.IdempotencyKey.key
+# job_history.epoch is a 32-bit INTEGER: a larger bound would fail inside the driver (a 500).
+EPOCH_MAX = 2**31 - 1
 
 # The error examples' details, as the service words them.
 JOB_NOT_FOUND = {404: f"job {EXAMPLE_JOB_ID!r} does not exist"}
@@ -136,7 +138,8 @@ def list_jobs(
         str | None, Query(description="Only the trials of this sweep (POST /v1/sweeps)")
     ] = None,
     limit: Annotated[
-        int | None, Query(description="Jobs per page: 1 to BACKPROP_PAGE_LIMIT (default 50)")
+        int | None,
+        Query(ge=1, description="Jobs per page: 1 to BACKPROP_PAGE_LIMIT (default 50)"),
     ] = None,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
 ) -> JobsPublic:
@@ -222,7 +225,8 @@ def get_job_history(
     job_id: str,
     session: SessionDep,
     since_epoch: Annotated[
-        int, Query(ge=0, description="Only epochs after this one (incremental polling)")
+        int,
+        Query(ge=0, le=EPOCH_MAX, description="Only epochs after this one (incremental polling)"),
     ] = 0,
     max_points: Annotated[
         int | None,
@@ -287,6 +291,64 @@ EVENTS_EXAMPLE = (
 )
 
 
+def _epoch_header_schema(schema: dict[str, Any]) -> None:
+    """Last-Event-ID as the string it is (an epoch number), not `string | null`: a header
+    is absent or a string, and a client reading `null` in the schema sends "null".
+    Documented only: _resume_epoch checks it, with a message saying what the ids are.
+    """
+    schema.pop("anyOf", None)
+    schema.update(type="string", pattern=r"^\s*[0-9]*\s*$")
+
+
+def _data_of(event: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """`data` of the ``event`` events is JSON text matching ``schema``."""
+    return {
+        "if": {"properties": {"event": {"const": event}}, "required": ["event"]},
+        "then": {"properties": {"data": {"contentSchema": schema}}},
+    }
+
+
+JOB_REF = {"$ref": "#/components/schemas/JobPublic"}
+# One event of the stream, as OpenAPI 3.1 describes a text/event-stream (its `schema` is
+# one event: the fields `event`, `data`, `id` and `retry`; comment lines are not events).
+EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"enum": ["status", "epoch", "end"]},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+        "id": {"type": "string", "pattern": "^[0-9]+$", "description": "The last epoch sent"},
+        "retry": {"type": "integer", "minimum": 0},
+    },
+    "allOf": [
+        _data_of("status", JOB_REF),
+        _data_of("epoch", {"$ref": "#/components/schemas/HistoryPoint"}),
+        _data_of(
+            "end",
+            {
+                "anyOf": [
+                    JOB_REF,
+                    {  # the job was deleted while streaming
+                        "type": "object",
+                        "required": ["id", "status", "detail"],
+                        "properties": {
+                            "id": {"type": "string"},
+                            "status": {"type": "null"},
+                            "detail": {"type": "string"},
+                        },
+                    },
+                ]
+            },
+        ),
+    ],
+}
+EVENT_EXAMPLE = {
+    "event": "epoch",
+    "id": "2",
+    "data": json.dumps(HISTORY_EXAMPLE["points"][1]),
+}
+
+
 @router.get(
     "/{job_id}/events",
     summary="Live progress: server-sent events until the job ends",
@@ -300,9 +362,11 @@ EVENTS_EXAMPLE = (
                 "`status` again whenever the status changes; a `: keep-alive` comment every "
                 f"{KEEPALIVE_SECONDS:g} s. When the job has ended: a last `status`, then "
                 "`end` (data: the final job) and the stream closes. Reconnecting with "
-                "`Last-Event-ID: n` (as EventSource does) sends only epochs after n."
+                "`Last-Event-ID: n` (as EventSource does) sends only epochs after n. "
+                "The schema and example are of one event; a whole stream reads:\n\n"
+                + "".join(f"    {line}\n" for line in EVENTS_EXAMPLE.splitlines())
             ),
-            "content": {"text/event-stream": {"example": EVENTS_EXAMPLE}},
+            "content": {"text/event-stream": {"schema": EVENT_SCHEMA, "example": EVENT_EXAMPLE}},
         },
         **problem_responses(404, 422, 503, details=EVENTS_PROBLEMS),
     },
@@ -316,6 +380,7 @@ async def get_job_events(
         Header(
             alias="Last-Event-ID",
             description="Resume after this epoch: only later epochs are sent",
+            json_schema_extra=_epoch_header_schema,
         ),
     ] = None,
 ) -> EventStreamResponse:
@@ -341,7 +406,7 @@ def _resume_epoch(last_event_id: str | None) -> int:
             "event ids are epochs, integers >= 0)",
             field="header.Last-Event-ID",
         )
-    return epoch
+    return min(epoch, EPOCH_MAX)  # past every epoch: nothing more to send, as for EPOCH_MAX
 
 
 def _check_job_exists(database: Database, job_id: str) -> None:

@@ -34,8 +34,8 @@ def add_dataset(
         name=f"test-{seed}",
         label="y",
         features=names,
-        schema=[{"name": n, "type": "double", "role": "feature"} for n in names]
-        + [{"name": "y", "type": "int64", "role": "label"}],
+        schema=[{"name": n, "type": "number", "role": "feature"} for n in names]
+        + [{"name": "y", "type": "integer", "role": "label"}],
         label_type="integer" if all(isinstance(c, int) for c in classes) else "string",
         rows=rows,
         classes=list(classes),
