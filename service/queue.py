@@ -302,7 +302,9 @@ def fail_job(*, database: Database, job_id: str, attempt: int, error: str, code:
 def release_job(*, database: Database, job_id: str, attempt: int) -> bool:
     """Give the job back (SIGTERM): queued again, or cancelled if it was cancelling.
 
-    The checkpoint stays, so the next attempt resumes from it. False if fenced out.
+    The checkpoint stays, so the next attempt resumes from it. A graceful release is
+    not a lost worker: given back on its last allowed attempt, the job gets one more,
+    so the next claim never takes ``attempt`` past ``max_attempts``. False if fenced out.
     """
     now = utcnow()
     was_cancelling = Job.status == CANCELLING
@@ -311,6 +313,10 @@ def release_job(*, database: Database, job_id: str, attempt: int) -> bool:
         "stop_reason": case((was_cancelling, "cancelled"), else_=Job.stop_reason),
         "finished_at": case((was_cancelling, _moment(now)), else_=Job.finished_at),
         "worker": case((was_cancelling, Job.worker), else_=None),  # queued jobs have no worker
+        "max_attempts": case(
+            (and_(~was_cancelling, Job.attempt >= Job.max_attempts), Job.attempt + 1),
+            else_=Job.max_attempts,
+        ),
         "lease_expires_at": None,
         "updated_at": now,
     }
