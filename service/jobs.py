@@ -9,6 +9,7 @@ import hashlib
 import json
 import math
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, case, false, func, literal, select, update
@@ -143,6 +144,32 @@ def trainable_dataset(session: Session, dataset_id: str) -> Dataset:
 # Creating a job.
 
 
+def queued_job(
+    *,
+    dataset_id: str,
+    model_spec: ModelSpec,
+    training_spec: TrainingSpec,
+    settings: Settings,
+    created_at: datetime,
+    **columns: Any,
+) -> Job:
+    """A new job row in the queue, its specs stored complete (the worker rebuilds them)."""
+    return Job(
+        dataset_id=dataset_id,
+        status=QUEUED,
+        model_type=model_spec.type,
+        model_spec=asdict(model_spec),
+        training_spec=training_spec.to_dict(),
+        attempt=0,
+        max_attempts=settings.max_attempts,
+        epoch=0,
+        epochs=training_spec.epochs,
+        elapsed_seconds=0.0,
+        created_at=created_at,
+        **columns,
+    )
+
+
 def create_job(
     *,
     session: Session,
@@ -175,17 +202,11 @@ def create_job(
     check_work(epochs=training_spec.epochs, rows=dataset.rows, settings=settings)
     api_key_id = current_api_key_id()
     reserve_queue_room(session=session, settings=settings, api_key_id=api_key_id, adding=1)
-    job = Job(
+    job = queued_job(
         dataset_id=dataset.id,
-        status=QUEUED,
-        model_type=model_spec.type,
-        model_spec=asdict(model_spec),
-        training_spec=training_spec.to_dict(),
-        attempt=0,
-        max_attempts=settings.max_attempts,
-        epoch=0,
-        epochs=training_spec.epochs,
-        elapsed_seconds=0.0,
+        model_spec=model_spec,
+        training_spec=training_spec,
+        settings=settings,
         created_at=utcnow(),
         api_key_id=api_key_id,
     )

@@ -13,7 +13,6 @@ aggregates over jobs and job_history), never stored.
 
 import itertools
 import math
-from dataclasses import asdict
 from datetime import timedelta
 from typing import Any, NamedTuple
 
@@ -31,6 +30,7 @@ from service.jobs import (
     cancel_jobs,
     could_be_id,
     engine_specs,
+    queued_job,
     trainable_dataset,
 )
 from service.limits import check_work, reserve_queue_room
@@ -354,20 +354,14 @@ def create_sweep(*, session: Session, sweep_in: SweepCreate, settings: Settings)
         session.add(sweep)
         session.flush()  # the sweep's id, for its children
         session.add_all(
-            Job(
+            queued_job(
                 dataset_id=dataset.id,
+                model_spec=model_spec,
+                training_spec=training_spec,
+                settings=settings,
+                created_at=now + timedelta(microseconds=index),
                 sweep_id=sweep.id,
                 trial=trial.params,
-                status=QUEUED,
-                model_type=model_spec.type,
-                model_spec=asdict(model_spec),
-                training_spec=training_spec.to_dict(),
-                attempt=0,
-                max_attempts=settings.max_attempts,
-                epoch=0,
-                epochs=training_spec.epochs,
-                elapsed_seconds=0.0,
-                created_at=now + timedelta(microseconds=index),
                 api_key_id=api_key_id,
             )
             for index, (trial, (model_spec, training_spec)) in enumerate(
