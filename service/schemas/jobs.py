@@ -7,7 +7,7 @@ unknown fields; the engine's ``validate()`` then checks ranges (see
 service.jobs.engine_specs), so a bound lives in one place.
 """
 
-from dataclasses import fields
+from dataclasses import asdict, fields
 from datetime import datetime
 from typing import Any, Literal
 
@@ -44,6 +44,14 @@ STRICT_INPUT = ConfigDict(extra="forbid", allow_inf_nan=False)
 EXAMPLE_DATASET_ID = "3f2a9c1e8b7d4e6fa0c5d2b1e9f8a7c6"
 EXAMPLE_JOB_ID = "9b1d4e2f7a6c4d8e8f0a1b2c3d4e5f60"
 EXAMPLE_MODEL_ID = "c0ffee1234abcd5678ef90123456789a"
+
+# The canonical request's specs with every field filled in, as a job stores them.
+EXAMPLE_MODEL_SPEC: dict[str, Any] = asdict(
+    ModelSpec(type="two_layer_network", hidden_units=16, activation="tanh", init="random")
+)
+EXAMPLE_TRAINING_SPEC: dict[str, Any] = TrainingSpec(
+    optimizer="gd", learning_rate=0.5, epochs=200, early_stopping=EarlyStopping(patience=10)
+).to_dict()
 
 # The request of issue 3, as written there.
 CANONICAL_REQUEST: dict[str, Any] = {
@@ -267,31 +275,8 @@ JOB_EXAMPLE: dict[str, Any] = {
     "id": EXAMPLE_JOB_ID,
     "status": "running",
     "dataset_id": EXAMPLE_DATASET_ID,
-    "model": {
-        "type": "two_layer_network",
-        "hidden_units": 16,
-        "activation": "tanh",
-        "init": "random",
-        "init_scale": 0.01,
-    },
-    "training": {
-        "optimizer": "gd",
-        "learning_rate": 0.5,
-        "epochs": 200,
-        "batch_size": None,
-        "shuffle": True,
-        "l2": 0.0,
-        "validation_fraction": 0.2,
-        "early_stopping": {"patience": 10, "min_delta": 0.0, "restore_best": True},
-        "tolerance": 1e-06,
-        "seed": 0,
-        "dtype": "float64",
-        "time_limit": None,
-        "momentum": 0.9,
-        "beta1": 0.9,
-        "beta2": 0.999,
-        "epsilon": 1e-08,
-    },
+    "model": EXAMPLE_MODEL_SPEC,
+    "training": EXAMPLE_TRAINING_SPEC,
     "progress": {
         "epoch": 120,
         "epochs": 200,

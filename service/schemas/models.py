@@ -5,6 +5,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.schemas.jobs import EXAMPLE_MODEL_SPEC, EXAMPLE_TRAINING_SPEC
+
 # A label is the dataset's own value: ints stay ints, strings stay strings.
 Label = int | float | str | bool
 
@@ -66,31 +68,8 @@ EXAMPLE_MODEL: dict[str, Any] = {
     "job_id": "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
     "dataset_id": "a1b2c3d4e5f60718293a4b5c6d7e8f90",
     "type": "two_layer_network",
-    "model": {
-        "type": "two_layer_network",
-        "hidden_units": 2,
-        "activation": "tanh",
-        "init": "random",
-        "init_scale": 0.01,
-    },
-    "training": {
-        "optimizer": "gd",
-        "learning_rate": 0.5,
-        "epochs": 200,
-        "batch_size": None,
-        "shuffle": True,
-        "l2": 0.0,
-        "validation_fraction": 0.2,
-        "early_stopping": {"patience": 10, "min_delta": 0.0, "restore_best": True},
-        "tolerance": 1e-6,
-        "seed": 0,
-        "dtype": "float64",
-        "time_limit": None,
-        "momentum": 0.9,
-        "beta1": 0.9,
-        "beta2": 0.999,
-        "epsilon": 1e-8,
-    },
+    "model": {**EXAMPLE_MODEL_SPEC, "hidden_units": 2},
+    "training": EXAMPLE_TRAINING_SPEC,
     "classes": [0, 1],
     "feature_names": ["mean radius", "mean texture"],
     "n_features": 2,
