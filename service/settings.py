@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     # The queue.
     lease_seconds: float = 30.0  # a job whose worker is silent this long is re-queued
     heartbeat_seconds: float = 5.0  # how often a worker renews its lease
-    poll_seconds: float = 0.2  # idle workers' poll on SQLite (PostgreSQL uses LISTEN/NOTIFY)
+    poll_seconds: float = 1.0  # idle workers' fallback poll; new jobs wake them (service.notify)
     sweep_seconds: float = 5.0  # how often workers look for expired leases
     max_attempts: int = 3  # claims a job gets before it fails as worker_lost
     checkpoint_seconds: float = 10.0  # store a checkpoint at most this often

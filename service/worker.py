@@ -4,7 +4,8 @@
 
 The main thread claims the oldest queued job, trains it, and claims again; when
 the queue is empty it waits for PostgreSQL's NOTIFY (LISTEN on a dedicated
-connection) or, on SQLite, sleeps ``poll_seconds``. Two helper threads:
+connection) or, on SQLite, for a ring of the doorbell beside the database file
+(service.notify), polling every ``poll_seconds`` should a ring be missed. Two helper threads:
 
 * the sweeper, for the life of the process, settles expired leases every
   ``sweep_seconds`` (it keeps sweeping while the main thread trains, so a dead
@@ -62,7 +63,7 @@ from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError,
 from engine import EpochMetrics, FitResult, Progress, TrainingSpec, fit
 from engine.specs import model_spec_from_dict
 from service.db import Database, postgres_connect_args
-from service.notify import CHANNEL
+from service.notify import CHANNEL, Doorbell, doorbell_path
 from service.queue import (
     Claim,
     claim_job,
@@ -176,7 +177,7 @@ def run_worker(
     log.info("worker %s serving %s", worker_id, make_url(database.url).render_as_string())
     sweeper = Sweeper(database, settings)
     waiter = (
-        SleepWaiter(settings.poll_seconds, stop)
+        Doorbell(doorbell_path(database.url), settings.poll_seconds, stop)
         if database.is_sqlite
         else NotifyWaiter(database.url, settings.sweep_seconds, stop)
     )
@@ -265,19 +266,6 @@ class Sweeper(threading.Thread):
                 self.outage.failed(error)  # the next sweep is the retry
             if self._done.wait(self.settings.sweep_seconds):
                 return
-
-
-class SleepWaiter:
-    """SQLite has no notifications: an idle worker polls every ``poll_seconds``."""
-
-    def __init__(self, seconds: float, stop: threading.Event):
-        self.seconds, self.stop = seconds, stop
-
-    def wait(self) -> None:
-        self.stop.wait(self.seconds)
-
-    def close(self) -> None:
-        pass
 
 
 class NotifyWaiter:

@@ -127,9 +127,9 @@ def test_two_workers_drain_twenty_jobs_each_claimed_once(database, spawn):
 
 
 def test_idle_worker_picks_up_new_job_promptly(database, spawn):
-    # sweep_seconds is long, so on PostgreSQL only NOTIFY can wake the worker in time.
+    # Polls every 30 s: only a wake-up (PostgreSQL's NOTIFY, SQLite's doorbell) is in time.
     dataset_id = add_dataset(database, rows=100, features=3)
-    spawn(sweep_seconds=30)
+    spawn(sweep_seconds=30, poll_seconds=30)
     warm_up = add_job(database, dataset_id, **SMALL_JOB)
     wait_for_status(database, warm_up, {"succeeded"}, timeout=20)
     latencies = []
