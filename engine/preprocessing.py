@@ -38,8 +38,10 @@ class Standardizer:
             total += rows[start : start + step].sum(axis=0, dtype=np.float64)
         mean = total / rows.shape[0]
         squares = np.zeros(rows.shape[1])
+        buffer = np.empty((min(step, rows.shape[0]), rows.shape[1]))  # one chunk's deviations
         for start in range(0, rows.shape[0], step):
-            deviation = rows[start : start + step] - mean  # (chunk, n_x) float64
+            chunk = rows[start : start + step]
+            deviation = np.subtract(chunk, mean, out=buffer[: len(chunk)])  # (chunk, n_x) float64
             squares += np.einsum("ij,ij->j", deviation, deviation)
         std = np.sqrt(squares / rows.shape[0])
         # A constant column carries no information; dividing by ~0 would only amplify noise.
@@ -75,6 +77,63 @@ def gather_rows(X: np.ndarray, index: np.ndarray, dtype: np.dtype) -> np.ndarray
     return out
 
 
+def index_dtype(m: int) -> type:
+    """int32 for indices of m rows while they fit: half the memory of intp on a large dataset."""
+    return np.int32 if m <= np.iinfo(np.int32).max else np.intp
+
+
+def permute_rows_in_place(rows: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """rows[i] = (old) rows[order[i]] for every i, in place, in ~1 MiB chunks; returns rows.
+
+    ``order`` (m,) must be a permutation of 0..m-1. The destinations are filled a
+    chunk [start, stop) at a time, in order, so everything before ``start`` is final
+    and every row still needed sits at ``start`` or after. A chunk gathers the rows
+    it needs from wherever they are now; the rows it held that are needed later
+    move into the places those rows left. Two position maps (int32 while m allows)
+    follow every row. Beyond ``rows`` this holds the maps and two chunks of rows;
+    every row is written once into its final place and, all chunks together, at
+    most m rows are displaced, so it costs at most about two copies of ``rows``.
+    """
+    m = rows.shape[0]
+    if not _is_permutation(order, m):
+        raise ValueError(f"order must be a permutation of the {m} rows")
+    where = np.arange(m, dtype=index_dtype(m))  # where[r]: the position now holding row r
+    held = np.arange(m, dtype=index_dtype(m))  # held[p]: the original row now at position p
+    step = chunk_rows(rows)
+    for start in range(0, m, step):
+        stop = min(start + step, m)
+        needed = order[start:stop]  # original rows, (b,)
+        sources = where[needed]  # their positions now, all >= start
+        if np.array_equal(sources, np.arange(start, stop)):
+            continue  # already in place (e.g. the rows before the first one that moves)
+        gathered = rows[sources]  # (b, n_x)
+        inside = sources < stop
+        kept = np.zeros(stop - start, dtype=bool)
+        kept[sources[inside] - start] = True
+        displaced = start + np.flatnonzero(~kept)  # positions whose rows are needed later
+        vacated = sources[~inside]  # positions past the chunk whose rows it takes
+        if len(displaced):
+            rows[vacated] = rows[displaced]
+            moved = held[displaced]
+            where[moved] = vacated
+            held[vacated] = moved
+        rows[start:stop] = gathered
+        held[start:stop] = needed
+    return rows
+
+
+def _is_permutation(order: np.ndarray, m: int) -> bool:
+    if order.shape != (m,) or order.dtype.kind not in "iu":
+        return False
+    if m == 0:
+        return True
+    if order.min() < 0 or order.max() >= m:
+        return False
+    seen = np.zeros(m, dtype=bool)
+    seen[order] = True
+    return bool(seen.all())
+
+
 class LabelEncoder:
     """Maps any label values (ints, floats, strings, bools) to class indices 0..K-1, sorted."""
 
@@ -97,11 +156,11 @@ class LabelEncoder:
         """Class indices (m,) of labels y; unknown labels raise ValueError."""
         y = _as_label_array(y)
         index = np.searchsorted(self._classes_array, y)
-        index = np.clip(index, 0, len(self.classes) - 1)
+        np.clip(index, 0, len(self.classes) - 1, out=index)
         unknown = self._classes_array[index] != y
         if np.any(unknown):
             raise ValueError(f"unknown label {_plain(y[np.argmax(unknown)])!r}")
-        return index.astype(np.intp)
+        return index.astype(np.intp, copy=False)
 
     def inverse_transform(self, index: np.ndarray) -> np.ndarray:
         return self._classes_array[index]
@@ -141,8 +200,9 @@ def stratified_split(
         rows = np.flatnonzero(labels == label)
         take = round(fraction * len(rows)) if len(rows) >= 2 else 0
         take = min(take, len(rows) - 1)
-        validation.append(rng.permutation(rows)[:take])
-    held_out = np.sort(np.concatenate(validation)).astype(np.intp)
+        # A copy of the kept part: the slice alone would hold on to the class's whole shuffle.
+        validation.append(rng.permutation(rows)[:take].copy())
+    held_out = np.sort(np.concatenate(validation)).astype(np.intp, copy=False)
     keep = np.ones(len(labels), dtype=bool)
     keep[held_out] = False
     return np.flatnonzero(keep), held_out

@@ -14,6 +14,12 @@ The callback sees every epoch's metrics and can take a checkpoint; ``fit``
 with ``resume_from`` continues it to the same parameters an uninterrupted
 run reaches. L-BFGS runs through scipy.optimize on the engine's gradients;
 a resumed L-BFGS run restarts its curvature memory, so it is not bit-identical.
+
+Memory: with ``overwrite_rows=True`` the caller's rows are the only X-sized
+array of the fit. Everything else is per sample (labels, targets Y, index
+arrays: tens of bytes a row) or per block: gradients and losses over the full
+training and validation splits go through BlockRunner's ~1 MiB column blocks,
+and a mini-batch is gathered on its own.
 """
 
 import math
@@ -79,10 +85,15 @@ def fit(
     callback: Callback | None = None,
     resume_from: bytes | None = None,
     threads: int | None = None,
+    overwrite_rows: bool = False,
 ) -> FitResult:
     """Train on rows X (m, n_x) with labels y (m,); see the module docstring.
 
     ``threads`` (default: every available core) changes speed, never results.
+    ``overwrite_rows=True`` gives X to the engine: when X is a writable C-order
+    array in the training dtype it is reordered and standardized in place and
+    trained on with no copy (engine.data), so the caller must not use it
+    afterwards; the result is bit-identical to the default, which never writes X.
     """
     model_spec = (model or ModelSpec()).validate()
     spec = (training or TrainingSpec()).validate()
@@ -96,6 +107,7 @@ def fit(
         dtype=dtype,
         rng=split_rng,
         feature_names=feature_names,
+        overwrite_rows=overwrite_rows,
     )
     network = build_model(model_spec, data.n_features, data.n_classes)
     network.initialize(init_rng, model_spec.init, model_spec.init_scale, dtype)
