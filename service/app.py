@@ -12,8 +12,9 @@ from service.auth import ApiKeyMiddleware, KeyRing, check_binding
 from service.db import Database
 from service.errors import install_error_handlers
 from service.limits import install_limits
+from service.metrics import RequestDurationMiddleware
 from service.openapi import install_openapi
-from service.routers import dashboard, datasets, docs, health, jobs, models, sweeps
+from service.routers import dashboard, datasets, docs, health, jobs, metrics, models, sweeps
 from service.settings import Settings, get_settings
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -66,12 +67,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.database = database
     install_error_handlers(app)
     install_openapi(app, settings)
-    for module in (health, datasets, jobs, models, sweeps, docs, dashboard):
+    for module in (health, datasets, jobs, models, sweeps, docs, dashboard, metrics):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_limits(app, settings)
     if keys.configured:
-        # Added last, so outermost: a request without a valid key is answered before any
-        # other middleware or route reads its body.
+        # Added after the limits, so outside them: a request without a valid key is
+        # answered before any other middleware or route reads its body.
         app.add_middleware(ApiKeyMiddleware, keys=keys)
+    # Outermost of all: it times the requests the key and limit middlewares refuse too.
+    app.add_middleware(RequestDurationMiddleware, routes=app.router.routes)
     return app

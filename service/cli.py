@@ -11,23 +11,30 @@ its own, and on SIGINT (Ctrl-C) or SIGTERM stops the API, sends SIGTERM to the
 workers (each checkpoints and releases its job), waits for them, and exits 0.
 A second Ctrl-C stops at once: open connections are closed, workers are killed
 (their jobs are re-queued when their leases expire).
+
+`serve`, `worker` and `migrate` log as BACKPROP_LOG_FORMAT says (JSON lines by default,
+service.logs); the client commands log plain text, for a person. `serve` gives its API
+and its workers a fresh metrics directory (PROMETHEUS_MULTIPROC_DIR, removed when it
+stops), so the API's /metrics sums the figures of all of them.
 """
 
 import argparse
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
 
 log = logging.getLogger("backprop")
 
-LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s[%(process)d]: %(message)s"
 # A worker that dies this soon after starting is crash-looping: wait before the next start.
 CRASH_LOOP_SECONDS = 10.0
 MAX_RESTART_DELAY_SECONDS = 30.0
@@ -39,9 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `backprop` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
     apply_overrides(args)
+    from service.logs import configure_logging
     from service.settings import get_settings
 
-    logging.basicConfig(level=get_settings().log_level.upper(), format=LOG_FORMAT)
+    # A client command's few log lines are for the person at the terminal: plain text.
+    configure_logging(get_settings(), log_format=None if args.service_command else "text")
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # one line per plugin
     try:
         return args.run(args)
@@ -57,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Configuration table); options override them.",
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    parser.set_defaults(service_command=False)  # serve, worker and migrate set it
 
     serve = commands.add_parser(
         "serve",
@@ -85,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="how long stopping workers may take before they are killed (default: 30)",
     )
-    serve.set_defaults(run=run_serve)
+    serve.set_defaults(run=run_serve, service_command=True)
 
     worker = commands.add_parser(
         "worker",
@@ -97,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--worker-id", help="the name this worker records on the jobs it claims")
     # `serve` starts its workers with its pid: a worker outliving its `serve` stops itself.
     worker.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
-    worker.set_defaults(run=run_worker)
+    worker.set_defaults(run=run_worker, service_command=True)
 
     migrate = commands.add_parser(
         "migrate",
@@ -113,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the SQL of the upgrade instead of running it (offline mode)",
     )
-    migrate.set_defaults(run=run_migrate)
+    migrate.set_defaults(run=run_migrate, service_command=True)
 
     from service.cli_client import add_client_commands
 
@@ -251,6 +261,7 @@ class WorkerPool:
                     min(2.0 ** (slot.crashes - 1), MAX_RESTART_DELAY_SECONDS) if slot.crashes else 0
                 )
                 slot.restart_at = now + delay
+                forget_metrics_of(slot.process.pid)
                 log.warning(
                     "worker %d (pid %d) exited unexpectedly with code %s; restarting it in %.0f s",
                     slot.number,
@@ -281,7 +292,31 @@ class WorkerPool:
                 process.kill()
                 process.wait()
                 clean = False
+            forget_metrics_of(process.pid)
         return clean
+
+
+def forget_metrics_of(pid: int) -> None:
+    """A worker died: drop its live gauges from the metrics directory (service.metrics)."""
+    from service.metrics import forget_process
+
+    forget_process(pid)
+
+
+@contextmanager
+def metrics_directory() -> Iterator[str]:
+    """A fresh PROMETHEUS_MULTIPROC_DIR for this `serve`: its API (in this process) and its
+    workers (children, which inherit the environment) write their figures there; /metrics
+    sums them. Fresh, so a restart never counts the last run's files twice; removed at exit.
+
+    Set before anything imports prometheus_client, which reads the variable once, at import.
+    """
+    path = tempfile.mkdtemp(prefix="backprop-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -290,10 +325,7 @@ def run_serve(args: argparse.Namespace) -> int:
     Exits 2 at once, before migrating or binding anything, when the API would be open
     to the network (a non-loopback --host without BACKPROP_API_KEYS) or a key is unusable.
     """
-    import uvicorn
-
     from service.auth import AccessSettingsError, KeyRing, check_binding
-    from service.migrate import upgrade
     from service.settings import get_settings
 
     settings = get_settings()
@@ -302,6 +334,19 @@ def run_serve(args: argparse.Namespace) -> int:
     except AccessSettingsError as error:
         print(f"backprop serve: {error}", file=sys.stderr)
         return 2
+    with metrics_directory():
+        return run_api_and_workers(args)
+
+
+def run_api_and_workers(args: argparse.Namespace) -> int:
+    """run_serve's work, once the metrics directory is set."""
+    import uvicorn
+
+    from service.logs import uvicorn_log_config
+    from service.migrate import upgrade
+    from service.settings import get_settings
+
+    settings = get_settings()
     if not args.no_migrate:
         log.info("migrating %s to the latest revision", shown_url(settings.database_url))
         upgrade(settings.database_url)
@@ -312,6 +357,7 @@ def run_serve(args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        log_config=uvicorn_log_config(settings),
         timeout_graceful_shutdown=API_SHUTDOWN_SECONDS,
     )
     server = uvicorn.Server(config)

@@ -2,6 +2,7 @@
 
 import os
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -51,6 +52,8 @@ class Settings(BaseSettings):
     flush_seconds: float = 0.25  # write buffered history at least this often
 
     log_level: str = "info"
+    # json: one JSON object per line (time, level, logger, message, pid, job_id...); text: plain.
+    log_format: Literal["json", "text"] = "json"
 
     @property
     def read_write_key_list(self) -> tuple[str, ...]:

@@ -62,7 +62,17 @@ from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError,
 
 from engine import EpochMetrics, FitResult, Progress, TrainingSpec, fit
 from engine.specs import model_spec_from_dict
+from service.dataset_rows import load_rows, training_dtype
 from service.db import Database, postgres_connect_args
+from service.logs import configure_logging
+from service.metrics import (
+    EPOCH_DURATION,
+    JOB_CLAIMS,
+    JOB_DURATION,
+    LEASE_EXPIRIES,
+    LOST,
+    RELEASED,
+)
 from service.notify import CHANNEL, Doorbell, doorbell_path
 from service.queue import (
     Claim,
@@ -76,8 +86,8 @@ from service.queue import (
     sweep_expired_leases,
 )
 from service.settings import Settings, get_settings
-from service.storage import labels_of, load_arrays
-from service.tables import CANCELLING, Dataset
+from service.storage import labels_of
+from service.tables import CANCELLED, CANCELLING, FAILED, SUCCEEDED, Dataset
 
 log = logging.getLogger("service.worker")
 
@@ -174,7 +184,12 @@ def run_worker(
     stop = stop_event or threading.Event()
     worker_id = worker_id or default_worker_id()
     database = Database(settings.database_url)
-    log.info("worker %s serving %s", worker_id, make_url(database.url).render_as_string())
+    log.info(
+        "worker %s serving %s",
+        worker_id,
+        make_url(database.url).render_as_string(),
+        extra={"worker_id": worker_id},
+    )
     sweeper = Sweeper(database, settings)
     waiter = (
         Doorbell(doorbell_path(database.url), settings.poll_seconds, stop)
@@ -195,7 +210,7 @@ def run_worker(
         sweeper.finish()
         waiter.close()
         database.dispose()
-    log.info("worker %s stopped", worker_id)
+    log.info("worker %s stopped", worker_id, extra={"worker_id": worker_id})
 
 
 def _claim(
@@ -208,6 +223,7 @@ def _claim(
         return None
     outage.succeeded()
     if claim is not None:
+        JOB_CLAIMS.inc()
         resumed = (
             f" from the checkpoint of epoch {claim.checkpoint_epoch}" if claim.checkpoint else ""
         )
@@ -261,6 +277,7 @@ class Sweeper(threading.Thread):
                 changed = sweep_expired_leases(database=self.database, settings=self.settings)
                 self.outage.succeeded()
                 if changed:
+                    LEASE_EXPIRIES.inc(changed)
                     log.info("settled %d job(s) whose lease expired", changed)
             except SQLAlchemyError as error:
                 self.outage.failed(error)  # the next sweep is the retry
@@ -379,6 +396,9 @@ class JobRun:
         self.writes = Outage(self.log, "writing progress")
         self.retry_at = 0.0  # after a failed write, no other before this (monotonic)
         self.released = False  # stopped for SIGTERM: give the job back
+        # How the attempt ended, for the job duration histogram: set when its end is
+        # written; an attempt that could not write it was lost (to its lease, or an outage).
+        self.outcome = LOST
 
     @property
     def fence(self) -> dict[str, Any]:
@@ -390,6 +410,7 @@ class JobRun:
 
     def run(self) -> None:
         """Train the job to its end; never raises (a failure is the job's, not the worker's)."""
+        started = time.monotonic()
         self.lease.start()
         try:
             self._train()
@@ -407,6 +428,7 @@ class JobRun:
             )
         finally:
             self.lease.finish()
+            JOB_DURATION.labels(self.outcome).observe(time.monotonic() - started)
 
     def _train(self) -> None:
         dataset, X, labels = self._load()
@@ -424,6 +446,7 @@ class JobRun:
             feature_names=dataset.features,
             callback=self.on_epoch,
             resume_from=self.claim.checkpoint,
+            overwrite_rows=True,  # X is ours alone: trained on in place, no second copy
         )
         if not self.lease.lost.is_set():
             self._retry(self._flush, "writing the last epochs")
@@ -446,7 +469,8 @@ class JobRun:
             dataset = session.get(Dataset, self.claim.dataset_id)
             if dataset is None:
                 raise missing
-            X, y_index = load_arrays(session, dataset)
+            # Rows in the training dtype, read chunk by chunk (service.dataset_rows).
+            X, y_index = load_rows(session, dataset, training_dtype(self.claim.training_spec))
         return dataset, X, labels_of(dataset, y_index)
 
     def _retry(self, action: Callable[[], T], what: str) -> T:
@@ -472,6 +496,7 @@ class JobRun:
     # -- the engine's callback, after every epoch --------------------------------------------
     def on_epoch(self, progress: Progress) -> bool:
         """Buffer, flush, checkpoint; True stops training (cancel, lost lease, SIGTERM)."""
+        EPOCH_DURATION.observe(progress.metrics.seconds)
         self.pending.append(progress.metrics)
         self.best_epoch, self.elapsed = progress.best_epoch, progress.elapsed
         last = progress.stop_reason is not None
@@ -537,18 +562,30 @@ class JobRun:
         self._write_end(
             lambda: complete_job(**self.fence, result=result),
             f"finished: {result.stop_reason} after epoch {len(result.history)}",
+            self._completed_state(result),
         )
 
+    def _completed_state(self, result: FitResult) -> str:
+        """The state complete_job gives the job (unless a cancel arrives after the last
+        heartbeat, which it alone sees)."""
+        if self.lease.cancelling.is_set() or result.stop_reason == "cancelled":
+            return CANCELLED
+        return FAILED if result.stop_reason == "diverged" else SUCCEEDED
+
     def _release(self) -> None:
-        self._write_end(lambda: release_job(**self.fence), "released for another worker")
+        # A job being cancelled is cancelled by its release rather than queued again.
+        outcome = CANCELLED if self.lease.cancelling.is_set() else RELEASED
+        self._write_end(lambda: release_job(**self.fence), "released for another worker", outcome)
 
     def _fail(self, code: str, message: str) -> None:
         self.log.warning("failed (%s): %s", code, message)
         self._write_end(
-            lambda: fail_job(**self.fence, error=message, code=code), "recorded the failure"
+            lambda: fail_job(**self.fence, error=message, code=code),
+            "recorded the failure",
+            FAILED,
         )
 
-    def _write_end(self, write: Callable[[], bool], done: str) -> None:
+    def _write_end(self, write: Callable[[], bool], done: str, outcome: str) -> None:
         # A heartbeat after this write would find the job ended and report a lost lease.
         self.lease.finish()
         try:
@@ -560,22 +597,16 @@ class JobRun:
             self.log.exception("could not record the end of the attempt; its lease will expire")
             return
         if written:
+            self.outcome = outcome
             self.log.info(done)
         else:
             self.log.warning("the job is no longer this attempt's; wrote nothing")
 
 
-def configure_logging(level: str) -> None:
-    """Log lines that name the process; the CLI's `backprop worker` uses this too."""
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s worker[%(process)d] %(message)s"
-    )
-
-
 def main() -> None:
     """`python -m service.worker`: serve the queue with the settings from the environment."""
     settings = get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings)
     run_worker(settings)
 
 

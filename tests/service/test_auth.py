@@ -425,6 +425,7 @@ def test_live_serve_with_keys_checks_them_and_never_logs_them(tmp_path):
         f"sqlite:///{tmp_path / 'live.db'}",
         port=port,
         log_level="debug",
+        log_format="text",  # uvicorn's access lines as they read, quotes unescaped
         max_json_body_bytes=1_000,
         **KEYS,
     )
