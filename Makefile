@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint browser bench-engine serve migrate clean
+.PHONY: test lint browser bench-engine bench-service serve migrate clean
 
 # The environment, rebuilt whenever the project's dependencies change.
 $(VENV): pyproject.toml
@@ -29,6 +29,12 @@ test: lint browser
 bench-engine: $(VENV)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/engine.py $(BENCH_ARGS)
+
+# The real service (uvicorn + workers on 127.0.0.1) on SQLite and PostgreSQL against its peers;
+# e.g. BENCH_ARGS="--quick" or "--only predict --databases sqlite --markdown".
+bench-service: $(VENV)
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/service.py $(BENCH_ARGS)
 
 # The API on 127.0.0.1:8000 and one worker per core, on the SQLite file ./backprop.db
 # (BACKPROP_* variables change that, e.g. BACKPROP_PORT; SERVE_ARGS adds `backprop serve` options).
