@@ -1,5 +1,6 @@
 """The FastAPI application: routers, error handlers, the database, the docs."""
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -40,6 +41,17 @@ def operation_id(route: APIRoute) -> str:
     return f"{route.tags[0]}-{route.name}" if route.tags else route.name
 
 
+def settle_startup_garbage() -> None:
+    """Move what start-up allocated (modules, routes, schemas: ~170,000 objects) out of
+    the garbage collector's sight.
+
+    Those objects live as long as the process, yet every full collection walked them all:
+    pauses of 70-90 ms, every few hundred requests, that showed as the p99 of cheap reads.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The app for ``settings``; refuses (AccessSettingsError) to serve a non-loopback
     BACKPROP_HOST without API keys, or keys that cannot be sent in a header."""
@@ -50,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settle_startup_garbage()
         yield
         database.dispose()
 

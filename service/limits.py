@@ -154,8 +154,13 @@ class JsonBodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         declared = declared_length(scope)
-        if declared is not None and declared > self.max_bytes:
-            await body_too_large(self.max_bytes, declared)(scope, receive, send)
+        if declared is not None:
+            if declared > self.max_bytes:
+                await body_too_large(self.max_bytes, declared)(scope, receive, send)
+            else:
+                # The server delivers no more than Content-Length bytes of body (what
+                # follows is the next request), so only a chunked body needs counting.
+                await self.app(scope, receive, send)
             return
 
         received, over, started = 0, False, False

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, defer
 
 import engine
 from engine import Classifier, ModelFileError
+from service.db import Database
 from service.errors import NotFound, PayloadTooLarge, ServiceError, Unprocessable
 from service.jobs import could_be_id
 from service.pagination import page
@@ -218,16 +219,26 @@ def parameter_lists(classifier: Classifier) -> dict[str, list[Any]]:
     return finite_or_none(lists)
 
 
+def cached_model(*, database: Database, cache: ModelCache, model_id: str) -> LoadedModel:
+    """The model from the cache, or from the database (a read session only on a miss)."""
+    entry = cache.get(model_id)
+    if entry is not None:
+        return entry
+    with database.reads() as session:
+        return get_model(session=session, cache=cache, model_id=model_id)
+
+
 def predict(
     *,
-    session: Session,
+    database: Database,
     cache: ModelCache,
     model_id: str,
     request: PredictionRequest,
     max_rows: int,
 ) -> PredictionResponse:
-    """Labels and class probabilities for the request's rows or records."""
-    entry = get_model(session=session, cache=cache, model_id=model_id)
+    """Labels and class probabilities for the request's rows or records; after a model's
+    first prediction, no database round trip."""
+    entry = cached_model(database=database, cache=cache, model_id=model_id)
     classifier = entry.classifier
     if request.rows is not None and request.records is None and request.dataset_id is None:
         X = _matrix_of_rows(request.rows, classifier, max_rows)
@@ -249,22 +260,22 @@ def predict(
 
 
 def predict_dataset(
-    *, session: Session, cache: ModelCache, model_id: str, dataset_id: str
+    *, database: Database, cache: ModelCache, model_id: str, dataset_id: str
 ) -> Iterator[str]:
     """CSV text chunks: row, label (true), predicted, p_<class>... for every dataset row.
 
     The dataset is read here, before the first chunk; the chunks only compute.
     """
-    entry = get_model(session=session, cache=cache, model_id=model_id)
-    classifier = entry.classifier
-    dataset = session.get(Dataset, dataset_id) if could_be_id(dataset_id) else None
-    if dataset is None:
-        raise Unprocessable(f"no dataset with id {dataset_id!r}", field="dataset_id")
-    columns = _feature_columns(classifier.feature_names, list(dataset.features), dataset_id)
-    X, y_index = load_arrays(session, dataset)
+    classifier = cached_model(database=database, cache=cache, model_id=model_id).classifier
+    with database.reads() as session:
+        dataset = session.get(Dataset, dataset_id) if could_be_id(dataset_id) else None
+        if dataset is None:
+            raise Unprocessable(f"no dataset with id {dataset_id!r}", field="dataset_id")
+        columns = _feature_columns(classifier.feature_names, list(dataset.features), dataset_id)
+        X, y_index = load_arrays(session, dataset)
+        truth = labels_of(dataset, y_index)
     if columns is not None:
         X = X[:, columns]
-    truth = labels_of(dataset, y_index)
     return _csv_chunks(classifier, X, truth)
 
 

@@ -25,6 +25,7 @@ import service.models
 from engine import FitResult, ModelSpec, TrainingSpec
 from service.app import create_app
 from service.results import history_values, model_row
+from service.routers.models import INLINE_PREDICTION_ROWS
 from service.storage import store_arrays
 from service.tables import SUCCEEDED, Dataset, Job, JobHistory, new_id, utcnow
 
@@ -317,6 +318,28 @@ def test_predictions_by_rows_match_the_classifier_exactly(
     assert [[p["probabilities"]["0"], p["probabilities"]["1"]] for p in body["predictions"]] == (
         expected_p
     )
+
+
+@pytest.mark.parametrize("rows", [1, INLINE_PREDICTION_ROWS, INLINE_PREDICTION_ROWS + 1])
+def test_predictions_on_the_event_loop_and_in_the_threadpool_are_the_same(
+    client, cancer_model, cancer, network_fit, rows
+):
+    # The first request loads the model (threadpool); the second, cached and small, may run
+    # on the event loop: both answer exactly what the classifier computes.
+    expected = network_fit.classifier.predict_proba(cancer.X[:rows]).tolist()
+    for _ in range(2):
+        body = predict(client, cancer_model, {"rows": cancer.X[:rows].tolist()}).json()
+        assert [
+            [p["probabilities"]["0"], p["probabilities"]["1"]] for p in body["predictions"]
+        ] == (expected)
+
+
+def test_small_prediction_errors_on_the_event_loop_are_problems(client, cancer_model, cancer):
+    assert predict(client, cancer_model, {"rows": cancer.X[:1].tolist()}).status_code == 200
+    wide = [[*cancer.X[0].tolist(), 1.0]]
+    assert_problem(predict(client, cancer_model, {"rows": wide}), 422, "rows.0")
+    extreme = [[1e308 if j % 2 else -1e308 for j in range(cancer.X.shape[1])]]  # NaN output
+    assert_problem(predict(client, cancer_model, {"rows": extreme}), 422, "rows.0")
 
 
 def test_predictions_accept_integers_as_feature_values(client, cancer_model, network_fit):
