@@ -21,6 +21,7 @@ TERMINAL = ("succeeded", "failed", "cancelled")
 UPLOAD_CHUNK_BYTES = 1 << 20  # the file is streamed from disk in pieces this large
 REQUEST_SECONDS = 600.0  # one request (a 400 MB upload included) may take this long
 CSV_TYPE = "text/csv"
+IDLE_SETTLE_SECONDS = 0.5  # after "serving": the first claim finds no job, the worker waits
 PARQUET_TYPE = "application/vnd.apache.parquet"
 
 
@@ -54,6 +55,18 @@ class Service:
         self.workers += started
         return started
 
+    def wait_until_idle(self, worker: Popen, *, timeout: float) -> None:
+        """Until the worker has logged that it serves, and a moment more for its first
+        (empty) claim: then it waits for new jobs, to be woken by them."""
+        deadline = time.monotonic() + timeout
+        log = self.group.logs[worker.pid]
+        while b" serving " not in log.read_bytes():
+            self.group.check_alive(worker)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"worker {worker.pid} not serving after {timeout:.0f} s")
+            time.sleep(0.05)
+        time.sleep(IDLE_SETTLE_SECONDS)
+
     def stop_workers(self) -> None:
         for worker in self.workers:
             self.group.stop(worker)
@@ -84,6 +97,9 @@ class Service:
         response = self.client.delete(f"/v1/datasets/{dataset_id}")
         if response.status_code != 204:
             raise RuntimeError(f"DELETE dataset: {response.status_code} {response.text[:500]}")
+
+    def create_sweep(self, body: dict[str, Any]) -> str:
+        return self._json(self.client.post("/v1/sweeps", json=body), 201, 202)["id"]
 
     def create_job(self, body: dict[str, Any]) -> str:
         return self._json(self.client.post("/v1/jobs", json=body), 202)["id"]

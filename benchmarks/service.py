@@ -83,6 +83,7 @@ END_POLL_SECONDS = 0.002
 SLOW_POLL_SECONDS = 0.25  # for long jobs, where a quarter second does not matter
 SHORT_JOB_TIMEOUT = 120.0
 LONG_JOB_TIMEOUT = 1800.0
+WORKER_START_TIMEOUT = 60.0
 WORKER_START_SECONDS = 3.0  # a new worker's imports are done well within this
 ENGINE_WARMUPS = 3  # engine.fit() runs before the timed ones
 REQUEST_WARMUPS = 3  # rounds of the history section's requests before the timed ones
@@ -631,31 +632,49 @@ def watch_listing(service: Service, dataset_id: str, timeout: float) -> list[tup
 
 
 def drain_round(run: Run, service: Service, workers: int) -> tuple[float, list[float]]:
-    """Queue the jobs with no worker running, start ``workers``, wait for the queue to empty.
+    """Start ``workers`` and let them go idle, then queue every job at once, as one sweep
+    (one transaction: no worker sees a partial queue), and wait for the queue to empty.
 
+    Starting the workers first keeps their start-up (imports, ~1 s) out of the race: with
+    jobs queued before, the first worker up drained much of the queue alone.
     Returns the drain time (last finished_at - first started_at) and the listing latencies
     of requests sent inside that window.
     """
     count = run.sizes.drain_jobs
     table = run.data.small(seed=20 + workers)  # a dataset per round: its jobs are the round's
     dataset = service.upload(table.path, name=f"drain-{workers}")
-    job_ids = {service.create_job(logistic_job(dataset["id"])) for _ in range(count)}
     started = service.start_workers(workers)
     try:
+        for worker in started:
+            service.wait_until_idle(worker, timeout=WORKER_START_TIMEOUT)
         with ExitStack() as profiles:
             kind = make_url(service.database_url).get_backend_name()
             for index, worker in enumerate(started, 1):
                 profiles.enter_context(run.profiled(worker.pid, f"drain-{kind}-{workers}w-{index}"))
+            sweep = service.create_sweep(drain_sweep(dataset["id"], count))
             timed = watch_listing(service, dataset["id"], timeout=LONG_JOB_TIMEOUT)
     finally:
         service.stop_workers()
-    jobs = [job for job in service.jobs_of_dataset(dataset["id"]) if job["id"] in job_ids]
+    jobs = [job for job in service.jobs_of_dataset(dataset["id"]) if job["sweep_id"] == sweep]
     unfinished = [job for job in jobs if job["status"] != "succeeded"]
     if len(jobs) != count or unfinished:
         raise RuntimeError(f"{len(jobs)} of {count} jobs found, {len(unfinished)} not succeeded")
     first = min(timestamp(job["started_at"]) for job in jobs)
     last = max(timestamp(job["finished_at"]) for job in jobs)
     return last - first, [latency for sent, latency in timed if first <= sent <= last]
+
+
+def drain_sweep(dataset_id: str, count: int) -> dict[str, Any]:
+    """``count`` short jobs in one request: 1-epoch logistic regressions (as logistic_job),
+    each with its own learning rate drawn by a random search."""
+    return {
+        **logistic_job(dataset_id),
+        "search": {
+            "strategy": "random",
+            "space": {"learning_rate": {"low": 0.001, "high": 0.1, "log": True}},
+            "n_trials": count,
+        },
+    }
 
 
 def workers_text(count: int) -> str:

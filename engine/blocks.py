@@ -16,9 +16,10 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import cache
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from engine.models import BlockResult, Model
 from engine.outputs import output_units
@@ -43,6 +44,13 @@ def lane_count(model: Model) -> int:
     return int(np.clip(LANE_BYTES // max(buffer_bytes, 1), 2, MAX_LANES))
 
 
+@cache
+def blas_controller() -> ThreadpoolController:
+    """threadpoolctl's view of the loaded BLAS libraries, taken once per process: finding
+    them walks every loaded shared library (~1 ms, more than a small job's whole fit)."""
+    return ThreadpoolController()
+
+
 def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
@@ -65,7 +73,10 @@ class BlockRunner:
         if self.threads == 1:
             yield self
             return
-        with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(self.threads) as pool:
+        with (
+            blas_controller().limit(limits=1, user_api="blas"),
+            ThreadPoolExecutor(self.threads) as pool,
+        ):
             self._executor = pool
             try:
                 yield self

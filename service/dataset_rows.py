@@ -17,7 +17,7 @@ memory once, in the training dtype, for the whole job.
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from engine.specs import DTYPE_NAMES, TrainingSpec
@@ -46,21 +46,29 @@ def load_rows(session: Session, dataset: Dataset, dtype: np.dtype) -> tuple[np.n
 
 
 def _fill(session: Session, dataset: Dataset, part: str, target: np.ndarray) -> None:
-    """Cast the stored chunks of ``part`` into the flat ``target``, one chunk at a time."""
+    """Cast the stored chunks of ``part`` into the flat ``target``, one chunk at a time.
+
+    One query per chunk by its index, not one streamed query: a server-side cursor costs
+    PostgreSQL round trips (DECLARE, FETCH, CLOSE) that a small dataset's single chunk
+    does not need, and each chunk still arrives alone.
+    """
     stored = PARTS[part]
-    statement = (
-        select(DatasetChunk.data)
-        .where(DatasetChunk.dataset_id == dataset.id, DatasetChunk.part == part)
-        .order_by(DatasetChunk.index)
-        .execution_options(yield_per=1)
+    statement = select(DatasetChunk.data).where(
+        DatasetChunk.dataset_id == dataset.id,
+        DatasetChunk.part == part,
+        DatasetChunk.index == bindparam("index"),
     )
-    offset = 0  # elements filled
-    for data in session.scalars(statement):
+    offset, index = 0, 0  # elements filled, next chunk
+    while offset < target.size:
+        data = session.scalar(statement, {"index": index})
+        if data is None:
+            break
         if len(data) % stored.itemsize or offset + len(data) // stored.itemsize > target.size:
             raise ValueError(_size_error(dataset, part, offset * stored.itemsize + len(data)))
         values = np.frombuffer(data, dtype=stored)  # a view of the chunk's bytes
         target[offset : offset + len(values)] = values  # the cast, into place
         offset += len(values)
+        index += 1
     if offset != target.size:
         raise ValueError(_size_error(dataset, part, offset * stored.itemsize))
 

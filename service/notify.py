@@ -111,6 +111,14 @@ class Doorbell:
         if readable:
             self._drain()  # one claim serves every ring so far
 
+    def pass_on(self) -> None:
+        """After a claim: ring again, for another idle worker. A ring wakes every worker
+        waiting in select, but each looks at the pipe again before returning, and the
+        first one has emptied it: the others sleep on. So each worker that finds a job
+        wakes the next, for as long as there are jobs (a spare ring costs an empty claim)."""
+        if self.fd is not None and self.path is not None:
+            ring(self.path)
+
     def _drain(self) -> None:
         try:
             while os.read(self.fd, 65536):

@@ -57,7 +57,7 @@ from engine import FitResult
 from engine.history import EpochMetrics
 from service.db import Database
 from service.notify import notify_job_queued
-from service.results import finite_or_none, history_values, model_row
+from service.results import finite_or_none, history_values, model_parts, model_row
 from service.settings import Settings
 from service.tables import (
     CANCELLED,
@@ -132,11 +132,12 @@ def claim_job(*, database: Database, worker_id: str, settings: Settings) -> Clai
         row = session.execute(statement.values(values).returning(*returning)).one_or_none()
         if row is None:
             return None
-        checkpoint = session.execute(
-            select(Checkpoint.epoch, Checkpoint.data).where(Checkpoint.job_id == row.id)
-        ).one_or_none()
-        resume_epoch = checkpoint.epoch if checkpoint else 0
-        _rewind_history(session, row.id, resume_epoch)
+        checkpoint = None
+        if row.attempt > 1:  # a first attempt has no checkpoint and no history to rewind
+            checkpoint = session.execute(
+                select(Checkpoint.epoch, Checkpoint.data).where(Checkpoint.job_id == row.id)
+            ).one_or_none()
+            _rewind_history(session, row.id, checkpoint.epoch if checkpoint else 0)
         return Claim(
             job_id=row.id,
             attempt=row.attempt,
@@ -247,16 +248,33 @@ def _hold(session: Session, job_id: str, attempt: int) -> bool:
 # -- the end of an attempt ------------------------------------------------------------------
 
 
-def complete_job(*, database: Database, job_id: str, attempt: int, result: FitResult) -> bool:
+def complete_job(
+    *,
+    database: Database,
+    job_id: str,
+    attempt: int,
+    result: FitResult,
+    epochs: Sequence[EpochMetrics] = (),
+    elapsed_seconds: float | None = None,
+    dataset_id: str | None = None,
+) -> bool:
     """Finish the job from its FitResult; a succeeded job gets its Model row. False if fenced out.
 
-    The caller flushes the remaining history first.
+    ``epochs``: the history not yet written (the worker's buffer), written in the same
+    transaction, so a finished job always has its whole history and the end of a short
+    job costs one write rather than two.
+    ``dataset_id`` (the claim's): the model's .npz is made before the transaction.
     """
+    may_succeed = result.stop_reason not in ("cancelled", "diverged")
+    parts = model_parts(job_id, dataset_id, result) if dataset_id and may_succeed else None
     now = utcnow()
     with database.writes() as session, session.begin():
         job = session.scalars(select(Job).where(fenced(job_id, attempt)).with_for_update()).first()
         if job is None:
             return False
+        if epochs:
+            rows = [{**history_values(m), "job_id": job_id, "attempt": attempt} for m in epochs]
+            session.execute(insert(JobHistory), rows)
         last = result.history[-1] if result.history else None
         values: dict[str, Any] = {
             "stop_reason": result.stop_reason,
@@ -265,6 +283,8 @@ def complete_job(*, database: Database, job_id: str, attempt: int, result: FitRe
             "lease_expires_at": None,  # the worker stays named: it ran the last attempt
             "updated_at": now,
         }
+        if elapsed_seconds is not None:
+            values["elapsed_seconds"] = elapsed_seconds
         if last is not None:
             values.update(
                 epoch=last.epoch,
@@ -279,7 +299,7 @@ def complete_job(*, database: Database, job_id: str, attempt: int, result: FitRe
             values.update(status=SUCCEEDED)
         session.execute(update(Job).where(fenced(job_id, attempt)).values(values))
         if values["status"] == SUCCEEDED:
-            session.add(model_row(job, result))
+            session.add(model_row(job, result, parts))
         return True
 
 

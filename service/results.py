@@ -1,6 +1,7 @@
 """What a finished fit leaves in the database: a JSON-safe summary and the Model row."""
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from engine import FitResult, to_bytes
@@ -48,15 +49,35 @@ def fit_metrics(result: FitResult) -> dict[str, Any]:
     )
 
 
-def model_row(job: Job, result: FitResult) -> Model:
-    """The Model row of a succeeded job: the engine's .npz and its summary."""
+@dataclass(frozen=True)
+class ModelParts:
+    """What a Model row holds that takes time to make (the .npz above all): made before
+    the transaction that completes the job, so SQLite's write lock is not held for it."""
+
+    metrics: dict[str, Any]
+    diagnostics: dict[str, Any]
+    artifact: bytes
+
+
+def model_parts(job_id: str, dataset_id: str | None, result: FitResult) -> ModelParts:
+    """The fitted model's summary and its engine .npz (which names the job and dataset)."""
     classifier = result.classifier
-    classifier.metadata = {"job_id": job.id, "dataset_id": job.dataset_id}
+    classifier.metadata = {"job_id": job_id, "dataset_id": dataset_id}
+    return ModelParts(
+        metrics=fit_metrics(result),
+        diagnostics=finite_or_none(result.diagnostics.to_dict()),
+        artifact=to_bytes(classifier),
+    )
+
+
+def model_row(job: Job, result: FitResult, parts: ModelParts | None = None) -> Model:
+    """The Model row of a succeeded job: the engine's .npz and its summary."""
+    parts = parts or model_parts(job.id, job.dataset_id, result)
     return Model(
         job_id=job.id,
         dataset_id=job.dataset_id,
         model_type=job.model_type,
-        metrics=fit_metrics(result),
-        diagnostics=finite_or_none(result.diagnostics.to_dict()),
-        artifact=to_bytes(classifier),
+        metrics=parts.metrics,
+        diagnostics=parts.diagnostics,
+        artifact=parts.artifact,
     )

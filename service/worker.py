@@ -17,8 +17,9 @@ connection) or, on SQLite, for a ring of the doorbell beside the database file
 What a job leaves in the database, so that a SIGKILL at any moment costs at
 most ``checkpoint_seconds`` of training and never breaks the history:
 
-1. every ``flush_seconds`` (and at the last epoch) the buffered epochs go out
-   with the progress fields in one transaction (``record_progress``);
+1. every ``flush_seconds`` the buffered epochs go out with the progress fields in
+   one transaction (``record_progress``); the last ones go out with the job's end,
+   in the transaction that completes it (``complete_job``);
 2. every ``checkpoint_seconds`` the buffer is flushed first and then the
    engine's checkpoint is stored, so the stored history always reaches the
    checkpoint's epoch;
@@ -210,6 +211,7 @@ def run_worker(
                 if claim is None:
                     waiter.wait()
                 else:
+                    waiter.pass_on()
                     JobRun(database, settings, claim, stop).run()
     finally:
         sweeper.finish()
@@ -334,6 +336,9 @@ class NotifyWaiter:
             self.outage.failed(error)  # the next wait reconnects
             self.close()
 
+    def pass_on(self) -> None:
+        pass  # every listening worker receives the NOTIFY itself
+
     def close(self) -> None:
         if self.connection is not None:
             with suppress(psycopg.Error):
@@ -453,15 +458,15 @@ class JobRun:
             resume_from=self.claim.checkpoint,
             overwrite_rows=True,  # X is ours alone: trained on in place, no second copy
         )
-        if not self.lease.lost.is_set():
-            self._retry(self._flush, "writing the last epochs")
-            self.writes.succeeded()  # an outage met during training is over too
         if self.lease.lost.is_set():
             self.log.warning("stopped after epoch %d without writing more", len(result.history))
         elif self.released:
-            self._release()
+            self._retry(self._flush, "writing the last epochs")
+            self.writes.succeeded()  # an outage met during training is over too
+            if not self.lease.lost.is_set():
+                self._release()
         else:
-            self._complete(result)
+            self._complete(result)  # with the epochs not yet written
 
     def _load(self) -> tuple[Dataset, np.ndarray, np.ndarray]:
         return self._retry(self._read_dataset, "loading the dataset")
@@ -506,7 +511,8 @@ class JobRun:
         self.best_epoch, self.elapsed = progress.best_epoch, progress.elapsed
         last = progress.stop_reason is not None
         now = time.monotonic()
-        if last or now - self.last_flush >= self.settings.flush_seconds:
+        # The last epochs are written with the job's end (complete_job), in one transaction.
+        if not last and now - self.last_flush >= self.settings.flush_seconds:
             self._flush_or_retry_later()
         if self.lease.lost.is_set() or self.lease.cancelling.is_set():
             return True
@@ -565,10 +571,19 @@ class JobRun:
     # -- the end of the attempt --------------------------------------------------------------
     def _complete(self, result: FitResult) -> None:
         self._write_end(
-            lambda: complete_job(**self.fence, result=result),
+            lambda: complete_job(
+                **self.fence,
+                result=result,
+                epochs=self.pending,
+                elapsed_seconds=self.elapsed,
+                dataset_id=self.claim.dataset_id,
+            ),
             f"finished: {result.stop_reason} after epoch {len(result.history)}",
             self._completed_state(result),
         )
+        if self.outcome != LOST:
+            self.pending = []
+            self.writes.succeeded()  # an outage met during training is over too
 
     def _completed_state(self, result: FitResult) -> str:
         """The state complete_job gives the job (unless a cancel arrives after the last

@@ -1,7 +1,9 @@
 """The SQLite doorbell: rung after a commit that queues a job, never before, never on rollback."""
 
+import multiprocessing
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -92,3 +94,33 @@ def test_a_file_already_at_the_doorbells_path_is_left_alone(tmp_path):
     assert path.read_text() == "not a pipe"
     assert ring(path) is False
     assert path.read_text() == "not a pipe"
+
+
+def _wait_then_claim(path: Path, index: int, woken: multiprocessing.Queue) -> None:
+    bell = Doorbell(path, 60.0, threading.Event())
+    woken.put(("waiting", index))
+    bell.wait()
+    bell.pass_on()  # claimed a job, as run_worker does
+    woken.put(("woken", index))
+
+
+def test_a_woken_worker_passes_the_ring_on_to_the_next(sqlite_database):
+    # One ring wakes only one of several worker processes waiting in select: the first
+    # empties the pipe before the others look again. Each passes it on as it claims.
+    path = doorbell_path(sqlite_database.url)
+    fork = multiprocessing.get_context("fork")
+    woken = fork.Queue()
+    workers = [fork.Process(target=_wait_then_claim, args=(path, i, woken)) for i in range(3)]
+    for worker in workers:
+        worker.start()
+    try:
+        assert sorted(woken.get(timeout=30) for _ in workers) == [("waiting", i) for i in range(3)]
+        time.sleep(0.2)  # all three in select
+        with sqlite_database.writes() as session, session.begin():
+            notify_job_queued(session)
+        # Their own poll is 60 s: only rings wake them in time.
+        assert sorted(woken.get(timeout=30) for _ in workers) == [("woken", i) for i in range(3)]
+    finally:
+        for worker in workers:
+            worker.kill()
+            worker.join()
