@@ -12,7 +12,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, case, false, func, literal, select, update
+from sqlalchemy import ColumnElement, Row, case, false, func, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -450,7 +450,23 @@ def _remaining_seconds(job: Job, epoch: int, epochs: int, elapsed: float) -> flo
     return remaining
 
 
-def history_point(row: JobHistory) -> HistoryPoint:
+EPOCH_CEILING = 2**31 - 1  # job_history.epoch is a 32-bit INTEGER: no bound beyond it
+
+# A history point's columns, read as plain rows: building ORM objects for a page of 1,000
+# epochs cost more than the query itself.
+POINT_COLUMNS = (
+    JobHistory.epoch,
+    JobHistory.train_loss,
+    JobHistory.val_loss,
+    JobHistory.train_accuracy,
+    JobHistory.val_accuracy,
+    JobHistory.grad_norm,
+    JobHistory.seconds,
+)
+
+
+def history_point(row: JobHistory | Row) -> HistoryPoint:
+    """A point from a JobHistory row, or a row of POINT_COLUMNS."""
     return HistoryPoint(
         epoch=row.epoch,
         train_loss=finite_or_none(row.train_loss),
@@ -487,8 +503,16 @@ def job_history(
     after = (JobHistory.job_id == job.id, JobHistory.epoch > since_epoch)
     if max_points is None:
         limit = HISTORY_DEFAULT_LIMIT if limit is None else limit
-        statement = select(JobHistory).where(*after).order_by(JobHistory.epoch).limit(limit + 1)
-        rows = list(session.scalars(statement))
+        statement = select(*POINT_COLUMNS).where(*after).order_by(JobHistory.epoch).limit(limit + 1)
+        # Epochs have no gaps, so the page lies within since_epoch + limit + 1: saying so
+        # keeps PostgreSQL from reading the rest of a long history when its statistics
+        # are stale (a just-written history is). Short of rows (the end, or a gap), ask
+        # again without the bound.
+        ceiling = min(since_epoch + limit + 1, EPOCH_CEILING)
+        bounded = statement.where(JobHistory.epoch <= ceiling)
+        rows = list(session.execute(bounded))
+        if len(rows) <= limit:
+            rows = list(session.execute(statement))
         more = len(rows) > limit
         rows = rows[:limit]
         last_covered = rows[-1].epoch if rows else since_epoch
@@ -500,8 +524,8 @@ def job_history(
 
 def _sampled_rows(
     session: Session, job: Job, since_epoch: int, max_points: int, limit: int | None
-) -> tuple[list[JobHistory], int, bool]:
-    """(rows, last epoch of the window, whether epochs follow the window)."""
+) -> tuple[list[Row], int, bool]:
+    """(rows of POINT_COLUMNS, last epoch of the window, whether epochs follow the window)."""
     after = (JobHistory.job_id == job.id, JobHistory.epoch > since_epoch)
     first = session.scalar(select(func.min(JobHistory.epoch)).where(*after))
     if first is None:
@@ -527,14 +551,16 @@ def _sampled_rows(
         )
         is not None
     )
-    count = session.scalar(select(func.count()).select_from(JobHistory).where(*window))
-    statement = select(JobHistory).where(*window).order_by(JobHistory.epoch)
-    if count > max_points:
+    statement = select(*POINT_COLUMNS).where(*window).order_by(JobHistory.epoch)
+    # A history is epochs first..last with no gap (the worker's invariant), so the window
+    # holds last - first + 1 of them: no count(*) over a long history. Were one missing,
+    # the sample would only hold fewer points.
+    if last - first + 1 > max_points:
         best = _best_epoch(session, job, window, first, last)
         statement = statement.where(
             JobHistory.epoch.in_(sample_epochs(first, last, max_points, best))
         )
-    return list(session.scalars(statement)), last, more
+    return list(session.execute(statement)), last, more
 
 
 def _best_epoch(

@@ -101,6 +101,30 @@ def test_limit_pages_through_the_history_with_next_since_epoch(client, database)
     assert pages == [[1, 2, 3], [4, 5, 6], [7]]
 
 
+def test_pages_are_whole_even_where_the_history_has_a_gap(client, database):
+    # Epochs never skip (the worker's invariant), and pages are read within a bound that
+    # assumes it; were one missing, the page must still be full and continue correctly.
+    job_id = add_job(database, add_dataset(database), status=SUCCEEDED, epochs=10)
+    epochs = [1, 2, 3, 5, 6, 7, 8, 9]
+    add_history(database, job_id, [history_row(e) for e in epochs], epoch=9)
+    pages, since = [], 0
+    while since is not None:
+        body = client.get(
+            f"/v1/jobs/{job_id}/history", params={"since_epoch": since, "limit": 3}
+        ).json()
+        pages.append(epochs_of(body))
+        since = body["next_since_epoch"]
+    assert pages == [[1, 2, 3], [5, 6, 7], [8, 9]]
+
+
+def test_a_page_after_the_largest_epoch_is_empty_not_an_error(client, database):
+    job_id = running_job(database, 3)
+    body = client.get(
+        f"/v1/jobs/{job_id}/history", params={"since_epoch": 2**31 - 1, "limit": 1000}
+    ).json()
+    assert body["points"] == []
+
+
 def test_max_points_downsamples_a_long_run_keeping_first_last_and_best(client, database):
     # 10,000 epochs; the lowest validation loss is at 7,777, the job names no best epoch.
     rows = [history_row(e, val_loss=1.0 + 1e-6 * e) for e in range(1, 10_001)]
