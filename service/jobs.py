@@ -365,7 +365,7 @@ def cancel_jobs(session: Session, *where: ColumnElement[bool]) -> None:
 
 
 def cancel_job(*, session: Session, job_id: str) -> Job:
-    """Cancel idempotently; commits. Returns the job as it is afterwards.
+    """Cancel idempotently; commits. Returns the job as the cancel left it.
 
     queued -> cancelled at once (finished, stop_reason "cancelled");
     running -> cancelling (the worker stops at its next epoch and keeps the history);
@@ -377,8 +377,11 @@ def cancel_job(*, session: Session, job_id: str) -> Job:
     if not could_be_id(job_id):
         raise NotFound(f"job {job_id!r} does not exist")
     cancel_jobs(session, Job.id == job_id)
+    # Read before the commit, while the UPDATE still holds the row: the answer is what the
+    # cancel did (a worker may finish a cancelling job a few milliseconds later).
+    job = get_job(session=session, job_id=job_id)
     session.commit()
-    return get_job(session=session, job_id=job_id)
+    return job
 
 
 # What clients see.

@@ -315,8 +315,9 @@ def test_postgres_restart_mid_training_api_answers_503_and_every_job_succeeds(
         assert_continuous(database, job.id, job.epochs)
         assert models_of(database, job.id) == 1
     finisher_log = processes.log_of(finisher)
-    assert f"job {ending} attempt 1: writing the last epochs failed" in finisher_log
-    assert f"job {ending} attempt 1: writing the last epochs works again" in finisher_log
+    # Its last epochs are written with its end, in one transaction (complete_job).
+    assert f"job {ending} attempt 1: recording the end of the attempt failed" in finisher_log
+    assert f"job {ending} attempt 1: recording the end of the attempt works again" in finisher_log
     assert f"job {stopped_job} attempt 1: released for another worker" in (
         processes.log_of(terminated)
     )
