@@ -4,15 +4,18 @@ These run in the threadpool with a synchronous session; the routers hand them
 a read session (GET) or a write session (POST, DELETE).
 """
 
+from typing import Any
+
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service import storage
+from service import fast_parsing, storage
 from service.errors import Conflict, NotFound, Unprocessable
+from service.fast_parsing import StreamedDataset
 from service.jobs import could_be_id
 from service.pagination import page
-from service.parsing import parse_dataset
+from service.parsing import ParsedDataset, parse_dataset
 from service.settings import Settings
 from service.tables import LIVE_STATES, Dataset, Job
 from service.uploads import Upload
@@ -27,11 +30,95 @@ def create_dataset(
     """Parse and store ``upload``; (the dataset, True), or (the existing one, False).
 
     The same bytes with the same label column are the same dataset, so an upload
-    that repeats one returns it instead of storing a copy. Parsing happens before
-    the session's first statement: on SQLite the write lock is taken only to store.
+    that repeats one returns it instead of storing a copy.
+
+    The fast path (service.fast_parsing) streams the rows into the database as it
+    reads them. Its transaction starts before the file is read, so on SQLite the
+    write lock is held while it parses (about a second per 200 MB): the price of
+    never holding the whole matrix. If it steps aside, whatever it wrote is rolled
+    back and the file is parsed whole by service.parsing, which decides and stores
+    as before (taking the write lock only to store).
     """
+    name = name or upload.default_name
+    streamed = _create_streaming(
+        session=session, upload=upload, name=name, label=label, settings=settings
+    )
+    if streamed is not None:
+        return streamed
+    session.rollback()  # the fast path's rows, if it wrote any
+    return _create_parsed(session=session, upload=upload, name=name, label=label, settings=settings)
+
+
+def _create_streaming(
+    *, session: Session, upload: Upload, name: str, label: str | None, settings: Settings
+) -> tuple[Dataset, bool] | None:
+    """create_dataset's fast path: the result, or None if the file is for service.parsing."""
+    stream = fast_parsing.open_dataset(
+        upload.path, format=upload.format, label=label, settings=settings
+    )
+    if stream is None:
+        return None
+    with stream:
+        if not (_fits(name) and _fits(stream.label)):
+            return None  # service.parsing's path refuses them, after parsing as it always has
+        existing = _find(session, sha256=upload.sha256, label=stream.label)
+        if existing is not None:
+            session.commit()  # nothing to write: end the transaction (and SQLite's lock)
+            checked = stream.read(fast_parsing.DiscardSink())
+            return None if checked is None else (existing, False)
+        dataset = Dataset(
+            name=name,
+            label=stream.label,
+            sha256=upload.sha256,
+            format=upload.format,
+            size_bytes=upload.size_bytes,
+            **_PENDING,
+        )
+        try:
+            session.add(dataset)
+            session.flush()
+        except IntegrityError:
+            return None  # stored by another request meanwhile: service.parsing's path finds it
+        rows = storage.ChunkWriter(session, dataset.id, "X")
+        streamed = stream.read(rows)
+        if streamed is None:
+            return None
+        rows.close()
+        storage.store_part(session, dataset.id, "y", streamed.y_index)
+        _describe(dataset, streamed)
+        session.commit()
+    return dataset, True
+
+
+# A dataset row inserted before its file is read, so that its chunks may follow at once;
+# the columns are filled in before the commit, which makes it visible.
+_PENDING: dict[str, Any] = {
+    "features": [],
+    "schema": [],
+    "label_type": "",
+    "rows": 0,
+    "classes": [],
+    "class_counts": {},
+}
+
+
+def _describe(dataset: Dataset, parsed: ParsedDataset | StreamedDataset) -> None:
+    """Copy what the file turned out to hold onto the dataset row."""
+    dataset.features = parsed.features
+    dataset.schema = parsed.schema
+    dataset.label_type = parsed.label_type
+    dataset.rows = parsed.rows
+    dataset.classes = parsed.classes
+    dataset.class_counts = parsed.class_counts
+
+
+def _create_parsed(
+    *, session: Session, upload: Upload, name: str, label: str | None, settings: Settings
+) -> tuple[Dataset, bool]:
+    """create_dataset by service.parsing: the whole file parsed before the first statement,
+    so on SQLite the write lock is taken only to store."""
     parsed = parse_dataset(upload.path, format=upload.format, label=label, settings=settings)
-    name = _storable(name or upload.default_name, field="name", what="name")
+    name = _storable(name, field="name", what="name")
     _storable(parsed.label, field="label", what="the label column's name")
     existing = _find(session, sha256=upload.sha256, label=parsed.label)
     if existing is not None:
@@ -40,16 +127,12 @@ def create_dataset(
     dataset = Dataset(
         name=name,
         label=parsed.label,
-        features=parsed.features,
-        schema=parsed.schema,
-        label_type=parsed.label_type,
-        rows=parsed.rows,
-        classes=parsed.classes,
-        class_counts=parsed.class_counts,
         sha256=upload.sha256,
         format=upload.format,
         size_bytes=upload.size_bytes,
+        **_PENDING,
     )
+    _describe(dataset, parsed)
     try:
         session.add(dataset)
         session.flush()
@@ -120,6 +203,11 @@ def delete_dataset(*, session: Session, dataset_id: str) -> None:
         )
     session.execute(delete(Dataset).where(Dataset.id == dataset_id))
     session.commit()
+
+
+def _fits(text: str) -> bool:
+    """Whether _storable would take ``text``."""
+    return len(text) <= TEXT_MAX and "\x00" not in text
 
 
 def _storable(text: str, *, field: str, what: str) -> str:

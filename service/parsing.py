@@ -13,6 +13,11 @@ quote the cell exactly as it was written. Cells are trimmed of surrounding
 spaces (``1, 2, 3`` reads as numbers; header names too), an empty cell is a
 missing value, ``true``/``false`` are booleans, and ``nan``/``inf`` are read as
 numbers and then refused as not finite.
+
+This module is the referee: exact, and the author of every refusal, but it holds
+the file's text and its matrix at once. Uploads are first read by
+service.fast_parsing, which streams typed record batches and steps aside (for
+this module to decide) whenever it meets anything it is not sure to read alike.
 """
 
 import codecs
@@ -90,10 +95,10 @@ def read_csv(path: Path, *, max_rows: int, max_columns: int) -> pa.Table:
     The body is read block by block, so a file past ``max_rows`` stops at the block
     that passes it.
     """
-    _refuse_other_encodings(path)
-    raw_names = _csv_header(path)
+    refuse_other_encodings(path)
+    raw_names = csv_header(path)
     names = [name.strip() for name in raw_names]
-    _check_columns(names, max_columns)
+    check_columns(names, max_columns)
     convert = pv.ConvertOptions(
         column_types=dict.fromkeys(raw_names, pa.string()),
         null_values=[""],
@@ -103,7 +108,7 @@ def read_csv(path: Path, *, max_rows: int, max_columns: int) -> pa.Table:
     batches = []
     rows = 0
     try:
-        with pv.open_csv(path, read_options=_blocks(), convert_options=convert) as reader:
+        with pv.open_csv(path, read_options=csv_read_options(), convert_options=convert) as reader:
             for batch in reader:
                 rows += batch.num_rows
                 if rows > max_rows:
@@ -115,10 +120,10 @@ def read_csv(path: Path, *, max_rows: int, max_columns: int) -> pa.Table:
     return pa.Table.from_batches(batches, schema).rename_columns(names)
 
 
-def _csv_header(path: Path) -> list[str]:
+def csv_header(path: Path) -> list[str]:
     """The header's column names (reading the first block only)."""
     try:
-        with pv.open_csv(path, read_options=_blocks()) as reader:
+        with pv.open_csv(path, read_options=csv_read_options()) as reader:
             return list(reader.schema.names)
     except pa.ArrowInvalid as error:
         raise _csv_error(path, error) from None
@@ -163,7 +168,7 @@ def _not_utf8(path: Path) -> Unprocessable | None:
     )
 
 
-def _refuse_other_encodings(path: Path) -> None:
+def refuse_other_encodings(path: Path) -> None:
     with path.open("rb") as file:
         head = file.read(4)
     for mark, encoding in BYTE_ORDER_MARKS:
@@ -171,8 +176,9 @@ def _refuse_other_encodings(path: Path) -> None:
             raise Unprocessable(f"the CSV file is {encoding} text; save it as UTF-8", field="file")
 
 
-def _blocks(**options: Any) -> pv.ReadOptions:
-    return pv.ReadOptions(block_size=BLOCK_BYTES, **options)
+def csv_read_options(*, block_size: int | None = None, **options: Any) -> pv.ReadOptions:
+    """How CSV files are read here (and by service.fast_parsing): BLOCK_BYTES blocks."""
+    return pv.ReadOptions(block_size=block_size or BLOCK_BYTES, **options)
 
 
 def _ragged_row(path: Path) -> Unprocessable | None:
@@ -186,7 +192,7 @@ def _ragged_row(path: Path) -> Unprocessable | None:
     try:
         with pv.open_csv(
             path,
-            read_options=_blocks(use_threads=False, autogenerate_column_names=True),
+            read_options=csv_read_options(use_threads=False, autogenerate_column_names=True),
             parse_options=pv.ParseOptions(invalid_row_handler=stop_at),
             convert_options=pv.ConvertOptions(check_utf8=False),
         ) as reader:
@@ -236,7 +242,7 @@ def read_parquet(path: Path, *, max_rows: int, max_columns: int) -> pa.Table:
             f"the body is not a readable Parquet file: {error}", field="file"
         ) from None
     names = list(schema.names)
-    _check_columns(names, max_columns)
+    check_columns(names, max_columns)
     for field in schema:
         if pa.types.is_nested(field.type):
             raise Unprocessable(
@@ -254,7 +260,7 @@ def read_parquet(path: Path, *, max_rows: int, max_columns: int) -> pa.Table:
         raise Unprocessable(f"the Parquet file could not be read: {error}", field="file") from None
 
 
-def _check_columns(names: list[str], max_columns: int) -> None:
+def check_columns(names: list[str], max_columns: int) -> None:
     if len(names) > max_columns:
         raise PayloadTooLarge(
             f"the file has {len(names):,} columns; at most {max_columns:,} are allowed "
@@ -338,11 +344,11 @@ def dataset_from_table(
 
 def feature_values(name: str, column: pa.ChunkedArray, *, from_text: bool) -> tuple[Any, str]:
     """(m,) float64 values of a feature column and its type (integer, number or boolean)."""
-    column = _decoded(column)
-    kind = _numeric_kind(column.type)
+    column = decoded(column)
+    kind = numeric_kind(column.type)
     if kind is not None:
         numbers = column
-    elif _is_text(column.type):
+    elif is_text(column.type):
         numbers, kind = _numbers_from_text(name, column)
     else:
         _refuse_missing(name, column, "value is missing")
@@ -356,10 +362,10 @@ def feature_values(name: str, column: pa.ChunkedArray, *, from_text: bool) -> tu
 
 def label_values(name: str, column: pa.ChunkedArray, *, from_text: bool) -> tuple[Any, str]:
     """The label column as integers, numbers, strings or booleans, and that type's name."""
-    column = _decoded(column)
+    column = decoded(column)
     _refuse_missing(name, column, "label is missing")
-    kind = _numeric_kind(column.type)
-    if kind is None and _is_text(column.type):
+    kind = numeric_kind(column.type)
+    if kind is None and is_text(column.type):
         if from_text:
             return _labels_from_text(name, column)
         return column.cast(pa.string()), "string"
@@ -485,14 +491,14 @@ def _first_unparsable(trimmed: pa.ChunkedArray) -> tuple[int | None, str]:
 # Helpers ---------------------------------------------------------------------------------------
 
 
-def _decoded(column: pa.ChunkedArray) -> pa.ChunkedArray:
+def decoded(column: pa.ChunkedArray) -> pa.ChunkedArray:
     """Dictionary-encoded columns (Parquet categoricals) as plain values."""
     if pa.types.is_dictionary(column.type):
         return column.cast(column.type.value_type)
     return column
 
 
-def _numeric_kind(arrow_type: pa.DataType) -> str | None:
+def numeric_kind(arrow_type: pa.DataType) -> str | None:
     if pa.types.is_integer(arrow_type):
         return "integer"
     if pa.types.is_floating(arrow_type) or pa.types.is_decimal(arrow_type):
@@ -502,7 +508,7 @@ def _numeric_kind(arrow_type: pa.DataType) -> str | None:
     return None
 
 
-def _is_text(arrow_type: pa.DataType) -> bool:
+def is_text(arrow_type: pa.DataType) -> bool:
     return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
 
 

@@ -3,14 +3,17 @@
 ``POST /v1/datasets`` takes either a multipart/form-data body with a part named
 "file" (and optional "name" and "label" parts), or the file itself as the body
 with a Content-Type that says CSV or Parquet. Bytes are counted and hashed as
-they arrive and written to disk in the threadpool; past ``max_upload_bytes`` the
-request is refused at once (413), whether or not it declared a Content-Length.
+they arrive and written to disk by a thread of the upload's own; past
+``max_upload_bytes`` the request is refused at once (413), whether or not it
+declared a Content-Length.
 The client's file name is kept only as a default dataset name, never as a path.
 """
 
 import os
 import tempfile
+from collections import deque
 from collections.abc import AsyncIterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from hashlib import sha256
@@ -41,7 +44,8 @@ FIELD_MAX_BYTES = 1024
 # Room for boundaries, part headers and the small fields around the file in a
 # multipart body; the file part itself is held to max_upload_bytes.
 MULTIPART_ALLOWANCE = 64 * 1024
-FLUSH_BYTES = 1024 * 1024  # bytes gathered before each write (in the threadpool)
+FLUSH_BYTES = 1024 * 1024  # bytes gathered before each write (by the spool's thread)
+WRITES_IN_FLIGHT = 8  # writes handed to that thread before the receiving waits for it
 
 
 @dataclass
@@ -81,12 +85,15 @@ async def receive_upload(request: Request, *, max_bytes: int) -> AsyncIterator[U
     try:
         with os.fdopen(descriptor, "wb") as file:
             spool = Spool(file, limit=max_bytes)
-            if media_type == MULTIPART:
-                form = await _receive_multipart(request, spool, options, max_bytes + allowance)
-                filename, fields, declared_type = form.filename, form.fields, form.file_type
-            else:
-                await _receive_body(request, spool)
-                filename, fields, declared_type = None, {}, media_type
+            try:
+                if media_type == MULTIPART:
+                    form = await _receive_multipart(request, spool, options, max_bytes + allowance)
+                    filename, fields, declared_type = form.filename, form.fields, form.file_type
+                else:
+                    await _receive_body(request, spool)
+                    filename, fields, declared_type = None, {}, media_type
+            finally:
+                await spool.close()
         if spool.size == 0:
             raise Unprocessable("the uploaded file is empty", field=FILE_PART)
         yield Upload(
@@ -102,7 +109,14 @@ async def receive_upload(request: Request, *, max_bytes: int) -> AsyncIterator[U
 
 
 class Spool:
-    """Counts, hashes and writes a file's bytes; writes happen in the threadpool."""
+    """Counts, hashes and writes a file's bytes as they arrive.
+
+    The event loop only counts, hashes (a tenth of a millisecond per 256 kB read) and
+    gathers the bytes; every FLUSH_BYTES gathered are written by a thread of the
+    upload's own, so the disk and the network work at once. At most WRITES_IN_FLIGHT writes wait for
+    that thread before the receiving waits for it in turn (a disk slower than the
+    network), which bounds the memory held to about that many FLUSH_BYTES.
+    """
 
     def __init__(self, file: IO[bytes], *, limit: int):
         self.file = file
@@ -110,7 +124,10 @@ class Spool:
         self.size = 0
         self.hash = sha256()
         self.head = b""  # the first bytes, for sniffing Parquet's magic number
-        self.pending = bytearray()
+        self.pending: list[bytes] = []
+        self.pending_bytes = 0
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="upload-spool")
+        self.writes: deque[Future[None]] = deque()
 
     def add(self, data: bytes) -> None:
         """Take ``data``; 413 as soon as the file passes the limit."""
@@ -119,17 +136,22 @@ class Spool:
             raise too_large(self.limit)
         if len(self.head) < len(PARQUET_MAGIC):
             self.head += data[: len(PARQUET_MAGIC) - len(self.head)]
-        self.pending += data
+        self.hash.update(data)
+        self.pending.append(data)
+        self.pending_bytes += len(data)
 
     async def flush(self, *, force: bool = False) -> None:
-        """Write what is pending once there is enough of it (or all of it, with ``force``)."""
-        if self.pending and (force or len(self.pending) >= FLUSH_BYTES):
-            data, self.pending = self.pending, bytearray()
-            await run_in_threadpool(self._write, data)
+        """Hand what is pending to the writer once there is enough of it; with ``force``,
+        all of it, and wait until it is all written."""
+        if self.pending and (force or self.pending_bytes >= FLUSH_BYTES):
+            self.writes.append(self.writer.submit(self.file.writelines, self.pending))
+            self.pending, self.pending_bytes = [], 0
+        while self.writes and (force or len(self.writes) > WRITES_IN_FLIGHT):
+            await run_in_threadpool(self.writes.popleft().result)  # raises the write's error
 
-    def _write(self, data: bytearray) -> None:
-        self.hash.update(data)
-        self.file.write(data)
+    async def close(self) -> None:
+        """Stop the writer thread (dropping writes not yet begun, after a refusal)."""
+        await run_in_threadpool(self.writer.shutdown, wait=True, cancel_futures=True)
 
 
 async def _receive_body(request: Request, spool: Spool) -> None:
