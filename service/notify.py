@@ -17,6 +17,7 @@ import os
 import select
 import stat
 import threading
+import time
 from pathlib import Path
 
 from sqlalchemy import event, text
@@ -24,6 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 CHANNEL = "backprop_jobs"
+STOP_CHECK_SECONDS = 0.1  # how often a waiting worker looks at its stop flag
 RING_KEY = "backprop_doorbell"  # Session.info key: the doorbell to ring after commit
 
 
@@ -107,9 +109,14 @@ class Doorbell:
         if self.fd is None or self.stop.is_set():
             self.stop.wait(self.seconds)
             return
-        readable, _, _ = select.select([self.fd], [], [], self.seconds)
-        if readable:
-            self._drain()  # one claim serves every ring so far
+        # In slices: a signal does not interrupt select (Python retries it), and SIGTERM
+        # must stop an idle worker at once, not after its poll.
+        deadline = time.monotonic() + self.seconds
+        while not self.stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            readable, _, _ = select.select([self.fd], [], [], min(left, STOP_CHECK_SECONDS))
+            if readable:
+                self._drain()  # one claim serves every ring so far
+                return
 
     def pass_on(self) -> None:
         """After a claim: ring again, for another idle worker. A ring wakes every worker

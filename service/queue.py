@@ -57,7 +57,7 @@ from engine import FitResult
 from engine.history import EpochMetrics
 from service.db import Database
 from service.notify import notify_job_queued
-from service.results import finite_or_none, history_values, model_parts, model_row
+from service.results import finite_or_none, history_values, model_parts, model_values
 from service.settings import Settings
 from service.tables import (
     CANCELLED,
@@ -69,6 +69,7 @@ from service.tables import (
     Checkpoint,
     Job,
     JobHistory,
+    Model,
     utcnow,
 )
 
@@ -269,7 +270,13 @@ def complete_job(
     parts = model_parts(job_id, dataset_id, result) if dataset_id and may_succeed else None
     now = utcnow()
     with database.writes() as session, session.begin():
-        job = session.scalars(select(Job).where(fenced(job_id, attempt)).with_for_update()).first()
+        # Plain rows and Core statements, no ORM objects to load or flush: on SQLite every
+        # other writer waits for this transaction, so it does no more than it must.
+        job = session.execute(
+            select(Job.id, Job.status, Job.dataset_id, Job.model_type)
+            .where(fenced(job_id, attempt))
+            .with_for_update()
+        ).first()
         if job is None:
             return False
         if epochs:
@@ -297,9 +304,12 @@ def complete_job(
             values.update(status=FAILED, error=result.message, error_code="diverged")
         else:
             values.update(status=SUCCEEDED)
-        session.execute(update(Job).where(fenced(job_id, attempt)).values(values))
+        session.execute(
+            update(Job).where(Job.id == job_id).values(values),
+            execution_options={"synchronize_session": False},  # no Job objects loaded
+        )
         if values["status"] == SUCCEEDED:
-            session.add(model_row(job, result, parts))
+            session.execute(insert(Model).values(model_values(job, result, parts)))
         return True
 
 

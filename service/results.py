@@ -4,6 +4,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Row
+
 from engine import FitResult, to_bytes
 from engine.history import EpochMetrics
 from service.tables import Job, Model
@@ -70,14 +72,20 @@ def model_parts(job_id: str, dataset_id: str | None, result: FitResult) -> Model
     )
 
 
-def model_row(job: Job, result: FitResult, parts: ModelParts | None = None) -> Model:
-    """The Model row of a succeeded job: the engine's .npz and its summary."""
+def model_values(job: Job | Row, result: FitResult, parts: ModelParts | None = None) -> dict:
+    """The columns of a succeeded job's Model row (``job``: a Job, or a row of its id,
+    dataset_id and model_type): the engine's .npz and its summary."""
     parts = parts or model_parts(job.id, job.dataset_id, result)
-    return Model(
-        job_id=job.id,
-        dataset_id=job.dataset_id,
-        model_type=job.model_type,
-        metrics=parts.metrics,
-        diagnostics=parts.diagnostics,
-        artifact=parts.artifact,
-    )
+    return {
+        "job_id": job.id,
+        "dataset_id": job.dataset_id,
+        "model_type": job.model_type,
+        "metrics": parts.metrics,
+        "diagnostics": parts.diagnostics,
+        "artifact": parts.artifact,
+    }
+
+
+def model_row(job: Job, result: FitResult, parts: ModelParts | None = None) -> Model:
+    """The Model row of a succeeded job, as an ORM object."""
+    return Model(**model_values(job, result, parts))

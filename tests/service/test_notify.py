@@ -124,3 +124,14 @@ def test_a_woken_worker_passes_the_ring_on_to_the_next(sqlite_database):
         for worker in workers:
             worker.kill()
             worker.join()
+
+
+def test_the_stop_flag_ends_a_wait_without_a_ring(sqlite_database):
+    stop = threading.Event()
+    bell = Doorbell(doorbell_path(sqlite_database.url), 60.0, stop)
+    waiter = threading.Thread(target=bell.wait)
+    waiter.start()
+    stop.set()  # as SIGTERM does
+    waiter.join(timeout=30)  # the poll is 60 s: only the flag ends it in time
+    assert not waiter.is_alive()
+    bell.close()
