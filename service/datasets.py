@@ -66,14 +66,7 @@ def _create_streaming(
             session.commit()  # nothing to write: end the transaction (and SQLite's lock)
             checked = stream.read(fast_parsing.DiscardSink())
             return None if checked is None else (existing, False)
-        dataset = Dataset(
-            name=name,
-            label=stream.label,
-            sha256=upload.sha256,
-            format=upload.format,
-            size_bytes=upload.size_bytes,
-            **_PENDING,
-        )
+        dataset = _new_dataset(upload, name=name, label=stream.label)
         try:
             session.add(dataset)
             session.flush()
@@ -102,6 +95,18 @@ _PENDING: dict[str, Any] = {
 }
 
 
+def _new_dataset(upload: Upload, *, name: str, label: str) -> Dataset:
+    """The dataset row of ``upload``, its columns from the file still to be described."""
+    return Dataset(
+        name=name,
+        label=label,
+        sha256=upload.sha256,
+        format=upload.format,
+        size_bytes=upload.size_bytes,
+        **_PENDING,
+    )
+
+
 def _describe(dataset: Dataset, parsed: ParsedDataset | StreamedDataset) -> None:
     """Copy what the file turned out to hold onto the dataset row."""
     dataset.features = parsed.features
@@ -124,14 +129,7 @@ def _create_parsed(
     if existing is not None:
         session.commit()  # ends the transaction (and SQLite's write lock) at once
         return existing, False
-    dataset = Dataset(
-        name=name,
-        label=parsed.label,
-        sha256=upload.sha256,
-        format=upload.format,
-        size_bytes=upload.size_bytes,
-        **_PENDING,
-    )
+    dataset = _new_dataset(upload, name=name, label=parsed.label)
     _describe(dataset, parsed)
     try:
         session.add(dataset)

@@ -40,6 +40,18 @@ def epochs_of(body) -> list[int]:
     return [point["epoch"] for point in body["points"]]
 
 
+def pages_of(client, job_id: str, *, limit: int) -> list[list[int]]:
+    """The epochs of each page, following next_since_epoch to the end."""
+    pages, since = [], 0
+    while since is not None:
+        body = client.get(
+            f"/v1/jobs/{job_id}/history", params={"since_epoch": since, "limit": limit}
+        ).json()
+        pages.append(epochs_of(body))
+        since = body["next_since_epoch"]
+    return pages
+
+
 def test_history_lists_every_epoch_in_order(client, database):
     job_id = running_job(database, 5)
     response = client.get(f"/v1/jobs/{job_id}/history")
@@ -91,14 +103,7 @@ def test_a_cancelled_job_keeps_its_partial_history(client, database):
 def test_limit_pages_through_the_history_with_next_since_epoch(client, database):
     job_id = running_job(database, 7)
     set_job(database, job_id, status=SUCCEEDED)
-    pages, since = [], 0
-    while since is not None:
-        body = client.get(
-            f"/v1/jobs/{job_id}/history", params={"since_epoch": since, "limit": 3}
-        ).json()
-        pages.append(epochs_of(body))
-        since = body["next_since_epoch"]
-    assert pages == [[1, 2, 3], [4, 5, 6], [7]]
+    assert pages_of(client, job_id, limit=3) == [[1, 2, 3], [4, 5, 6], [7]]
 
 
 def test_pages_are_whole_even_where_the_history_has_a_gap(client, database):
@@ -107,14 +112,7 @@ def test_pages_are_whole_even_where_the_history_has_a_gap(client, database):
     job_id = add_job(database, add_dataset(database), status=SUCCEEDED, epochs=10)
     epochs = [1, 2, 3, 5, 6, 7, 8, 9]
     add_history(database, job_id, [history_row(e) for e in epochs], epoch=9)
-    pages, since = [], 0
-    while since is not None:
-        body = client.get(
-            f"/v1/jobs/{job_id}/history", params={"since_epoch": since, "limit": 3}
-        ).json()
-        pages.append(epochs_of(body))
-        since = body["next_since_epoch"]
-    assert pages == [[1, 2, 3], [5, 6, 7], [8, 9]]
+    assert pages_of(client, job_id, limit=3) == [[1, 2, 3], [5, 6, 7], [8, 9]]
 
 
 def test_a_page_after_the_largest_epoch_is_empty_not_an_error(client, database):
