@@ -53,6 +53,8 @@ from sklearn.metrics import log_loss
 from sklearn.neural_network import MLPClassifier
 
 import engine
+from benchmarks._machine import cpu_model
+from engine.blocks import available_cores
 
 SEED = 0  # one seed for the data and every initialization
 HIDDEN_UNITS = 128
@@ -615,22 +617,6 @@ def report(*blocks: str) -> None:
     """Blocks of Markdown on stdout, a blank line after each."""
     for block in blocks:
         print(block, end="\n\n", flush=True)
-
-
-def available_cores() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine_info() -> str:

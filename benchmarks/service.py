@@ -41,7 +41,6 @@ sys.path.insert(0, str(_HERE.parent))
 
 import argparse
 import json
-import os
 import platform
 import shutil
 import signal
@@ -70,7 +69,9 @@ import engine
 from benchmarks._api import PARQUET_TYPE, Service, running_bare_app, running_service, timestamp
 from benchmarks._data import Table, write_csv, write_parquet_float32
 from benchmarks._load import LoadResult, run_load
+from benchmarks._machine import cpu_model
 from benchmarks._processes import fresh_database, peak_rss_bytes, reset_peak_rss, rss_bytes
+from engine.blocks import available_cores
 from service.schemas.jobs import JobCreate
 
 DATABASES = ("sqlite", "postgresql")
@@ -862,24 +863,13 @@ def server_versions(databases: Sequence[str], postgres_admin_url: str) -> str:
     return ", ".join(versions)
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def header_lines(args: argparse.Namespace, sizes: Sizes, seconds: float, interrupted: bool) -> str:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     mode = "QUICK run (--quick: smaller sizes, fewer repeats)" if args.quick else "full run"
     lines = [
         f"- {mode}; sections: {', '.join(args.only)}; total {seconds / 60:.1f} min"
         + ("; INTERRUPTED (Ctrl-C): partial results" if interrupted else ""),
         f"- python {platform.python_version()}, {platform.platform()}",
-        f"- CPU: {cpu_model()}, {cores} cores available",
+        f"- CPU: {cpu_model()}, {available_cores()} cores available",
         f"- fastapi {fastapi.__version__}, uvicorn {uvicorn.__version__} (loop and http 'auto'), "
         f"pydantic {pydantic.VERSION}, sqlalchemy {sqlalchemy.__version__}, "
         f"psycopg {psycopg.__version__}, pyarrow {pyarrow.__version__}, numpy {np.__version__}",
