@@ -22,8 +22,12 @@ browser:
 	  echo "installing Debian's chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
+# The whole suite, then the engine's tests again under a second OpenBLAS kernel chosen for
+# this CPU: nothing that must be exact (a prediction, a resumed checkpoint) may depend on it.
 test: lint browser
 	$(BIN)/pytest $(PYTEST_ARGS)
+	kernel=$$($(BIN)/python .ci/second_blas_kernel.py) && \
+	  OPENBLAS_CORETYPE=$$kernel $(BIN)/pytest -p no:cacheprovider tests/engine
 
 # Benchmarks compare against named peers in one run; torch (CPU build) only here.
 bench-engine: $(VENV)

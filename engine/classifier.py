@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 
+from engine import invariant
 from engine.models import LogisticRegression, Model, TwoLayerNetwork
 from engine.preprocessing import LabelEncoder, Standardizer
 from engine.specs import ModelSpec, TrainingSpec
-from engine.workspace import Workspace
 
 PREDICT_ROWS = 8192  # rows standardized and forwarded at a time
 
@@ -57,15 +57,18 @@ class Classifier:
         return rows
 
     def predict_proba(self, rows: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
-        """P(class k | row) for rows (m, n_x): (m, K), columns in ``classes`` order."""
+        """P(class k | row) for rows (m, n_x): (m, K), columns in ``classes`` order.
+
+        A row's probabilities are the same bits alone or in any batch, in any order, on any
+        BLAS kernel: the forward pass sums in an order fixed by the shapes (engine.invariant).
+        """
         rows = self._rows(rows)
-        work = Workspace()
         out = np.empty((rows.shape[0], len(self.classes)), dtype=np.float64)
         for start in range(0, rows.shape[0], PREDICT_ROWS):
             chunk = self.standardizer.transform(
                 rows[start : start + PREDICT_ROWS], self.model.dtype
             )
-            A = self.model.output.probabilities(self.model.block_logits(chunk.T, work))  # (n_y, b)
+            A = invariant.probabilities(self.model, chunk)  # (n_y, b)
             if A.shape[0] == 1:  # sigmoid: P(class 1) = a, P(class 0) = 1 - a
                 out[start : start + chunk.shape[0], 1] = A[0]
                 out[start : start + chunk.shape[0], 0] = 1.0 - A[0]

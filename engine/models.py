@@ -21,6 +21,7 @@ Hot path: ``accumulate_block`` adds the *sums* over a block of columns
 added up; dividing by m once at the end gives the note's means exactly.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -31,6 +32,8 @@ from engine.initializers import INITIALIZERS
 from engine.outputs import OutputLayer, output_for, output_units
 from engine.parameters import Parameters
 from engine.workspace import Workspace
+
+Layer = tuple[np.ndarray, np.ndarray, Callable[[np.ndarray], np.ndarray] | None]
 
 
 @dataclass
@@ -69,6 +72,10 @@ class Model:
         raise NotImplementedError
 
     def initialize_weights(self, rng: np.random.Generator, init: str, scale: float) -> None:
+        raise NotImplementedError
+
+    def layers(self) -> list[Layer]:
+        """The forward pass as (W (n_out, n_in), b (n_out, 1), g in place, None at the output)."""
         raise NotImplementedError
 
     # -- shared ----------------------------------------------------------------------------
@@ -162,6 +169,9 @@ class LogisticRegression(Model):
         # Initializers return (n_out, n_in); w is stored as the note has it, (n_x, n_y).
         w[...] = INITIALIZERS[init](rng, w.shape[1], w.shape[0], scale).T
 
+    def layers(self) -> list[Layer]:
+        return [(self.parameters["w"].T, self.parameters["b"], None)]  # wᵀ: (n_y, n_x)
+
     def block_logits(self, X: np.ndarray, work: Workspace) -> np.ndarray:
         w, b = self.parameters["w"], self.parameters["b"]
         Z = work.array("Z", w.shape[1], X.shape[1], self.dtype)
@@ -214,6 +224,10 @@ class TwoLayerNetwork(Model):
         for name in self.weight_names:
             W = self.parameters[name]
             W[...] = INITIALIZERS[init](rng, *W.shape, scale)
+
+    def layers(self) -> list[Layer]:
+        p = self.parameters
+        return [(p["W1"], p["b1"], self.g), (p["W2"], p["b2"], None)]
 
     def hidden(self, X: np.ndarray, work: Workspace) -> np.ndarray:
         """A1 = g(W1 X + b1) for a block X (n_x, b): (n_h, b), a workspace view."""

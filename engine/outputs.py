@@ -14,6 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from engine.activations import sigmoid
+from engine.invariant import tree_sum
 
 
 class OutputLayer(Protocol):
@@ -59,7 +60,7 @@ class SoftmaxOutput:
     def probabilities(self, Z: np.ndarray) -> np.ndarray:
         Z -= Z.max(axis=0, keepdims=True)  # shift: exp never overflows
         np.exp(Z, out=Z)
-        Z /= Z.sum(axis=0, keepdims=True)
+        Z /= tree_sum(Z.copy())  # Σ_k exp: (m,), summed over the classes in a fixed order
         return Z
 
     def predicted_index(self, Z: np.ndarray) -> np.ndarray:

@@ -21,6 +21,16 @@ POSTGRES_URL = os.environ.get("BACKPROP_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", "postgresql"]
 
 
+def pytest_report_header() -> str:
+    """Which BLAS kernel ran: the engine's exact results must not depend on it."""
+    import numpy  # noqa: F401  (loads its OpenBLAS, so threadpool_info sees it)
+    from threadpoolctl import threadpool_info
+
+    blas = [f"{i['internal_api']} {i['version']} {i['architecture']}" for i in threadpool_info()]
+    coretype = os.environ.get("OPENBLAS_CORETYPE", "unset")
+    return f"blas: {', '.join(blas) or 'none loaded'} (OPENBLAS_CORETYPE={coretype})"
+
+
 def create_postgres_database(prefix: str = "backprop_test") -> str:
     """A new, empty PostgreSQL database; returns its URL."""
     name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"

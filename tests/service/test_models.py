@@ -543,6 +543,38 @@ def test_dataset_predictions_are_a_csv_of_every_row(client, app, cancer, network
     np.testing.assert_array_equal(p1, network_fit.classifier.predict_proba(cancer.X)[:, 1])
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("model_type", ["two_layer_network", "logistic_regression"])
+def test_a_rows_probabilities_are_the_same_bits_alone_in_a_batch_and_in_a_stored_dataset(
+    client, app, cancer, model_type, dtype
+):
+    training = TrainingSpec(epochs=20, seed=0, dtype=dtype)
+    trained = Fit(
+        cancer,
+        ModelSpec(type=model_type),
+        training,
+        engine.fit(
+            cancer.X, cancer.y, ModelSpec(type=model_type), training, feature_names=cancer.features
+        ),
+    )
+    dataset_id = insert_dataset(app, cancer)
+    model_id = insert_model(app, dataset_id, trained)
+
+    def probabilities(body: dict) -> list[list[float]]:
+        return [[p["probabilities"]["0"], p["probabilities"]["1"]] for p in body["predictions"]]
+
+    _, *stored = read_csv(predict(client, model_id, {"dataset_id": dataset_id}))
+    from_dataset = [[float(p) for p in row[3:]] for row in stored]  # repr round-trips exactly
+    index = np.random.default_rng(0).choice(len(cancer.y), size=1000)
+    batch = probabilities(predict(client, model_id, {"rows": cancer.X[index].tolist()}).json())
+    assert batch == [from_dataset[i] for i in index]
+    for i in index[:25]:
+        alone = probabilities(
+            predict(client, model_id, {"rows": cancer.X[i : i + 1].tolist()}).json()
+        )
+        assert alone == [from_dataset[i]]
+
+
 def test_dataset_predictions_stream_in_chunks_that_join_seamlessly(
     client, app, cancer, network_fit, monkeypatch
 ):
