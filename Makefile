@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint browser bench-engine bench-service serve migrate clean
+.PHONY: test lint browser bench-engine bench-predict bench-service serve migrate clean
 
 # The environment, rebuilt whenever the project's dependencies change.
 $(VENV): pyproject.toml
@@ -33,6 +33,11 @@ test: lint browser
 bench-engine: $(VENV)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/engine.py $(BENCH_ARGS)
+
+# What batch-invariant predictions cost against the BLAS forward pass and scikit-learn.
+bench-predict: $(VENV)
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/predict.py $(BENCH_ARGS)
 
 # The real service (uvicorn + workers on 127.0.0.1) on SQLite and PostgreSQL against its peers;
 # e.g. BENCH_ARGS="--quick" or "--only predict --databases sqlite --markdown".

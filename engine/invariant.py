@@ -4,20 +4,21 @@ BLAS's GEMM does not promise that. Its kernels cut the output into tiles, and an
 tile sums a column's products in another order than a full tile does; a one-row product
 goes to GEMV, which sums in yet another order; and OpenBLAS picks its kernels from the CPU
 (and ``OPENBLAS_CORETYPE``). So with ``W @ X`` the same row could get probabilities that
-differ in the last bits depending on which rows share its batch, where it sits in it, or
-which machine serves it.
+differ in the last bits depending on which rows share its batch or where it sits in it.
 
 Here every sum runs in an order fixed by the shapes alone:
 
-    P[k, i, j] = W[i, k] X[k, j]              every product, one multiply (exact per element)
+    P[k, i, j] = W[i, k] X[k, j]              every product, in one multiply
     Z[i, j]    = tree_sum over k of P[k, i, j] a pairwise tree whose pairs depend on n_in only
     Z         += b
 
 Element-wise multiply and add are correctly rounded (IEEE 754) wherever NumPy runs them, in
 a SIMD lane or not, so a column's bits depend on that column and the parameters only: not
-on the batch, its order or size, the thread count or the BLAS kernel. The softmax's sum
-over classes uses the same tree. Blocks are contiguous and their widths a multiple of
-``LANE_COLUMNS``, so NumPy's vector loops (tanh, exp) see whole vectors, never a scalar tail.
+on the batch, its order or size, the thread count or the BLAS kernel (tanh and exp are
+NumPy's own loops, which NumPy picks from the CPU's instruction sets). The softmax's sum
+over classes uses the same tree. Blocks are contiguous and their rows a multiple of
+64 bytes, so NumPy's vector loops (tanh, exp) see whole vectors, never a scalar tail (the
+loops of NumPy 2.4 handle tails alike; the padding keeps that true of any loop).
 
 Training keeps BLAS (its results need not be batch-invariant, and GEMM is the floor there);
 ``Classifier.predict_proba`` goes through here.
@@ -31,7 +32,7 @@ import numpy as np
 if TYPE_CHECKING:  # outputs.py imports tree_sum from here; models.py imports outputs.py
     from engine.models import Model
 
-LANE_COLUMNS = 16  # block widths are a multiple of this: whole SIMD vectors in every ufunc
+VECTOR_BYTES = 64  # a block's rows are a multiple of this: whole AVX-512 vectors, no tail
 PRODUCT_BYTES = 1 << 20  # one block's product array P: about L2-cache sized
 MAX_BLOCK_COLUMNS = 4096
 
@@ -61,19 +62,25 @@ def affine(W: np.ndarray, X: np.ndarray, b: np.ndarray) -> np.ndarray:
     return Z
 
 
+def lane_columns(dtype: np.dtype) -> int:
+    """Block widths are a multiple of this: 8 float64 or 16 float32 columns."""
+    return VECTOR_BYTES // dtype.itemsize
+
+
 def block_columns(model: "Model") -> int:
-    """Columns per block: a multiple of LANE_COLUMNS whose largest P is about PRODUCT_BYTES."""
+    """Columns per block: a multiple of lane_columns whose largest P is about PRODUCT_BYTES."""
     per_column = max(W.size for W, _, _ in model.layers()) * model.dtype.itemsize
-    columns = PRODUCT_BYTES // per_column // LANE_COLUMNS * LANE_COLUMNS
-    return int(np.clip(columns, LANE_COLUMNS, MAX_BLOCK_COLUMNS))
+    lanes = lane_columns(model.dtype)
+    return min(max(PRODUCT_BYTES // per_column // lanes * lanes, lanes), MAX_BLOCK_COLUMNS)
 
 
 def padded_blocks(rows: np.ndarray, columns: int) -> Iterator[tuple[int, np.ndarray]]:
     """(start, X) for blocks of ``rows`` (m, n_x): X (n_x, w), contiguous, zero-padded to w,
-    a multiple of LANE_COLUMNS. The padding columns are computed and thrown away."""
+    a multiple of lane_columns. The padding columns are computed and thrown away."""
+    lanes = lane_columns(rows.dtype)
     for start in range(0, rows.shape[0], columns):
         chunk = rows[start : start + columns]  # (b, n_x)
-        width = -(-len(chunk) // LANE_COLUMNS) * LANE_COLUMNS
+        width = -(-len(chunk) // lanes) * lanes
         X = np.zeros((rows.shape[1], width), dtype=rows.dtype)
         X[:, : len(chunk)] = chunk.T
         yield start, X

@@ -12,7 +12,7 @@ from sklearn.datasets import load_breast_cancer, load_digits, load_wine
 
 from engine import ACTIVATION_NAMES, ModelSpec, TrainingSpec, fit
 from engine.classifier import PREDICT_ROWS, Classifier
-from engine.invariant import LANE_COLUMNS, affine, block_columns, tree_sum
+from engine.invariant import affine, block_columns, tree_sum
 
 LOADERS = {"breast_cancer": load_breast_cancer, "wine": load_wine, "digits": load_digits}
 SPECS = [ModelSpec(type="logistic_regression")] + [
@@ -107,7 +107,7 @@ def reference_tree_sum(terms: list[float]) -> float:
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 13, 30, 31, 64])
 def test_tree_sum_adds_in_the_order_fixed_by_n_alone(n):
     rng = np.random.default_rng(n)
-    P = rng.standard_normal((n, 3, 2 * LANE_COLUMNS)) * 10.0 ** rng.integers(-8, 8, (n, 1, 1))
+    P = rng.standard_normal((n, 3, 32)) * 10.0 ** rng.integers(-8, 8, (n, 1, 1))
     expected = np.array(
         [[reference_tree_sum(P[:, i, j].tolist()) for j in range(P.shape[2])] for i in range(3)]
     )
