@@ -65,14 +65,21 @@ def sklearn_twin(classifier: Classifier, rows: np.ndarray, labels: np.ndarray) -
     twin = MLPClassifier(hidden_layer_sizes=(p["W1"].shape[0],), activation="tanh", max_iter=1)
     with warnings.catch_warnings():  # one iteration only builds the layers; weights follow
         warnings.simplefilter("ignore", ConvergenceWarning)
-            twin.fit(classifier.standardizer.transform(rows[:50], np.float64), labels[:50])
+        twin.fit(classifier.standardizer.transform(rows[:50], np.float64), labels[:50])
     twin.coefs_ = [p["W1"].T.copy(), p["W2"].T.copy()]
     twin.intercepts_ = [p["b1"][:, 0].copy(), p["b2"][:, 0].copy()]
     return twin
 
 
-def table_row(name: str, dtype: str, classifier: Classifier, twin: MLPClassifier,
-              rows: np.ndarray, size: int, repeats: int) -> str:
+def table_row(
+    name: str,
+    dtype: str,
+    classifier: Classifier,
+    twin: MLPClassifier,
+    rows: np.ndarray,
+    size: int,
+    repeats: int,
+) -> str:
     batch = rows[np.random.default_rng(0).choice(len(rows), size=size)]
     scaled = classifier.standardizer.transform(batch, np.float64)
     ours = seconds_per_call(lambda: classifier.predict_proba(batch), repeats)
