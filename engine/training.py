@@ -28,7 +28,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize
 
 from engine.blocks import BlockRunner
 from engine.checkpoint import CheckpointError, TrainingState
@@ -377,6 +376,10 @@ class Trainer:
             clock["started"], clock["good"] = time.perf_counter(), self.params.theta.copy()
             if self.state.stop_reason is not None:
                 raise StopIteration
+
+        # Imported here: scipy.optimize costs ~0.4 s at import, and every API and worker
+        # process imports this module while few jobs ask for L-BFGS.
+        from scipy.optimize import minimize
 
         result = minimize(
             objective,

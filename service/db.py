@@ -3,14 +3,12 @@
 import fcntl
 import os
 import time
-from collections.abc import Iterator
 from contextlib import suppress
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Request
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import NullPool
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -164,19 +162,3 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
-
-
-def get_session(request: Request) -> Iterator[Session]:
-    """A read session per request (GET routes)."""
-    with request.app.state.database.reads() as session:
-        yield session
-
-
-def get_write_session(request: Request) -> Iterator[Session]:
-    """A write session per request (routes that change rows)."""
-    with request.app.state.database.writes() as session:
-        yield session
-
-
-SessionDep = Annotated[Session, Depends(get_session)]
-WriteSessionDep = Annotated[Session, Depends(get_write_session)]

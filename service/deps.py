@@ -1,10 +1,12 @@
 """Typed dependencies shared by the routers."""
 
+from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy.orm import Session
 
-from service.db import Database, SessionDep, WriteSessionDep
+from service.db import Database
 from service.settings import Settings
 
 
@@ -21,4 +23,18 @@ async def get_database(request: Request) -> Database:
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 
-__all__ = ["DatabaseDep", "SessionDep", "SettingsDep", "WriteSessionDep"]
+
+def get_session(request: Request) -> Iterator[Session]:
+    """A read session per request (GET routes)."""
+    with request.app.state.database.reads() as session:
+        yield session
+
+
+def get_write_session(request: Request) -> Iterator[Session]:
+    """A write session per request (routes that change rows)."""
+    with request.app.state.database.writes() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+WriteSessionDep = Annotated[Session, Depends(get_write_session)]

@@ -27,7 +27,6 @@ import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 
-from fastapi.routing import iter_route_contexts
 from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
@@ -213,6 +212,9 @@ class RequestDurationMiddleware:
         self.app = app
         # Built when the app's middleware stack is, at its first request: every route is in.
         # Keyed by id(): routes compare by value, and FastAPI puts the route itself in the scope.
+        # Imported here: workers use this module's counters and need not load FastAPI.
+        from fastapi.routing import iter_route_contexts
+
         self.routes = list(iter_route_contexts(routes))
         self.templates = {id(route.original_route): route.path_format for route in self.routes}
         self._children: dict[tuple[str, str, int], Histogram] = {}
