@@ -22,12 +22,16 @@ browser:
 	  echo "installing Debian's chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
-# The whole suite, then the engine's tests again under a second OpenBLAS kernel chosen for
-# this CPU: nothing that must be exact (a prediction, a resumed checkpoint) may depend on it.
+# The whole suite: the tests marked `serial` (timing-sensitive scenarios with real processes)
+# run alone after the rest, which runs on every core. Then the engine's tests again under a
+# second OpenBLAS kernel chosen for this CPU: nothing that must be exact (a prediction, a
+# resumed checkpoint) may depend on it. Exit 5 is pytest's "nothing selected" (PYTEST_ARGS).
+PYTEST := $(BIN)/pytest
 test: lint browser
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(PYTEST) -n auto --dist worksteal -m "not serial" --durations=25 $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	$(PYTEST) -m serial --durations=10 $(PYTEST_ARGS) || [ $$? -eq 5 ]
 	kernel=$$($(BIN)/python .ci/second_blas_kernel.py) && \
-	  OPENBLAS_CORETYPE=$$kernel $(BIN)/pytest -p no:cacheprovider tests/engine
+	  OPENBLAS_CORETYPE=$$kernel $(PYTEST) -n auto tests/engine
 
 # Benchmarks compare against named peers in one run; torch (CPU build) only here.
 bench-engine: $(VENV)

@@ -41,7 +41,7 @@ from tests.faults.conftest import (
 from tests.service.factories import add_dataset, add_job, get_job
 from tests.service.live import free_port, service_env
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]  # timing-sensitive: run alone
 
 OUTAGE_SECONDS = 4.0
 ANSWER_WITHIN_SECONDS = 5.0  # every request, database or not

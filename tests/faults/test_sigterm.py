@@ -22,7 +22,7 @@ from tests.faults.conftest import (
 from tests.service.factories import add_dataset, add_job, get_job
 from tests.service.live import service_env
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]  # timing-sensitive: run alone
 
 GRACE_SECONDS = 5.0  # what an orchestrator gives a stopping worker, at least (serve: 30 s)
 

@@ -21,7 +21,7 @@ from service.worker import run_worker
 from tests.service.factories import add_dataset, add_job, get_job, history_epochs, set_job
 from tests.service.live import service_env, start_worker, stop
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]  # timing-sensitive: run alone
 
 TIMINGS = {
     "lease_seconds": 2,
