@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from engine import MODEL_TYPES, ModelSpec, SpecError, TrainingSpec
 from service.auth import current_api_key_id
-from service.errors import NotFound, Unprocessable
+from service.errors import NotFound, Unprocessable, not_found, unknown_reference
 from service.limits import check_work, reserve_queue_room
 from service.notify import notify_job_queued
 from service.pagination import decode_cursor, page
@@ -124,9 +124,10 @@ def could_be_id(value: str) -> bool:
 
 
 def trainable_dataset(session: Session, dataset_id: str) -> Dataset:
+    """The dataset a job or sweep body names at ``dataset_id``; 422 if none or unusable."""
     dataset = session.get(Dataset, dataset_id) if could_be_id(dataset_id) else None
     if dataset is None:
-        raise NotFound(f"dataset {dataset_id!r} does not exist")
+        raise unknown_reference("dataset_id", "dataset", dataset_id)
     # The engine needs two rows, one feature and two classes (engine.data.prepare).
     problems = []
     if dataset.rows < 2:
@@ -233,7 +234,7 @@ def create_job(
         if earlier is not None:  # another request with this key committed first
             return _replay(session, earlier, request_hash)
         if session.get(Dataset, job_in.dataset_id) is None:  # deleted meanwhile
-            raise NotFound(f"dataset {job_in.dataset_id!r} does not exist") from None
+            raise unknown_reference("dataset_id", "dataset", job_in.dataset_id) from None
         raise
     return CreatedJob(job=job, replayed=False, status_code=202, response=response)
 
@@ -260,7 +261,7 @@ def get_job(*, session: Session, job_id: str) -> Job:
     """The job, or a 404 problem."""
     job = session.get(Job, job_id) if could_be_id(job_id) else None
     if job is None:
-        raise NotFound(f"job {job_id!r} does not exist")
+        raise not_found("job", job_id)
     return job
 
 
@@ -375,7 +376,7 @@ def cancel_job(*, session: Session, job_id: str) -> Job:
     (its claim, conditional on queued, takes nothing).
     """
     if not could_be_id(job_id):
-        raise NotFound(f"job {job_id!r} does not exist")
+        raise not_found("job", job_id)
     cancel_jobs(session, Job.id == job_id)
     # Read before the commit, while the UPDATE still holds the row: the answer is what the
     # cancel did (a worker may finish a cancelling job a few milliseconds later).

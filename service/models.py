@@ -23,7 +23,13 @@ from sqlalchemy.orm import Session, defer
 import engine
 from engine import Classifier, ModelFileError
 from service.db import Database
-from service.errors import NotFound, PayloadTooLarge, ServiceError, Unprocessable
+from service.errors import (
+    PayloadTooLarge,
+    ServiceError,
+    Unprocessable,
+    not_found,
+    unknown_reference,
+)
 from service.jobs import could_be_id
 from service.pagination import page
 from service.results import finite_or_none
@@ -131,7 +137,7 @@ def get_model(*, session: Session, cache: ModelCache, model_id: str) -> LoadedMo
     # An id no row can have is not looked up (PostgreSQL refuses NUL in text: a 500).
     row = session.get(Model, model_id) if could_be_id(model_id) else None
     if row is None:
-        raise NotFound(f"no model with id {model_id!r}")
+        raise not_found("model", model_id)
     # Two threads may load the same model at once; both results are identical, one stays.
     entry = LoadedModel.from_row(session, row)
     cache.put(entry)
@@ -177,7 +183,7 @@ def model_artifact(*, session: Session, model_id: str) -> bytes:
     if could_be_id(model_id):
         artifact = session.scalar(select(Model.artifact).where(Model.id == model_id))
     if artifact is None:
-        raise NotFound(f"no model with id {model_id!r}")
+        raise not_found("model", model_id)
     return artifact
 
 
@@ -270,7 +276,7 @@ def predict_dataset(
     with database.reads() as session:
         dataset = session.get(Dataset, dataset_id) if could_be_id(dataset_id) else None
         if dataset is None:
-            raise Unprocessable(f"no dataset with id {dataset_id!r}", field="dataset_id")
+            raise unknown_reference("dataset_id", "dataset", dataset_id)
         columns = _feature_columns(classifier.feature_names, list(dataset.features), dataset_id)
         X, y_index = load_arrays(session, dataset)
         truth = labels_of(dataset, y_index)

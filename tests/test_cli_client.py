@@ -331,7 +331,9 @@ def test_unknown_dataset_is_exit_1_with_the_problem_detail(service):
 
     assert result.returncode == 1
     assert result.stdout == ""
-    assert result.stderr == f"error: Not Found: dataset '{NO_SUCH_ID}' does not exist\n"
+    assert result.stderr == (
+        f"error: Unprocessable Content: dataset_id: dataset '{NO_SUCH_ID}' does not exist\n"
+    )
 
 
 def test_invalid_spec_prints_the_field_and_reason(service, dataset_id):

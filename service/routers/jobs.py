@@ -20,7 +20,6 @@ from service.errors import Unprocessable
 from service.schemas.common import problem_responses
 from service.schemas.jobs import (
     CREATE_EXAMPLES,
-    EXAMPLE_DATASET_ID,
     EXAMPLE_JOB_ID,
     HISTORY_CSV_EXAMPLE,
     HISTORY_EXAMPLE,
@@ -48,7 +47,6 @@ EPOCH_MAX = 2**31 - 1
 # The error examples' details, as the service words them.
 JOB_NOT_FOUND = {404: f"job {EXAMPLE_JOB_ID!r} does not exist"}
 CREATE_PROBLEMS = {
-    404: f"dataset {EXAMPLE_DATASET_ID!r} does not exist",
     422: "model.activation: Input should be 'sigmoid', 'tanh', 'relu' or 'leaky_relu'",
 }
 HISTORY_PROBLEMS = {
@@ -82,7 +80,7 @@ def _json_example(example: Any, description: str) -> dict[str, Any]:
                 },
             },
         },
-        **problem_responses(404, 422, 503, details=CREATE_PROBLEMS),
+        **problem_responses(422, 503, details=CREATE_PROBLEMS),
     },
 )
 def create_job(

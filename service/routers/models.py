@@ -55,7 +55,7 @@ ModelType = Literal["logistic_regression", "two_layer_network"]
 EXAMPLE_ID = EXAMPLE_MODEL["id"]
 
 # The error examples' details, as the service words them.
-MODEL_NOT_FOUND = {404: f"no model with id {EXAMPLE_ID!r}"}
+MODEL_NOT_FOUND = {404: f"model {EXAMPLE_ID!r} does not exist"}
 GET_PROBLEMS = {
     **MODEL_NOT_FOUND,
     422: "query.include_parameters: Input should be a valid boolean, unable to interpret input",

@@ -507,7 +507,7 @@ def test_limit_outside_1_to_page_limit_is_422(client, limit):
 
 
 def test_get_unknown_dataset_is_404_problem(client):
-    assert_problem(client.get("/v1/datasets/nope"), 404, "dataset nope does not exist")
+    assert_problem(client.get("/v1/datasets/nope"), 404, "dataset 'nope' does not exist")
 
 
 # Deleting --------------------------------------------------------------------------------------
@@ -519,7 +519,7 @@ def test_delete_is_204_then_404_and_the_chunks_go_too(client, app):
     assert (response.status_code, response.content) == (204, b"")
     assert client.get(f"/v1/datasets/{dataset_id}").status_code == 404
     assert_problem(
-        client.delete(f"/v1/datasets/{dataset_id}"), 404, f"dataset {dataset_id} does not exist"
+        client.delete(f"/v1/datasets/{dataset_id}"), 404, f"dataset '{dataset_id}' does not exist"
     )
     with app.state.database.reads() as session:
         assert session.scalar(select(func.count()).select_from(DatasetChunk)) == 0

@@ -245,16 +245,19 @@ def test_epochs_over_the_limit_is_422_naming_the_limit(client, database, setting
     assert f"limit of {settings.max_epochs} (BACKPROP_MAX_EPOCHS)" in problem["detail"]
 
 
-def test_unknown_dataset_is_a_404_problem(client, database):
+def test_unknown_dataset_is_a_422_problem_naming_dataset_id(client, database):
     missing = uuid.uuid4().hex
-    problem = assert_problem(client.post("/v1/jobs", json={"dataset_id": missing}), 404)
-    assert problem["detail"] == f"dataset '{missing}' does not exist"
+    problem = assert_problem(client.post("/v1/jobs", json={"dataset_id": missing}), 422)
+    assert problem["detail"] == f"dataset_id: dataset '{missing}' does not exist"
+    assert problem["errors"] == [
+        {"field": "dataset_id", "message": f"dataset '{missing}' does not exist"}
+    ]
     assert count_jobs(database) == 0
 
 
 @pytest.mark.parametrize("dataset_id", ["nul\x00id", "x" * 500, ""])
-def test_a_dataset_id_no_dataset_can_have_is_a_404_problem(client, dataset_id):
-    assert_problem(client.post("/v1/jobs", json={"dataset_id": dataset_id}), 404)
+def test_a_dataset_id_no_dataset_can_have_is_a_422_problem(client, dataset_id):
+    assert_problem(client.post("/v1/jobs", json={"dataset_id": dataset_id}), 422)
 
 
 def test_a_dataset_with_one_class_is_422(client, database):

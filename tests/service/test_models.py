@@ -226,10 +226,10 @@ def test_get_model_can_leave_the_parameters_out(client, cancer_model):
 
 
 def test_unknown_model_is_a_404_problem_on_every_route(client):
-    assert_problem(client.get("/v1/models/nope"), 404, "no model with id 'nope'")
-    assert_problem(client.get("/v1/models/nope/download"), 404, "no model with id 'nope'")
+    assert_problem(client.get("/v1/models/nope"), 404, "model 'nope' does not exist")
+    assert_problem(client.get("/v1/models/nope/download"), 404, "model 'nope' does not exist")
     response = predict(client, "nope", {"rows": [[1.0]]})
-    assert_problem(response, 404, "no model with id 'nope'")
+    assert_problem(response, 404, "model 'nope' does not exist")
 
 
 # GET /v1/models
@@ -592,10 +592,9 @@ def test_dataset_whose_features_differ_from_the_models_is_422(client, app, cance
 
 
 def test_unknown_dataset_is_422_naming_dataset_id(client, cancer_model):
-    body = assert_problem(
-        predict(client, cancer_model, {"dataset_id": "nope"}), 422, "no dataset with id 'nope'"
-    )
-    assert body["errors"][0]["field"] == "dataset_id"
+    response = predict(client, cancer_model, {"dataset_id": "nope"})
+    body = assert_problem(response, 422, "dataset_id: dataset 'nope' does not exist")
+    assert body["errors"] == [{"field": "dataset_id", "message": "dataset 'nope' does not exist"}]
 
 
 # OpenAPI
