@@ -31,6 +31,7 @@ from service.errors import (
     unknown_reference,
 )
 from service.jobs import could_be_id
+from service.label_column import label_message
 from service.pagination import page
 from service.results import finite_or_none
 from service.schemas.models import (
@@ -62,6 +63,7 @@ class LoadedModel:
     diagnostics: dict[str, Any]
     created_at: datetime
     classifier: Classifier
+    label: str | None = None  # the dataset's label column; None once the dataset is deleted
 
     @classmethod
     def from_row(cls, session: Session, row: Model) -> "LoadedModel":
@@ -79,6 +81,9 @@ class LoadedModel:
             diagnostics=dict(row.diagnostics or {}),
             created_at=row.created_at,
             classifier=classifier,
+            label=session.scalar(select(Dataset.label).where(Dataset.id == row.dataset_id))
+            if row.dataset_id is not None
+            else None,
         )
 
 
@@ -247,9 +252,9 @@ def predict(
     entry = cached_model(database=database, cache=cache, model_id=model_id)
     classifier = entry.classifier
     if request.rows is not None and request.records is None and request.dataset_id is None:
-        X = _matrix_of_rows(request.rows, classifier, max_rows)
+        X = _matrix_of_rows(request.rows, classifier, max_rows, entry.label)
     elif request.records is not None and request.rows is None and request.dataset_id is None:
-        X = _matrix_of_records(request.records, classifier, max_rows)
+        X = _matrix_of_records(request.records, classifier, max_rows, entry.label)
     else:
         raise _one_input_required(request)
     probabilities = _probabilities(classifier, X, field="rows" if request.rows else "records")
@@ -350,25 +355,35 @@ def _check_count(count: int, field: str, max_rows: int) -> None:
         )
 
 
-def _matrix_of_rows(rows: list[list[float]], classifier: Classifier, max_rows: int) -> np.ndarray:
+def _matrix_of_rows(
+    rows: list[list[float]], classifier: Classifier, max_rows: int, label: str | None
+) -> np.ndarray:
     _check_count(len(rows), "rows", max_rows)
     n_x = classifier.n_features
     wrong = [index for index, row in enumerate(rows) if len(row) != n_x]
     if wrong:
+        # One value too many, and the model knows its label column: a whole CSV row.
+        hint = f" (if one is {label!r}, the label column: drop it)" if label is not None else ""
         errors = [
-            {"field": f"rows.{i}", "message": f"has {len(rows[i])} values; expected {n_x}"}
+            {
+                "field": f"rows.{i}",
+                "message": f"has {len(rows[i])} values; expected {n_x}"
+                + (hint if len(rows[i]) == n_x + 1 else ""),
+            }
             for i in wrong[:MAX_LISTED_ERRORS]
         ]
+        first = len(rows[wrong[0]])
         raise Unprocessable(
-            f"rows.{wrong[0]} has {len(rows[wrong[0]])} values; the model takes {n_x} "
-            f"features, in this order: {classifier.feature_names}",
+            f"rows.{wrong[0]} has {first} values; the model takes {n_x} "
+            f"features, in this order: {classifier.feature_names}"
+            + (hint if first == n_x + 1 else ""),
             errors=errors,
         )
     return np.array(rows, dtype=np.float64).reshape(len(rows), n_x)
 
 
 def _matrix_of_records(
-    records: list[dict[str, float]], classifier: Classifier, max_rows: int
+    records: list[dict[str, float]], classifier: Classifier, max_rows: int, label: str | None
 ) -> np.ndarray:
     _check_count(len(records), "records", max_rows)
     names = classifier.feature_names
@@ -378,14 +393,18 @@ def _matrix_of_records(
         if record.keys() == expected:
             continue
         missing = [name for name in names if name not in record]
-        unknown = [name for name in record if name not in expected]
+        unknown = [name for name in record if name not in expected and name != label]
+        if label is not None and label in record:
+            errors.append({"field": f"records.{index}.{label}", "message": label_message(label)})
         reasons = []
         if missing:
             reasons.append(f"missing features {missing}")
         if unknown:
             reasons.append(f"unknown features {unknown}")
-        errors.append({"field": f"records.{index}", "message": "; ".join(reasons)})
-        if len(errors) == MAX_LISTED_ERRORS:
+        if reasons:
+            errors.append({"field": f"records.{index}", "message": "; ".join(reasons)})
+        if len(errors) >= MAX_LISTED_ERRORS:
+            errors = errors[:MAX_LISTED_ERRORS]
             break
     if errors:
         first = errors[0]
