@@ -6,7 +6,9 @@ The same mistake gets the same answer on every route:
   (``not_found``): the URL names no resource;
 - an id in the BODY that names nothing is 422 with ``errors[{field, message}]``, the field
   being the id's path in the body and the detail "<field>: <resource> '<id>' does not
-  exist" (``unknown_reference``): the route exists, the body is what is wrong.
+  exist" (``unknown_reference``): the route exists, the body is what is wrong;
+- a 422 about one field, query parameter or header reads as a validation error does:
+  detail "<field>: <message>", ``errors`` [{field, message}] (``field_problem``).
 """
 
 import logging
@@ -71,6 +73,13 @@ class Unprocessable(ServiceError):
         super().__init__(detail, **extra)
 
 
+def field_problem(field: str, message: str, **extra: Any) -> Unprocessable:
+    """422 about one field, worded as a validation error: detail "field: message" and
+    errors [{field, message}]; ``field`` is a body path, or query.<name> / header.<name>."""
+    errors = [{"field": field, "message": message}]
+    return Unprocessable(f"{field}: {message}", errors=errors, **extra)
+
+
 def not_found(resource: str, resource_id: str) -> NotFound:
     """404 for an id in the request's path that names no ``resource``."""
     return NotFound(f"{resource} {resource_id!r} does not exist")
@@ -78,8 +87,7 @@ def not_found(resource: str, resource_id: str) -> NotFound:
 
 def unknown_reference(field: str, resource: str, resource_id: str) -> Unprocessable:
     """422 for an id at ``field`` of the request's body that names no ``resource``."""
-    message = f"{resource} {resource_id!r} does not exist"
-    return Unprocessable(f"{field}: {message}", errors=[{"field": field, "message": message}])
+    return field_problem(field, f"{resource} {resource_id!r} does not exist")
 
 
 class Unavailable(ServiceError):

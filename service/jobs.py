@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from engine import MODEL_TYPES, ModelSpec, SpecError, TrainingSpec
 from service.auth import current_api_key_id
-from service.errors import NotFound, Unprocessable, not_found, unknown_reference
+from service.errors import NotFound, Unprocessable, field_problem, not_found, unknown_reference
 from service.limits import check_work, reserve_queue_room
 from service.notify import notify_job_queued
 from service.pagination import decode_cursor, page
@@ -87,7 +87,7 @@ def engine_specs(job_in: JobCreate, settings: Settings) -> tuple[ModelSpec, Trai
         try:
             specs.append(spec_in.to_engine().validate())
         except SpecError as error:
-            raise _field_problem(f"{prefix}.{error.field}", error.message) from error
+            raise field_problem(f"{prefix}.{error.field}", error.message) from error
     model_spec, training_spec = specs
     limits = (
         ("model.hidden_units", model_spec.hidden_units, "max_hidden_units"),
@@ -99,14 +99,8 @@ def engine_specs(job_in: JobCreate, settings: Settings) -> tuple[ModelSpec, Trai
             message = (
                 f"{value} is over this service's limit of {limit} (BACKPROP_{setting.upper()})"
             )
-            raise _field_problem(field, message, limit=limit, setting=setting)
+            raise field_problem(field, message, limit=limit, setting=setting)
     return model_spec, training_spec
-
-
-def _field_problem(field: str, message: str, **extra: Any) -> Unprocessable:
-    """422 with detail "field: message" and errors [{field, message}]."""
-    errors = [{"field": field, "message": message}]
-    return Unprocessable(f"{field}: {message}", errors=errors, **extra)
 
 
 def request_sha256(job_in: JobCreate) -> str:
@@ -137,8 +131,8 @@ def trainable_dataset(session: Session, dataset_id: str) -> Dataset:
     if len(dataset.classes) < 2:
         problems.append(f"one class {dataset.classes}; a classifier needs at least 2")
     if problems:
-        detail = f"dataset {dataset_id} cannot be trained on: " + "; ".join(problems)
-        raise Unprocessable(detail, field="dataset_id")
+        message = f"dataset {dataset_id!r} cannot be trained on: " + "; ".join(problems)
+        raise field_problem("dataset_id", message)
     return dataset
 
 
@@ -241,10 +235,10 @@ def create_job(
 
 def _replay(session: Session, earlier: IdempotencyKey, request_hash: str) -> CreatedJob:
     if earlier.request_sha256 != request_hash:
-        raise Unprocessable(
-            f"Idempotency-Key {earlier.key!r} was already used with a different request "
+        raise field_problem(
+            "header.Idempotency-Key",
+            f"{earlier.key!r} was already used with a different request "
             f"(which created job {earlier.job_id}); use a new key for a new request",
-            field="header.Idempotency-Key",
         )
     job = session.get(Job, earlier.job_id)
     if job is None:  # pragma: no cover - the key's row is deleted with its job (CASCADE)
@@ -284,9 +278,7 @@ def parse_statuses(values: list[str] | None) -> list[str]:
     statuses = [s.strip() for value in values or [] for s in value.split(",") if s.strip()]
     for status in statuses:
         if status not in JOB_STATES:
-            raise Unprocessable(
-                f"status: {status!r} is not one of {list(JOB_STATES)}", field="query.status"
-            )
+            raise field_problem("query.status", f"{status!r} is not one of {list(JOB_STATES)}")
     return statuses
 
 

@@ -27,6 +27,7 @@ from service.errors import (
     PayloadTooLarge,
     ServiceError,
     Unprocessable,
+    field_problem,
     not_found,
     unknown_reference,
 )
@@ -325,7 +326,7 @@ def _feature_columns(model_names: list[str], dataset_names: list[str], dataset_i
             parts.append(f"lacks the model's features {missing}")
         if unexpected:
             parts.append(f"has features the model was not trained on {unexpected}")
-        raise Unprocessable(f"dataset {dataset_id} " + " and ".join(parts), field="dataset_id")
+        raise field_problem("dataset_id", f"dataset {dataset_id!r} " + " and ".join(parts))
     position = {name: index for index, name in enumerate(dataset_names)}
     return [position[name] for name in model_names]
 
@@ -335,16 +336,15 @@ def _one_input_required(request: PredictionRequest) -> Unprocessable:
         name for name in ("rows", "records", "dataset_id") if getattr(request, name) is not None
     ]
     if given:
-        return Unprocessable(
-            f"give exactly one of rows, records or dataset_id, not {' and '.join(given)}",
-            field="body",
+        return field_problem(
+            "body", f"give exactly one of rows, records or dataset_id, not {' and '.join(given)}"
         )
-    return Unprocessable("give exactly one of rows, records or dataset_id", field="body")
+    return field_problem("body", "give exactly one of rows, records or dataset_id")
 
 
 def _check_count(count: int, field: str, max_rows: int) -> None:
     if count == 0:
-        raise Unprocessable(f"{field} is empty: give at least one row", field=field)
+        raise field_problem(field, "empty; give at least one row")
     if count > max_rows:
         raise PayloadTooLarge(
             f"{field} holds {count} rows; at most {max_rows} rows per request "
@@ -372,11 +372,10 @@ def _matrix_of_rows(
             }
             for i in wrong[:MAX_LISTED_ERRORS]
         ]
-        first = len(rows[wrong[0]])
+        first = errors[0]
         raise Unprocessable(
-            f"rows.{wrong[0]} has {first} values; the model takes {n_x} "
-            f"features, in this order: {classifier.feature_names}"
-            + (hint if first == n_x + 1 else ""),
+            f"{first['field']}: {first['message']}; the model's features, in order: "
+            f"{classifier.feature_names}",
             errors=errors,
         )
     return np.array(rows, dtype=np.float64).reshape(len(rows), n_x)
@@ -419,9 +418,9 @@ def _probabilities(classifier: Classifier, X: np.ndarray, field: str) -> np.ndar
     finite = np.isfinite(probabilities).all(axis=1)
     if not finite.all():
         row = int(np.argmin(finite))
-        raise Unprocessable(
-            f"{field}.{row}: the model's output is not finite for these values; they lie far "
+        raise field_problem(
+            f"{field}.{row}",
+            "the model's output is not finite for these values; they lie far "
             "outside the range the model was trained on",
-            field=f"{field}.{row}",
         )
     return probabilities

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, aliased
 
 from engine import ModelSpec, TrainingSpec
 from service.auth import current_api_key_id
-from service.errors import Unprocessable, not_found, unknown_reference
+from service.errors import Unprocessable, field_problem, not_found, unknown_reference
 from service.jobs import (
     DEFAULT_PAGE_LIMIT,
     cancel_jobs,
@@ -78,16 +78,6 @@ class Trial(NamedTuple):
 
 
 Values = list[Any] | RangeIn  # one dimension of a checked space
-
-
-# Errors.
-
-
-def field_problem(field: str, message: str, **extra: Any) -> Unprocessable:
-    """422 with detail "field: message" and errors [{field, message}], as service.jobs words it."""
-    return Unprocessable(
-        f"{field}: {message}", errors=[{"field": field, "message": message}], **extra
-    )
 
 
 # Checking one combination: the base with some dimensions replaced.

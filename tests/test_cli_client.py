@@ -381,7 +381,9 @@ def test_jobs_with_an_unknown_status_is_exit_1(service):
     result = backprop(service, "jobs", "--status", "bogus")
 
     assert result.returncode == 1
-    assert result.stderr.startswith("error: Unprocessable Content: status: 'bogus' is not one of")
+    assert result.stderr.startswith(
+        "error: Unprocessable Content: query.status: 'bogus' is not one of"
+    )
 
 
 def test_status_shows_the_job_its_progress_and_its_model(service, trained):

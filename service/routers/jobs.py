@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from service import jobs
 from service.db import Database
 from service.deps import DatabaseDep, SessionDep, SettingsDep, WriteSessionDep
-from service.errors import Unprocessable
+from service.errors import field_problem
 from service.schemas.common import problem_responses
 from service.schemas.jobs import (
     CREATE_EXAMPLES,
@@ -55,7 +55,7 @@ HISTORY_PROBLEMS = {
 }
 EVENTS_PROBLEMS = {
     **JOB_NOT_FOUND,
-    422: "Last-Event-ID: 'x' is not an epoch number (this stream's event ids are epochs, "
+    422: "header.Last-Event-ID: 'x' is not an epoch number (this stream's event ids are epochs, "
     "integers >= 0)",
 }
 
@@ -399,10 +399,10 @@ def _resume_epoch(last_event_id: str | None) -> int:
     except ValueError:
         epoch = -1
     if epoch < 0:
-        raise Unprocessable(
-            f"Last-Event-ID: {last_event_id[:40]!r} is not an epoch number (this stream's "
+        raise field_problem(
+            "header.Last-Event-ID",
+            f"{last_event_id[:40]!r} is not an epoch number (this stream's "
             "event ids are epochs, integers >= 0)",
-            field="header.Last-Event-ID",
         )
     return min(epoch, EPOCH_MAX)  # past every epoch: nothing more to send, as for EPOCH_MAX
 

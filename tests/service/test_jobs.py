@@ -313,7 +313,7 @@ def test_same_idempotency_key_with_another_body_is_422(client, database):
     problem = assert_problem(client.post("/v1/jobs", json=other, headers=headers), 422)
     assert error_fields(problem) == ["header.Idempotency-Key"]
     assert problem["detail"] == (
-        f"Idempotency-Key 'order-3' was already used with a different request "
+        f"header.Idempotency-Key: 'order-3' was already used with a different request "
         f"(which created job {first.json()['id']}); use a new key for a new request"
     )
     assert count_jobs(database) == 1
@@ -480,10 +480,12 @@ def test_bad_list_parameters_are_422(client, params, field):
 
 def test_unknown_status_names_the_allowed_states(client):
     problem = assert_problem(client.get("/v1/jobs", params={"status": "done"}), 422)
-    assert problem["detail"] == (
-        "status: 'done' is not one of "
+    message = (
+        "'done' is not one of "
         "['queued', 'running', 'cancelling', 'succeeded', 'failed', 'cancelled']"
     )
+    assert problem["detail"] == f"query.status: {message}"
+    assert problem["errors"] == [{"field": "query.status", "message": message}]
 
 
 # Reading one job.

@@ -65,7 +65,7 @@ def test_a_row_with_one_value_too_many_suggests_the_label_column(client, model_i
     problem = assert_problem(predict(client, model_id, {"rows": [[1.0, 2.0, 0.0]]}), 422)
     hint = " (if one is 'y', the label column: drop it)"
     assert problem["detail"] == (
-        f"rows.0 has 3 values; the model takes 2 features, in this order: ['x0', 'x1']{hint}"
+        f"rows.0: has 3 values; expected 2{hint}; the model's features, in order: ['x0', 'x1']"
     )
     assert problem["errors"] == [{"field": "rows.0", "message": f"has 3 values; expected 2{hint}"}]
 

@@ -208,3 +208,81 @@ def test_every_json_operation_documents_its_415(client, method, path):
         "detail": JSON_ROUTES[path].unsupported("text/csv"),
         "allowed": ["application/json"],
     }
+
+
+# Each a mistake about one field, on a route that takes JSON, a query parameter or a
+# header: the service's own checks and the schema's validation alike.
+FIELD_MISTAKES: dict[str, Callable[[dict[str, str]], tuple[str, str, dict[str, Any]]]] = {
+    "body field of the wrong type": lambda ids: (
+        "POST",
+        "/v1/jobs",
+        {"json": {**BODIES[("POST", "/v1/jobs")](ids["dataset_id"]), "model": "big"}},
+    ),
+    "unknown body field": lambda ids: (
+        "POST",
+        "/v1/sweeps",
+        {"json": {**BODIES[("POST", "/v1/sweeps")](ids["dataset_id"]), "colour": "red"}},
+    ),
+    "engine range": lambda ids: (
+        "POST",
+        "/v1/jobs",
+        {"json": {"dataset_id": ids["dataset_id"], "training": {"epochs": 0}}},
+    ),
+    "unknown sweep dimension": lambda ids: (
+        "POST",
+        "/v1/sweeps",
+        {
+            "json": {
+                **BODIES[("POST", "/v1/sweeps")](ids["dataset_id"]),
+                "search": {"strategy": "grid", "space": {"colour": ["red"]}},
+            }
+        },
+    ),
+    "dataset that cannot be trained on": lambda ids: (
+        "POST",
+        "/v1/jobs",
+        {"json": {"dataset_id": ids["one_class_dataset_id"]}},
+    ),
+    "no prediction input": lambda ids: (
+        "POST",
+        f"/v1/models/{ids['model_id']}/predictions",
+        {"json": {}},
+    ),
+    "empty prediction rows": lambda ids: (
+        "POST",
+        f"/v1/models/{ids['model_id']}/predictions",
+        {"json": {"rows": []}},
+    ),
+    "prediction row of the wrong length": lambda ids: (
+        "POST",
+        f"/v1/models/{ids['model_id']}/predictions",
+        {"json": {"rows": [[1.0]]}},
+    ),
+    "prediction value not a number": lambda ids: (
+        "POST",
+        f"/v1/models/{ids['model_id']}/predictions",
+        {"json": {"rows": [[1.0, "two"]]}},
+    ),
+    "unknown job state in the query": lambda ids: ("GET", "/v1/jobs", {"params": {"status": "x"}}),
+    "query parameter of the wrong type": lambda ids: (
+        "GET",
+        f"/v1/models/{ids['model_id']}",
+        {"params": {"include_parameters": "maybe"}},
+    ),
+    "header that is not an epoch": lambda ids: (
+        "GET",
+        f"/v1/jobs/{ids['job_id']}/events",
+        {"headers": {"Last-Event-ID": "soon"}},
+    ),
+}
+
+
+@pytest.mark.parametrize("mistake", FIELD_MISTAKES)
+def test_a_422_about_a_field_reads_field_colon_message(client, database, ids, mistake):
+    ids = {**ids, "one_class_dataset_id": add_dataset(database, classes=("spam",))}
+    method, path, kwargs = FIELD_MISTAKES[mistake](ids)
+    problem = assert_problem(client.request(method, path, **kwargs), 422)
+    first = problem["errors"][0]
+    assert set(first) == {"field", "message"}
+    assert problem["detail"].startswith(f"{first['field']}: {first['message']}"), problem
+    assert not first["message"].startswith(f"{first['field'].rpartition('.')[2]}:"), problem
