@@ -21,7 +21,7 @@ from service.auth import current_api_key_id
 from service.errors import NotFound, Unprocessable, field_problem, not_found, unknown_reference
 from service.limits import check_work, reserve_queue_room
 from service.notify import notify_job_queued
-from service.pagination import decode_cursor, page
+from service.pagination import CURSOR_FIELD, NOT_ISSUED, decode_cursor, page
 from service.results import finite_or_none
 from service.schemas.jobs import (
     HistoryPoint,
@@ -328,7 +328,7 @@ def _check_cursor(cursor: str) -> None:
     # NUL would fail inside the database driver (a 500), so refuse it here as a 422.
     created_at, row_id = decode_cursor(cursor)
     if created_at.tzinfo is None or not could_be_id(row_id):
-        raise Unprocessable("cursor is not one this service issued", field="cursor")
+        raise field_problem(CURSOR_FIELD, NOT_ISSUED)
 
 
 # Cancelling.

@@ -495,8 +495,8 @@ def test_listing_defaults_to_every_dataset_on_one_page(client):
 
 def test_a_cursor_this_service_did_not_issue_is_422(client):
     response = client.get("/v1/datasets", params={"cursor": "not-a-cursor"})
-    body = assert_problem(response, 422, "cursor is not one this service issued")
-    assert body["errors"][0]["field"] == "cursor"
+    body = assert_problem(response, 422, "query.cursor: not a cursor this service issued")
+    assert body["errors"][0]["field"] == "query.cursor"
 
 
 @pytest.mark.parametrize("limit", [0, 101])

@@ -469,8 +469,8 @@ NAIVE_CURSOR = base64.urlsafe_b64encode(b'["2025-01-01T00:00:00", "abc"]').decod
         ({"model_type": "svm"}, "query.model_type"),
         ({"limit": 0}, "query.limit"),
         ({"limit": 101}, "query.limit"),
-        ({"cursor": "not-a-cursor"}, "cursor"),
-        ({"cursor": NAIVE_CURSOR}, "cursor"),
+        ({"cursor": "not-a-cursor"}, "query.cursor"),
+        ({"cursor": NAIVE_CURSOR}, "query.cursor"),
     ],
 )
 def test_bad_list_parameters_are_422(client, params, field):

@@ -276,7 +276,7 @@ def test_list_models_refuses_an_unknown_type_and_a_foreign_cursor(client):
     assert body["errors"][0]["field"] == "query.type"
     body = assert_problem(client.get("/v1/models", params={"cursor": "xyz"}), 422, "cursor")
     assert body["errors"] == [
-        {"field": "cursor", "message": "cursor is not one this service issued"}
+        {"field": "query.cursor", "message": "not a cursor this service issued"}
     ]
     assert_problem(client.get("/v1/models", params={"limit": 0}), 422, "limit")
 

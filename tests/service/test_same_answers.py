@@ -264,6 +264,11 @@ FIELD_MISTAKES: dict[str, Callable[[dict[str, str]], tuple[str, str, dict[str, A
         {"json": {"rows": [[1.0, "two"]]}},
     ),
     "unknown job state in the query": lambda ids: ("GET", "/v1/jobs", {"params": {"status": "x"}}),
+    "cursor this service did not issue": lambda ids: (
+        "GET",
+        "/v1/sweeps",
+        {"params": {"cursor": "not-a-cursor"}},
+    ),
     "query parameter of the wrong type": lambda ids: (
         "GET",
         f"/v1/models/{ids['model_id']}",

@@ -771,7 +771,7 @@ def test_list_sweeps_pages_newest_first_with_their_counts(client, database):
     [
         ({"limit": 0}, "query.limit"),
         ({"limit": 101}, "query.limit"),
-        ({"cursor": "nope"}, "cursor"),
+        ({"cursor": "nope"}, "query.cursor"),
     ],
 )
 def test_bad_list_parameters_are_422(client, params, field):
