@@ -9,6 +9,10 @@ The same mistake gets the same answer on every route:
   exist" (``unknown_reference``): the route exists, the body is what is wrong;
 - a 422 about one field, query parameter or header reads as a validation error does:
   detail "<field>: <message>", ``errors`` [{field, message}] (``field_problem``).
+
+The order is the same on every route too: the request's shape first (a body that is not
+JSON is 415, service.media_types; types and required fields 422), then what it names (an
+unknown id in the path 404, then an unknown id in the body 422).
 """
 
 import logging

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.testclient import TestClient
 from pydantic import TypeAdapter
 
 from service.app import create_app
@@ -291,3 +292,23 @@ def test_a_422_about_a_field_reads_field_colon_message(client, database, ids, mi
     assert set(first) == {"field", "message"}
     assert problem["detail"].startswith(f"{first['field']}: {first['message']}"), problem
     assert not first["message"].startswith(f"{first['field'].rpartition('.')[2]}:"), problem
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [op for op, field in BODY_REFERENCES if op in PATH_ID_OPERATIONS],
+)
+def test_an_unknown_path_id_is_answered_before_an_unknown_body_id(client, ids, method, path):
+    (parameter,) = re.findall(r"\{([^}]+)\}", path)
+    missing = "0" * 32
+    body = {field: missing for op, field in BODY_REFERENCES if op == (method, path)}
+    response = client.request(method, filled(path, {**ids, parameter: missing}), json=body)
+    problem = assert_problem(response, 404)
+    assert problem["detail"] == f"{RESOURCES[parameter]} {missing!r} does not exist"
+
+
+def test_a_non_json_body_is_415_even_over_the_json_body_limit(settings):
+    small = create_app(settings.model_copy(update={"max_json_body_bytes": 100}))
+    with TestClient(small) as client:
+        response = client.post("/v1/jobs", content=CSV * 100, headers={"content-type": "text/csv"})
+    assert_problem(response, 415)
