@@ -8,7 +8,11 @@ listed here, or fails here for want of a decision (a valid body to send it):
 - an id in the BODY that names nothing: 422, detail "<field>: <resource> '<id>' does not
   exist" and `errors` [{field, message}] (the route exists; the body is what is wrong);
 - a body that is not JSON on a route that takes JSON: 415 naming its Content-Type and
-  saying what to send instead, documented in the OpenAPI document on each such route.
+  saying what to send instead, documented in the OpenAPI document on each such route;
+- any other 422 about one field, query parameter or header: detail "<field>: <message>";
+- one order: the body's type, then the path's id, then the body's ids.
+
+The label column in prediction records has its own module: test_label_column.py.
 """
 
 import re
