@@ -13,6 +13,7 @@ from service.auth import ApiKeyMiddleware, KeyRing, check_binding
 from service.db import Database
 from service.errors import install_error_handlers
 from service.limits import install_limits
+from service.media_types import install_json_bodies
 from service.metrics import RequestDurationMiddleware
 from service.openapi import install_openapi
 from service.routers import dashboard, datasets, docs, health, jobs, metrics, models, sweeps
@@ -84,6 +85,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_limits(app, settings)
+    # Outside the body limit: a CSV sent to a JSON route is 415 however large it is.
+    install_json_bodies(app)
     if keys.configured:
         # Added after the limits, so outside them: a request without a valid key is
         # answered before any other middleware or route reads its body.

@@ -151,9 +151,23 @@ def apply_overrides(args: argparse.Namespace) -> None:
 
 def shown_url(database_url: str) -> str:
     """The database URL without its password, for logs."""
-    from sqlalchemy.engine import make_url
+    from service.db import shown_url
 
-    return make_url(database_url).render_as_string(hide_password=True)
+    return shown_url(database_url)
+
+
+def database_opens(database_url: str) -> bool:
+    """Open the database once. If it cannot be (no such database, a SQLite file in a folder
+    that does not exist, no server), log one line naming it (password hidden) and the
+    server's reason, and return False: the command then exits 1, as on a busy port."""
+    from service.db import DatabaseUnavailable, check_database
+
+    try:
+        check_database(database_url)
+    except DatabaseUnavailable as error:
+        log.error("%s", error)
+        return False
+    return True
 
 
 # ---------------------------------------------------------------------------------------
@@ -171,6 +185,8 @@ def run_migrate(args: argparse.Namespace) -> int:
     if args.sql:
         command.upgrade(alembic_config(url), args.revision, sql=True)
         return 0
+    if not database_opens(url):
+        return 1
     log.info("migrating %s to %s", shown_url(url), args.revision)
     upgrade(url, args.revision)
     return 0
@@ -181,7 +197,8 @@ def run_migrate(args: argparse.Namespace) -> int:
 
 
 def run_worker(args: argparse.Namespace) -> int:
-    """`backprop worker`: one worker in this process until SIGTERM / SIGINT.
+    """`backprop worker`: one worker in this process until SIGTERM / SIGINT; exits 1 at
+    once if the database cannot be opened.
 
     run_worker handles the signals itself: the first one finishes the current epoch,
     checkpoints and releases the job; a second one kills at once.
@@ -189,10 +206,13 @@ def run_worker(args: argparse.Namespace) -> int:
     from service.settings import get_settings
     from service.worker import run_worker as work
 
+    settings = get_settings()
+    if not database_opens(settings.database_url):
+        return 1  # at start only: once running, an outage is waited out (service.worker)
     stop = threading.Event()
     if args.parent_pid is not None:
         watch_parent(args.parent_pid, stop)
-    work(get_settings(), worker_id=args.worker_id, stop_event=stop)
+    work(settings, worker_id=args.worker_id, stop_event=stop)
     return 0
 
 
@@ -323,7 +343,8 @@ def run_serve(args: argparse.Namespace) -> int:
     """`backprop serve`: migrate, start the workers and the API; stop all on SIGINT/SIGTERM.
 
     Exits 2 at once, before migrating or binding anything, when the API would be open
-    to the network (a non-loopback --host without BACKPROP_API_KEYS) or a key is unusable.
+    to the network (a non-loopback --host without BACKPROP_API_KEYS) or a key is unusable;
+    exits 1, before starting anything, when the database cannot be opened.
     """
     from service.auth import AccessSettingsError, KeyRing, check_binding
     from service.settings import get_settings
@@ -347,6 +368,8 @@ def run_api_and_workers(args: argparse.Namespace) -> int:
     from service.settings import get_settings
 
     settings = get_settings()
+    if not database_opens(settings.database_url):
+        return 1
     if not args.no_migrate:
         log.info("migrating %s to the latest revision", shown_url(settings.database_url))
         upgrade(settings.database_url)

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service import fast_parsing, storage
-from service.errors import Conflict, NotFound, Unprocessable
+from service.errors import Conflict, Unprocessable, not_found
 from service.fast_parsing import StreamedDataset
 from service.jobs import could_be_id
 from service.pagination import page
@@ -153,7 +153,7 @@ def get_dataset(*, session: Session, dataset_id: str) -> Dataset:
     # An id no row can have is not looked up (PostgreSQL refuses NUL in text: a 500).
     dataset = session.get(Dataset, dataset_id) if could_be_id(dataset_id) else None
     if dataset is None:
-        raise NotFound(f"dataset {dataset_id} does not exist")
+        raise not_found("dataset", dataset_id)
     return dataset
 
 
@@ -183,7 +183,7 @@ def delete_dataset(*, session: Session, dataset_id: str) -> None:
     if could_be_id(dataset_id):
         dataset = session.scalar(select(Dataset).where(Dataset.id == dataset_id).with_for_update())
     if dataset is None:
-        raise NotFound(f"dataset {dataset_id} does not exist")
+        raise not_found("dataset", dataset_id)
     live = list(
         session.scalars(
             select(Job.id)

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -162,3 +163,43 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+# Opening the database at a command's start.
+
+
+class DatabaseUnavailable(Exception):
+    """The database could not be opened; str() is one line naming it and the reason."""
+
+
+def shown_url(url: str) -> str:
+    """The database URL without its password, for logs and messages."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def unavailable(url: str, error: OperationalError) -> DatabaseUnavailable:
+    """One line for ``error``: the database (password hidden) and its server's reason.
+
+    libpq's reason spans lines ("Connection refused\\n\\tIs the server running ...?") and
+    opens with "connection failed: "; SQLite's says only "unable to open database file",
+    so the folder that does not exist, if that is why, is named.
+    """
+    lines = (" ".join(line.split()) for line in str(error.orig).splitlines())
+    reason = "; ".join(line for line in lines if line).removeprefix("connection failed: ")
+    if is_sqlite(url) and (database := make_url(url).database):
+        folder = os.path.dirname(os.path.abspath(database))
+        if not os.path.isdir(folder):
+            reason += f" (the folder {folder} does not exist)"
+    return DatabaseUnavailable(f"cannot open the database {shown_url(url)}: {reason}")
+
+
+def check_database(url: str) -> None:
+    """Open the database once; DatabaseUnavailable (one line) if it cannot be opened."""
+    engine = create_db_engine(url, pooled=False)
+    try:
+        with engine.connect():
+            pass
+    except OperationalError as error:
+        raise unavailable(url, error) from None
+    finally:
+        engine.dispose()

@@ -1,4 +1,19 @@
-"""One exception tree and the handlers that render RFC 9457 application/problem+json."""
+"""One exception tree and the handlers that render RFC 9457 application/problem+json.
+
+The same mistake gets the same answer on every route:
+
+- an id in the PATH that names nothing is 404, detail "<resource> '<id>' does not exist"
+  (``not_found``): the URL names no resource;
+- an id in the BODY that names nothing is 422 with ``errors[{field, message}]``, the field
+  being the id's path in the body and the detail "<field>: <resource> '<id>' does not
+  exist" (``unknown_reference``): the route exists, the body is what is wrong;
+- a 422 about one field, query parameter or header reads as a validation error does:
+  detail "<field>: <message>", ``errors`` [{field, message}] (``field_problem``).
+
+The order is the same on every route too: the request's shape first (a body that is not
+JSON is 415, service.media_types; types and required fields 422), then what it names (an
+unknown id in the path 404, then an unknown id in the body 422).
+"""
 
 import logging
 from http import HTTPStatus
@@ -60,6 +75,23 @@ class Unprocessable(ServiceError):
         if field is not None and "errors" not in extra:
             extra["errors"] = [{"field": field, "message": detail}]
         super().__init__(detail, **extra)
+
+
+def field_problem(field: str, message: str, **extra: Any) -> Unprocessable:
+    """422 about one field, worded as a validation error: detail "field: message" and
+    errors [{field, message}]; ``field`` is a body path, or query.<name> / header.<name>."""
+    errors = [{"field": field, "message": message}]
+    return Unprocessable(f"{field}: {message}", errors=errors, **extra)
+
+
+def not_found(resource: str, resource_id: str) -> NotFound:
+    """404 for an id in the request's path that names no ``resource``."""
+    return NotFound(f"{resource} {resource_id!r} does not exist")
+
+
+def unknown_reference(field: str, resource: str, resource_id: str) -> Unprocessable:
+    """422 for an id at ``field`` of the request's body that names no ``resource``."""
+    return field_problem(field, f"{resource} {resource_id!r} does not exist")
 
 
 class Unavailable(ServiceError):

@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session
 
 from engine import MODEL_TYPES, ModelSpec, SpecError, TrainingSpec
 from service.auth import current_api_key_id
-from service.errors import NotFound, Unprocessable
+from service.errors import NotFound, Unprocessable, field_problem, not_found, unknown_reference
 from service.limits import check_work, reserve_queue_room
 from service.notify import notify_job_queued
-from service.pagination import decode_cursor, page
+from service.pagination import CURSOR_FIELD, NOT_ISSUED, decode_cursor, page
 from service.results import finite_or_none
 from service.schemas.jobs import (
     HistoryPoint,
@@ -87,7 +87,7 @@ def engine_specs(job_in: JobCreate, settings: Settings) -> tuple[ModelSpec, Trai
         try:
             specs.append(spec_in.to_engine().validate())
         except SpecError as error:
-            raise _field_problem(f"{prefix}.{error.field}", error.message) from error
+            raise field_problem(f"{prefix}.{error.field}", error.message) from error
     model_spec, training_spec = specs
     limits = (
         ("model.hidden_units", model_spec.hidden_units, "max_hidden_units"),
@@ -99,14 +99,8 @@ def engine_specs(job_in: JobCreate, settings: Settings) -> tuple[ModelSpec, Trai
             message = (
                 f"{value} is over this service's limit of {limit} (BACKPROP_{setting.upper()})"
             )
-            raise _field_problem(field, message, limit=limit, setting=setting)
+            raise field_problem(field, message, limit=limit, setting=setting)
     return model_spec, training_spec
-
-
-def _field_problem(field: str, message: str, **extra: Any) -> Unprocessable:
-    """422 with detail "field: message" and errors [{field, message}]."""
-    errors = [{"field": field, "message": message}]
-    return Unprocessable(f"{field}: {message}", errors=errors, **extra)
 
 
 def request_sha256(job_in: JobCreate) -> str:
@@ -124,9 +118,10 @@ def could_be_id(value: str) -> bool:
 
 
 def trainable_dataset(session: Session, dataset_id: str) -> Dataset:
+    """The dataset a job or sweep body names at ``dataset_id``; 422 if none or unusable."""
     dataset = session.get(Dataset, dataset_id) if could_be_id(dataset_id) else None
     if dataset is None:
-        raise NotFound(f"dataset {dataset_id!r} does not exist")
+        raise unknown_reference("dataset_id", "dataset", dataset_id)
     # The engine needs two rows, one feature and two classes (engine.data.prepare).
     problems = []
     if dataset.rows < 2:
@@ -136,8 +131,8 @@ def trainable_dataset(session: Session, dataset_id: str) -> Dataset:
     if len(dataset.classes) < 2:
         problems.append(f"one class {dataset.classes}; a classifier needs at least 2")
     if problems:
-        detail = f"dataset {dataset_id} cannot be trained on: " + "; ".join(problems)
-        raise Unprocessable(detail, field="dataset_id")
+        message = f"dataset {dataset_id!r} cannot be trained on: " + "; ".join(problems)
+        raise field_problem("dataset_id", message)
     return dataset
 
 
@@ -233,17 +228,17 @@ def create_job(
         if earlier is not None:  # another request with this key committed first
             return _replay(session, earlier, request_hash)
         if session.get(Dataset, job_in.dataset_id) is None:  # deleted meanwhile
-            raise NotFound(f"dataset {job_in.dataset_id!r} does not exist") from None
+            raise unknown_reference("dataset_id", "dataset", job_in.dataset_id) from None
         raise
     return CreatedJob(job=job, replayed=False, status_code=202, response=response)
 
 
 def _replay(session: Session, earlier: IdempotencyKey, request_hash: str) -> CreatedJob:
     if earlier.request_sha256 != request_hash:
-        raise Unprocessable(
-            f"Idempotency-Key {earlier.key!r} was already used with a different request "
+        raise field_problem(
+            "header.Idempotency-Key",
+            f"{earlier.key!r} was already used with a different request "
             f"(which created job {earlier.job_id}); use a new key for a new request",
-            field="header.Idempotency-Key",
         )
     job = session.get(Job, earlier.job_id)
     if job is None:  # pragma: no cover - the key's row is deleted with its job (CASCADE)
@@ -260,7 +255,7 @@ def get_job(*, session: Session, job_id: str) -> Job:
     """The job, or a 404 problem."""
     job = session.get(Job, job_id) if could_be_id(job_id) else None
     if job is None:
-        raise NotFound(f"job {job_id!r} does not exist")
+        raise not_found("job", job_id)
     return job
 
 
@@ -283,9 +278,7 @@ def parse_statuses(values: list[str] | None) -> list[str]:
     statuses = [s.strip() for value in values or [] for s in value.split(",") if s.strip()]
     for status in statuses:
         if status not in JOB_STATES:
-            raise Unprocessable(
-                f"status: {status!r} is not one of {list(JOB_STATES)}", field="query.status"
-            )
+            raise field_problem("query.status", f"{status!r} is not one of {list(JOB_STATES)}")
     return statuses
 
 
@@ -335,7 +328,7 @@ def _check_cursor(cursor: str) -> None:
     # NUL would fail inside the database driver (a 500), so refuse it here as a 422.
     created_at, row_id = decode_cursor(cursor)
     if created_at.tzinfo is None or not could_be_id(row_id):
-        raise Unprocessable("cursor is not one this service issued", field="cursor")
+        raise field_problem(CURSOR_FIELD, NOT_ISSUED)
 
 
 # Cancelling.
@@ -375,7 +368,7 @@ def cancel_job(*, session: Session, job_id: str) -> Job:
     (its claim, conditional on queued, takes nothing).
     """
     if not could_be_id(job_id):
-        raise NotFound(f"job {job_id!r} does not exist")
+        raise not_found("job", job_id)
     cancel_jobs(session, Job.id == job_id)
     # Read before the commit, while the UPDATE still holds the row: the answer is what the
     # cancel did (a worker may finish a cancelling job a few milliseconds later).

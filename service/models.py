@@ -23,8 +23,16 @@ from sqlalchemy.orm import Session, defer
 import engine
 from engine import Classifier, ModelFileError
 from service.db import Database
-from service.errors import NotFound, PayloadTooLarge, ServiceError, Unprocessable
+from service.errors import (
+    PayloadTooLarge,
+    ServiceError,
+    Unprocessable,
+    field_problem,
+    not_found,
+    unknown_reference,
+)
 from service.jobs import could_be_id
+from service.label_column import label_message
 from service.pagination import page
 from service.results import finite_or_none
 from service.schemas.models import (
@@ -56,6 +64,7 @@ class LoadedModel:
     diagnostics: dict[str, Any]
     created_at: datetime
     classifier: Classifier
+    label: str | None = None  # the dataset's label column; None once the dataset is deleted
 
     @classmethod
     def from_row(cls, session: Session, row: Model) -> "LoadedModel":
@@ -73,6 +82,9 @@ class LoadedModel:
             diagnostics=dict(row.diagnostics or {}),
             created_at=row.created_at,
             classifier=classifier,
+            label=session.scalar(select(Dataset.label).where(Dataset.id == row.dataset_id))
+            if row.dataset_id is not None
+            else None,
         )
 
 
@@ -131,7 +143,7 @@ def get_model(*, session: Session, cache: ModelCache, model_id: str) -> LoadedMo
     # An id no row can have is not looked up (PostgreSQL refuses NUL in text: a 500).
     row = session.get(Model, model_id) if could_be_id(model_id) else None
     if row is None:
-        raise NotFound(f"no model with id {model_id!r}")
+        raise not_found("model", model_id)
     # Two threads may load the same model at once; both results are identical, one stays.
     entry = LoadedModel.from_row(session, row)
     cache.put(entry)
@@ -177,7 +189,7 @@ def model_artifact(*, session: Session, model_id: str) -> bytes:
     if could_be_id(model_id):
         artifact = session.scalar(select(Model.artifact).where(Model.id == model_id))
     if artifact is None:
-        raise NotFound(f"no model with id {model_id!r}")
+        raise not_found("model", model_id)
     return artifact
 
 
@@ -241,9 +253,9 @@ def predict(
     entry = cached_model(database=database, cache=cache, model_id=model_id)
     classifier = entry.classifier
     if request.rows is not None and request.records is None and request.dataset_id is None:
-        X = _matrix_of_rows(request.rows, classifier, max_rows)
+        X = _matrix_of_rows(request.rows, classifier, max_rows, entry.label)
     elif request.records is not None and request.rows is None and request.dataset_id is None:
-        X = _matrix_of_records(request.records, classifier, max_rows)
+        X = _matrix_of_records(request.records, classifier, max_rows, entry.label)
     else:
         raise _one_input_required(request)
     probabilities = _probabilities(classifier, X, field="rows" if request.rows else "records")
@@ -270,7 +282,7 @@ def predict_dataset(
     with database.reads() as session:
         dataset = session.get(Dataset, dataset_id) if could_be_id(dataset_id) else None
         if dataset is None:
-            raise Unprocessable(f"no dataset with id {dataset_id!r}", field="dataset_id")
+            raise unknown_reference("dataset_id", "dataset", dataset_id)
         columns = _feature_columns(classifier.feature_names, list(dataset.features), dataset_id)
         X, y_index = load_arrays(session, dataset)
         truth = labels_of(dataset, y_index)
@@ -314,7 +326,7 @@ def _feature_columns(model_names: list[str], dataset_names: list[str], dataset_i
             parts.append(f"lacks the model's features {missing}")
         if unexpected:
             parts.append(f"has features the model was not trained on {unexpected}")
-        raise Unprocessable(f"dataset {dataset_id} " + " and ".join(parts), field="dataset_id")
+        raise field_problem("dataset_id", f"dataset {dataset_id!r} " + " and ".join(parts))
     position = {name: index for index, name in enumerate(dataset_names)}
     return [position[name] for name in model_names]
 
@@ -324,16 +336,15 @@ def _one_input_required(request: PredictionRequest) -> Unprocessable:
         name for name in ("rows", "records", "dataset_id") if getattr(request, name) is not None
     ]
     if given:
-        return Unprocessable(
-            f"give exactly one of rows, records or dataset_id, not {' and '.join(given)}",
-            field="body",
+        return field_problem(
+            "body", f"give exactly one of rows, records or dataset_id, not {' and '.join(given)}"
         )
-    return Unprocessable("give exactly one of rows, records or dataset_id", field="body")
+    return field_problem("body", "give exactly one of rows, records or dataset_id")
 
 
 def _check_count(count: int, field: str, max_rows: int) -> None:
     if count == 0:
-        raise Unprocessable(f"{field} is empty: give at least one row", field=field)
+        raise field_problem(field, "empty; give at least one row")
     if count > max_rows:
         raise PayloadTooLarge(
             f"{field} holds {count} rows; at most {max_rows} rows per request "
@@ -344,25 +355,34 @@ def _check_count(count: int, field: str, max_rows: int) -> None:
         )
 
 
-def _matrix_of_rows(rows: list[list[float]], classifier: Classifier, max_rows: int) -> np.ndarray:
+def _matrix_of_rows(
+    rows: list[list[float]], classifier: Classifier, max_rows: int, label: str | None
+) -> np.ndarray:
     _check_count(len(rows), "rows", max_rows)
     n_x = classifier.n_features
     wrong = [index for index, row in enumerate(rows) if len(row) != n_x]
     if wrong:
+        # One value too many, and the model knows its label column: a whole CSV row.
+        hint = f" (if one is {label!r}, the label column: drop it)" if label is not None else ""
         errors = [
-            {"field": f"rows.{i}", "message": f"has {len(rows[i])} values; expected {n_x}"}
+            {
+                "field": f"rows.{i}",
+                "message": f"has {len(rows[i])} values; expected {n_x}"
+                + (hint if len(rows[i]) == n_x + 1 else ""),
+            }
             for i in wrong[:MAX_LISTED_ERRORS]
         ]
+        first = errors[0]
         raise Unprocessable(
-            f"rows.{wrong[0]} has {len(rows[wrong[0]])} values; the model takes {n_x} "
-            f"features, in this order: {classifier.feature_names}",
+            f"{first['field']}: {first['message']}; the model's features, in order: "
+            f"{classifier.feature_names}",
             errors=errors,
         )
     return np.array(rows, dtype=np.float64).reshape(len(rows), n_x)
 
 
 def _matrix_of_records(
-    records: list[dict[str, float]], classifier: Classifier, max_rows: int
+    records: list[dict[str, float]], classifier: Classifier, max_rows: int, label: str | None
 ) -> np.ndarray:
     _check_count(len(records), "records", max_rows)
     names = classifier.feature_names
@@ -372,14 +392,18 @@ def _matrix_of_records(
         if record.keys() == expected:
             continue
         missing = [name for name in names if name not in record]
-        unknown = [name for name in record if name not in expected]
+        unknown = [name for name in record if name not in expected and name != label]
+        if label is not None and label in record:
+            errors.append({"field": f"records.{index}.{label}", "message": label_message(label)})
         reasons = []
         if missing:
             reasons.append(f"missing features {missing}")
         if unknown:
             reasons.append(f"unknown features {unknown}")
-        errors.append({"field": f"records.{index}", "message": "; ".join(reasons)})
-        if len(errors) == MAX_LISTED_ERRORS:
+        if reasons:
+            errors.append({"field": f"records.{index}", "message": "; ".join(reasons)})
+        if len(errors) >= MAX_LISTED_ERRORS:
+            errors = errors[:MAX_LISTED_ERRORS]
             break
     if errors:
         first = errors[0]
@@ -394,9 +418,9 @@ def _probabilities(classifier: Classifier, X: np.ndarray, field: str) -> np.ndar
     finite = np.isfinite(probabilities).all(axis=1)
     if not finite.all():
         row = int(np.argmin(finite))
-        raise Unprocessable(
-            f"{field}.{row}: the model's output is not finite for these values; they lie far "
+        raise field_problem(
+            f"{field}.{row}",
+            "the model's output is not finite for these values; they lie far "
             "outside the range the model was trained on",
-            field=f"{field}.{row}",
         )
     return probabilities

@@ -13,7 +13,8 @@ examples are therefore copied again from where they are written.
 The limits and the API keys are enforced by middleware (service.limits,
 service.auth), which FastAPI cannot see: their answers are added here. Every
 operation with a JSON body may get 413 (BACKPROP_MAX_JSON_BODY_BYTES); the two
-that queue jobs may get 429 (queued jobs per key). With API keys configured the
+that queue jobs may get 429 (queued jobs per key); and every operation with a JSON body
+answers 415 to a body of another type (service.media_types). With API keys configured the
 document declares the two ways to send one (HTTP bearer, X-API-Key header), so
 Swagger UI's "Authorize" button works, requires them of every operation but the
 probes, and documents 401 on each and 403 (read-only key) on each that changes
@@ -30,6 +31,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from service.auth import PUBLIC_PATHS, READ_ONLY_METHODS, REALM
 from service.limits import QUEUE_RETRY_AFTER_SECONDS, UPLOAD_METHOD, UPLOAD_PATH
+from service.media_types import JSON_MEDIA_TYPE, json_routes
 from service.schemas.common import problem_example
 from service.settings import Settings
 
@@ -155,6 +157,26 @@ def limits_and_keys(document: dict[str, Any], settings: Settings) -> dict[str, A
     return document
 
 
+def json_bodies_only(document: dict[str, Any], routes: list[Any]) -> dict[str, Any]:
+    """Add 415 to every operation with a JSON body, worded as the middleware words it."""
+    paths = document.get("paths", {})
+    for route in json_routes(routes):
+        for method in route.methods:
+            operation = paths.get(route.path_format, {}).get(method.lower())
+            if operation is None:
+                continue  # not in the document (include_in_schema=False)
+            operation.setdefault("responses", {}).setdefault(
+                "415",
+                _problem_response(
+                    415,
+                    f"The body is not JSON: send it with Content-Type: {JSON_MEDIA_TYPE}",
+                    route.unsupported("text/csv"),
+                    allowed=[JSON_MEDIA_TYPE],
+                ),
+            )
+    return document
+
+
 def _copy_examples(written: Any, document: Any) -> None:
     """Overwrite each example in ``document`` with the one at the same place in ``written``."""
     if not (isinstance(written, dict) and isinstance(document, dict)):
@@ -215,6 +237,7 @@ def install_openapi(app: FastAPI, settings: Settings) -> None:
             )
             document = examples_as_written(document, app.routes)
             document = limits_and_keys(document, settings)
+            document = json_bodies_only(document, app.routes)
             app.openapi_schema = problem_details_everywhere(document)
         return app.openapi_schema
 

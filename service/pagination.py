@@ -10,9 +10,10 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, and_, or_
 from sqlalchemy.orm import Session
 
-from service.errors import Unprocessable
+from service.errors import field_problem
 
 Row = TypeVar("Row")
+CURSOR_FIELD, NOT_ISSUED = "query.cursor", "not a cursor this service issued"
 ID_PATTERN = re.compile(r"[0-9a-f]{32}")  # service.tables.new_id
 
 
@@ -27,10 +28,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         created_at, row_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
         moment = datetime.fromisoformat(created_at)
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as error:
-        raise Unprocessable("cursor is not one this service issued", field="cursor") from error
+        raise field_problem(CURSOR_FIELD, NOT_ISSUED) from error
     # Only values this service could have written reach the database.
     if moment.tzinfo is None or not isinstance(row_id, str) or not ID_PATTERN.fullmatch(row_id):
-        raise Unprocessable("cursor is not one this service issued", field="cursor")
+        raise field_problem(CURSOR_FIELD, NOT_ISSUED)
     return moment, row_id
 
 

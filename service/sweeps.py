@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, aliased
 
 from engine import ModelSpec, TrainingSpec
 from service.auth import current_api_key_id
-from service.errors import NotFound, Unprocessable
+from service.errors import Unprocessable, field_problem, not_found, unknown_reference
 from service.jobs import (
     DEFAULT_PAGE_LIMIT,
     cancel_jobs,
@@ -78,16 +78,6 @@ class Trial(NamedTuple):
 
 
 Values = list[Any] | RangeIn  # one dimension of a checked space
-
-
-# Errors.
-
-
-def field_problem(field: str, message: str, **extra: Any) -> Unprocessable:
-    """422 with detail "field: message" and errors [{field, message}], as service.jobs words it."""
-    return Unprocessable(
-        f"{field}: {message}", errors=[{"field": field, "message": message}], **extra
-    )
 
 
 # Checking one combination: the base with some dimensions replaced.
@@ -373,7 +363,7 @@ def create_sweep(*, session: Session, sweep_in: SweepCreate, settings: Settings)
     except IntegrityError:
         session.rollback()
         if session.get(Dataset, sweep_in.dataset_id) is None:  # deleted meanwhile
-            raise NotFound(f"dataset {sweep_in.dataset_id!r} does not exist") from None
+            raise unknown_reference("dataset_id", "dataset", sweep_in.dataset_id) from None
         raise
     return sweep
 
@@ -385,7 +375,7 @@ def get_sweep(*, session: Session, sweep_id: str) -> Sweep:
     """The sweep, or a 404 problem."""
     sweep = session.get(Sweep, sweep_id) if could_be_id(sweep_id) else None
     if sweep is None:
-        raise NotFound(f"sweep {sweep_id!r} does not exist")
+        raise not_found("sweep", sweep_id)
     return sweep
 
 

@@ -4,6 +4,7 @@ Every test runs the installed console script as a real process, with its setting
 BACKPROP_* variables, against a database of its own.
 """
 
+import json
 import os
 import re
 import signal
@@ -18,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import create_engine, inspect
+from sqlalchemy.engine import make_url
 
 from service.migrate import upgrade
 from service.tables import Base
@@ -100,6 +102,59 @@ def empty_database_url(request, sqlite_url) -> Iterator[str]:
     url = create_postgres_database(prefix="backprop_cli")
     yield url
     drop_postgres_database(url)
+
+
+# -- a database that cannot be opened --------------------------------------------------------
+
+# Each names a database that cannot be opened, as a new user might mistype it.
+MISSING_DATABASES = ["postgresql", "sqlite"]
+SERVICE_COMMANDS = [["migrate"], ["serve", "--workers", "1"], ["worker"]]
+
+
+def missing_database(kind: str, tmp_path: Path) -> tuple[str, str]:
+    """A URL naming a database that does not exist, and how its reason reads."""
+    if kind == "sqlite":
+        folder = tmp_path / "no-such-folder"
+        reason = f"unable to open database file (the folder {folder} does not exist)"
+        return f"sqlite:///{folder / 'backprop.db'}", reason
+    if not POSTGRES_URL:
+        pytest.skip("PostgreSQL tests need BACKPROP_TEST_POSTGRES_URL")
+    # A password the server (trust auth) ignores, to show it is never printed.
+    url = make_url(POSTGRES_URL).set(database="backprop_no_such_db", password="hunter2-secret")
+    return url.render_as_string(hide_password=False), 'FATAL: database "backprop_no_such_db"'
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", SERVICE_COMMANDS, ids=lambda c: c[0])
+@pytest.mark.parametrize("kind", MISSING_DATABASES)
+def test_a_database_that_cannot_be_opened_is_one_line_and_exit_1(command, kind, tmp_path):
+    url, reason = missing_database(kind, tmp_path)
+    env = service_env(url, port=free_port(), log_format="text")
+    result = backprop(*command, env=env)
+
+    assert result.returncode == 1, result.stderr
+    lines = (result.stdout + result.stderr).splitlines()
+    assert len(lines) == 1, lines
+    shown = make_url(url).render_as_string(hide_password=True)
+    assert "ERROR   backprop[" in lines[0]
+    assert f"cannot open the database {shown}: " in lines[0]
+    assert reason in lines[0]
+    assert "hunter2" not in lines[0]
+    assert not (tmp_path / "no-such-folder").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", SERVICE_COMMANDS, ids=lambda c: c[0])
+def test_a_database_that_cannot_be_opened_is_one_json_line(command, tmp_path):
+    url, reason = missing_database("sqlite", tmp_path)
+    result = backprop(*command, env=service_env(url, port=free_port(), log_format="json"))
+
+    assert result.returncode == 1, result.stderr
+    (line,) = (result.stdout + result.stderr).splitlines()
+    record = json.loads(line)
+    assert (record["level"], record["logger"]) == ("error", "backprop")
+    assert record["message"] == f"cannot open the database {url}: {reason}"
+    assert "exc" not in record
 
 
 # -- help ----------------------------------------------------------------------------------

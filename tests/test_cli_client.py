@@ -331,7 +331,9 @@ def test_unknown_dataset_is_exit_1_with_the_problem_detail(service):
 
     assert result.returncode == 1
     assert result.stdout == ""
-    assert result.stderr == f"error: Not Found: dataset '{NO_SUCH_ID}' does not exist\n"
+    assert result.stderr == (
+        f"error: Unprocessable Content: dataset_id: dataset '{NO_SUCH_ID}' does not exist\n"
+    )
 
 
 def test_invalid_spec_prints_the_field_and_reason(service, dataset_id):
@@ -379,7 +381,9 @@ def test_jobs_with_an_unknown_status_is_exit_1(service):
     result = backprop(service, "jobs", "--status", "bogus")
 
     assert result.returncode == 1
-    assert result.stderr.startswith("error: Unprocessable Content: status: 'bogus' is not one of")
+    assert result.stderr.startswith(
+        "error: Unprocessable Content: query.status: 'bogus' is not one of"
+    )
 
 
 def test_status_shows_the_job_its_progress_and_its_model(service, trained):

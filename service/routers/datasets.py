@@ -53,7 +53,7 @@ UPLOAD_BODY = {
 
 ERROR_EXAMPLES = {
     400: "the multipart body ended before its closing boundary",
-    404: "dataset 3f9c2a7be41d4c0f9a55e7d1c2b8a610 does not exist",
+    404: "dataset '3f9c2a7be41d4c0f9a55e7d1c2b8a610' does not exist",
     409: "dataset 3f9c2a7be41d4c0f9a55e7d1c2b8a610 is used by a queued or running job "
     "(8d0f5c2e9b7a4e1d8c6b3a2f1e0d9c8b); cancel it or wait for it to finish, "
     "then delete the dataset",

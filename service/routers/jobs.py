@@ -16,11 +16,10 @@ from starlette.concurrency import run_in_threadpool
 from service import jobs
 from service.db import Database
 from service.deps import DatabaseDep, SessionDep, SettingsDep, WriteSessionDep
-from service.errors import Unprocessable
+from service.errors import field_problem
 from service.schemas.common import problem_responses
 from service.schemas.jobs import (
     CREATE_EXAMPLES,
-    EXAMPLE_DATASET_ID,
     EXAMPLE_JOB_ID,
     HISTORY_CSV_EXAMPLE,
     HISTORY_EXAMPLE,
@@ -48,7 +47,6 @@ EPOCH_MAX = 2**31 - 1
 # The error examples' details, as the service words them.
 JOB_NOT_FOUND = {404: f"job {EXAMPLE_JOB_ID!r} does not exist"}
 CREATE_PROBLEMS = {
-    404: f"dataset {EXAMPLE_DATASET_ID!r} does not exist",
     422: "model.activation: Input should be 'sigmoid', 'tanh', 'relu' or 'leaky_relu'",
 }
 HISTORY_PROBLEMS = {
@@ -57,7 +55,7 @@ HISTORY_PROBLEMS = {
 }
 EVENTS_PROBLEMS = {
     **JOB_NOT_FOUND,
-    422: "Last-Event-ID: 'x' is not an epoch number (this stream's event ids are epochs, "
+    422: "header.Last-Event-ID: 'x' is not an epoch number (this stream's event ids are epochs, "
     "integers >= 0)",
 }
 
@@ -82,7 +80,7 @@ def _json_example(example: Any, description: str) -> dict[str, Any]:
                 },
             },
         },
-        **problem_responses(404, 422, 503, details=CREATE_PROBLEMS),
+        **problem_responses(422, 503, details=CREATE_PROBLEMS),
     },
 )
 def create_job(
@@ -401,10 +399,10 @@ def _resume_epoch(last_event_id: str | None) -> int:
     except ValueError:
         epoch = -1
     if epoch < 0:
-        raise Unprocessable(
-            f"Last-Event-ID: {last_event_id[:40]!r} is not an epoch number (this stream's "
+        raise field_problem(
+            "header.Last-Event-ID",
+            f"{last_event_id[:40]!r} is not an epoch number (this stream's "
             "event ids are epochs, integers >= 0)",
-            field="header.Last-Event-ID",
         )
     return min(epoch, EPOCH_MAX)  # past every epoch: nothing more to send, as for EPOCH_MAX
 

@@ -16,6 +16,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from service import models as models_service
 from service.deps import DatabaseDep, SessionDep, SettingsDep
+from service.label_column import RecordsRoute
 from service.models import ModelCache
 from service.schemas.common import problem_responses
 from service.schemas.models import (
@@ -26,7 +27,8 @@ from service.schemas.models import (
     PredictionResponse,
 )
 
-router = APIRouter(prefix="/v1/models", tags=["models"])
+# RecordsRoute: a record carrying the model's label column is told so (service.label_column).
+router = APIRouter(prefix="/v1/models", tags=["models"], route_class=RecordsRoute)
 
 DEFAULT_PAGE = 20
 # Predictions of at most this many rows by a cached model run on the event loop: ~20 us of
@@ -55,7 +57,7 @@ ModelType = Literal["logistic_regression", "two_layer_network"]
 EXAMPLE_ID = EXAMPLE_MODEL["id"]
 
 # The error examples' details, as the service words them.
-MODEL_NOT_FOUND = {404: f"no model with id {EXAMPLE_ID!r}"}
+MODEL_NOT_FOUND = {404: f"model {EXAMPLE_ID!r} does not exist"}
 GET_PROBLEMS = {
     **MODEL_NOT_FOUND,
     422: "query.include_parameters: Input should be a valid boolean, unable to interpret input",

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Body, Query, Response
 from service import sweeps
 from service.deps import SessionDep, SettingsDep, WriteSessionDep
 from service.schemas.common import problem_responses
-from service.schemas.jobs import EXAMPLE_DATASET_ID
 from service.schemas.sweeps import (
     CREATE_EXAMPLES,
     EXAMPLE_SWEEP_ID,
@@ -27,7 +26,6 @@ router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"])
 # The error examples' details, as the service words them.
 SWEEP_NOT_FOUND = {404: f"sweep {EXAMPLE_SWEEP_ID!r} does not exist"}
 CREATE_PROBLEMS = {
-    404: f"dataset {EXAMPLE_DATASET_ID!r} does not exist",
     422: "search.space.activation[1]: Input should be 'sigmoid', 'tanh', 'relu' or 'leaky_relu'",
 }
 LIST_PROBLEMS = {422: "limit: must be between 1 and 100, got 0"}
@@ -95,7 +93,7 @@ CANCELLED_SWEEP_EXAMPLE: dict[str, Any] = {
                 "Location": {"description": "/v1/sweeps/{id}", "schema": {"type": "string"}}
             },
         },
-        **problem_responses(404, 422, 503, details=CREATE_PROBLEMS),
+        **problem_responses(422, 503, details=CREATE_PROBLEMS),
     },
 )
 def create_sweep(

@@ -16,14 +16,16 @@
 
 from typing import Any
 
-import numpy as np
 import pytest
 
-import engine
-from engine import ModelSpec, TrainingSpec
-from service.results import model_row
-from service.tables import Job
-from tests.service.factories import add_dataset, add_history, add_job, assert_problem, history_row
+from tests.service.factories import (
+    add_dataset,
+    add_history,
+    add_job,
+    add_model,
+    assert_problem,
+    history_row,
+)
 
 
 @pytest.fixture
@@ -143,20 +145,8 @@ def test_a_filter_by_an_id_with_a_nul_character_matches_nothing(client, path, na
     assert response.json() == {"data": [], "next_cursor": None}
 
 
-def add_model(database) -> str:
-    """A succeeded job on a stored dataset and its fitted model (as the worker stores them)."""
-    dataset_id = add_dataset(database, rows=20, features=2)
-    job_id = add_job(database, dataset_id, status="succeeded")
-    X, y = np.arange(40.0).reshape(20, 2), np.arange(20) % 2
-    result = engine.fit(X, y, ModelSpec(), TrainingSpec(epochs=2), feature_names=["x0", "x1"])
-    with database.writes() as session, session.begin():
-        model = model_row(session.get(Job, job_id), result)
-        session.add(model)
-    return model.id
-
-
 def test_predicting_a_dataset_whose_id_has_a_nul_is_a_422(client, database):
     model_id = add_model(database)
     response = client.post(f"/v1/models/{model_id}/predictions", json={"dataset_id": "a\x00b"})
     problem = assert_problem(response, 422)
-    assert problem["detail"] == "no dataset with id 'a\\x00b'"
+    assert problem["detail"] == "dataset_id: dataset 'a\\x00b' does not exist"

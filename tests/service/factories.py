@@ -9,9 +9,11 @@ import httpx
 import numpy as np
 from sqlalchemy import insert, select, update
 
+import engine
 from engine import ModelSpec, TrainingSpec
 from service.db import Database
 from service.notify import notify_job_queued
+from service.results import model_row
 from service.storage import store_arrays
 from service.tables import QUEUED, Dataset, Job, JobHistory, utcnow
 
@@ -84,6 +86,19 @@ def add_job(
         session.add(job)
         notify_job_queued(session)  # delivered at commit, as POST /v1/jobs does
     return job.id
+
+
+def add_model(database: Database) -> str:
+    """A succeeded job on a stored dataset (features x0, x1; label y) and its fitted model,
+    as the worker stores them; returns the model's id."""
+    dataset_id = add_dataset(database, rows=20, features=2)
+    job_id = add_job(database, dataset_id, status="succeeded")
+    X, y = np.arange(40.0).reshape(20, 2), np.arange(20) % 2
+    result = engine.fit(X, y, ModelSpec(), TrainingSpec(epochs=2), feature_names=["x0", "x1"])
+    with database.writes() as session, session.begin():
+        model = model_row(session.get(Job, job_id), result)
+        session.add(model)
+    return model.id
 
 
 def get_job(database: Database, job_id: str) -> Job:

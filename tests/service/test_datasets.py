@@ -495,8 +495,8 @@ def test_listing_defaults_to_every_dataset_on_one_page(client):
 
 def test_a_cursor_this_service_did_not_issue_is_422(client):
     response = client.get("/v1/datasets", params={"cursor": "not-a-cursor"})
-    body = assert_problem(response, 422, "cursor is not one this service issued")
-    assert body["errors"][0]["field"] == "cursor"
+    body = assert_problem(response, 422, "query.cursor: not a cursor this service issued")
+    assert body["errors"][0]["field"] == "query.cursor"
 
 
 @pytest.mark.parametrize("limit", [0, 101])
@@ -507,7 +507,7 @@ def test_limit_outside_1_to_page_limit_is_422(client, limit):
 
 
 def test_get_unknown_dataset_is_404_problem(client):
-    assert_problem(client.get("/v1/datasets/nope"), 404, "dataset nope does not exist")
+    assert_problem(client.get("/v1/datasets/nope"), 404, "dataset 'nope' does not exist")
 
 
 # Deleting --------------------------------------------------------------------------------------
@@ -519,7 +519,7 @@ def test_delete_is_204_then_404_and_the_chunks_go_too(client, app):
     assert (response.status_code, response.content) == (204, b"")
     assert client.get(f"/v1/datasets/{dataset_id}").status_code == 404
     assert_problem(
-        client.delete(f"/v1/datasets/{dataset_id}"), 404, f"dataset {dataset_id} does not exist"
+        client.delete(f"/v1/datasets/{dataset_id}"), 404, f"dataset '{dataset_id}' does not exist"
     )
     with app.state.database.reads() as session:
         assert session.scalar(select(func.count()).select_from(DatasetChunk)) == 0

@@ -245,16 +245,19 @@ def test_epochs_over_the_limit_is_422_naming_the_limit(client, database, setting
     assert f"limit of {settings.max_epochs} (BACKPROP_MAX_EPOCHS)" in problem["detail"]
 
 
-def test_unknown_dataset_is_a_404_problem(client, database):
+def test_unknown_dataset_is_a_422_problem_naming_dataset_id(client, database):
     missing = uuid.uuid4().hex
-    problem = assert_problem(client.post("/v1/jobs", json={"dataset_id": missing}), 404)
-    assert problem["detail"] == f"dataset '{missing}' does not exist"
+    problem = assert_problem(client.post("/v1/jobs", json={"dataset_id": missing}), 422)
+    assert problem["detail"] == f"dataset_id: dataset '{missing}' does not exist"
+    assert problem["errors"] == [
+        {"field": "dataset_id", "message": f"dataset '{missing}' does not exist"}
+    ]
     assert count_jobs(database) == 0
 
 
 @pytest.mark.parametrize("dataset_id", ["nul\x00id", "x" * 500, ""])
-def test_a_dataset_id_no_dataset_can_have_is_a_404_problem(client, dataset_id):
-    assert_problem(client.post("/v1/jobs", json={"dataset_id": dataset_id}), 404)
+def test_a_dataset_id_no_dataset_can_have_is_a_422_problem(client, dataset_id):
+    assert_problem(client.post("/v1/jobs", json={"dataset_id": dataset_id}), 422)
 
 
 def test_a_dataset_with_one_class_is_422(client, database):
@@ -310,7 +313,7 @@ def test_same_idempotency_key_with_another_body_is_422(client, database):
     problem = assert_problem(client.post("/v1/jobs", json=other, headers=headers), 422)
     assert error_fields(problem) == ["header.Idempotency-Key"]
     assert problem["detail"] == (
-        f"Idempotency-Key 'order-3' was already used with a different request "
+        f"header.Idempotency-Key: 'order-3' was already used with a different request "
         f"(which created job {first.json()['id']}); use a new key for a new request"
     )
     assert count_jobs(database) == 1
@@ -466,8 +469,8 @@ NAIVE_CURSOR = base64.urlsafe_b64encode(b'["2025-01-01T00:00:00", "abc"]').decod
         ({"model_type": "svm"}, "query.model_type"),
         ({"limit": 0}, "query.limit"),
         ({"limit": 101}, "query.limit"),
-        ({"cursor": "not-a-cursor"}, "cursor"),
-        ({"cursor": NAIVE_CURSOR}, "cursor"),
+        ({"cursor": "not-a-cursor"}, "query.cursor"),
+        ({"cursor": NAIVE_CURSOR}, "query.cursor"),
     ],
 )
 def test_bad_list_parameters_are_422(client, params, field):
@@ -477,10 +480,12 @@ def test_bad_list_parameters_are_422(client, params, field):
 
 def test_unknown_status_names_the_allowed_states(client):
     problem = assert_problem(client.get("/v1/jobs", params={"status": "done"}), 422)
-    assert problem["detail"] == (
-        "status: 'done' is not one of "
+    message = (
+        "'done' is not one of "
         "['queued', 'running', 'cancelling', 'succeeded', 'failed', 'cancelled']"
     )
+    assert problem["detail"] == f"query.status: {message}"
+    assert problem["errors"] == [{"field": "query.status", "message": message}]
 
 
 # Reading one job.

@@ -226,10 +226,10 @@ def test_get_model_can_leave_the_parameters_out(client, cancer_model):
 
 
 def test_unknown_model_is_a_404_problem_on_every_route(client):
-    assert_problem(client.get("/v1/models/nope"), 404, "no model with id 'nope'")
-    assert_problem(client.get("/v1/models/nope/download"), 404, "no model with id 'nope'")
+    assert_problem(client.get("/v1/models/nope"), 404, "model 'nope' does not exist")
+    assert_problem(client.get("/v1/models/nope/download"), 404, "model 'nope' does not exist")
     response = predict(client, "nope", {"rows": [[1.0]]})
-    assert_problem(response, 404, "no model with id 'nope'")
+    assert_problem(response, 404, "model 'nope' does not exist")
 
 
 # GET /v1/models
@@ -276,7 +276,7 @@ def test_list_models_refuses_an_unknown_type_and_a_foreign_cursor(client):
     assert body["errors"][0]["field"] == "query.type"
     body = assert_problem(client.get("/v1/models", params={"cursor": "xyz"}), 422, "cursor")
     assert body["errors"] == [
-        {"field": "cursor", "message": "cursor is not one this service issued"}
+        {"field": "query.cursor", "message": "not a cursor this service issued"}
     ]
     assert_problem(client.get("/v1/models", params={"limit": 0}), 422, "limit")
 
@@ -387,7 +387,7 @@ def test_record_with_an_unknown_feature_is_422_naming_it(client, cancer_model, c
 def test_row_of_the_wrong_length_is_422(client, cancer_model, cancer):
     rows = [cancer.X[0].tolist(), cancer.X[1].tolist()[:29]]
     body = assert_problem(
-        predict(client, cancer_model, {"rows": rows}), 422, "rows.1 has 29 values"
+        predict(client, cancer_model, {"rows": rows}), 422, "rows.1: has 29 values; expected 30"
     )
     assert body["errors"] == [{"field": "rows.1", "message": "has 29 values; expected 30"}]
 
@@ -440,22 +440,24 @@ def test_values_so_extreme_the_network_overflows_are_422_not_500(client, cancer_
     row = [1e308 if j % 2 else -1e308 for j in range(30)]
     response = predict(client, cancer_model, {"rows": [[0.0] * 30, row]})
     body = assert_problem(response, 422, "rows.1: the model's output is not finite")
-    assert body["errors"] == [{"field": "rows.1", "message": body["detail"]}]
+    assert body["errors"] == [
+        {"field": "rows.1", "message": body["detail"].removeprefix("rows.1: ")}
+    ]
 
 
 @pytest.mark.parametrize(
     ("body", "detail"),
     [
-        ({"rows": []}, "rows is empty: give at least one row"),
-        ({"records": []}, "records is empty: give at least one row"),
-        ({}, "give exactly one of rows, records or dataset_id"),
+        ({"rows": []}, "rows: empty; give at least one row"),
+        ({"records": []}, "records: empty; give at least one row"),
+        ({}, "body: give exactly one of rows, records or dataset_id"),
         (
             {"rows": [[0.0] * 30], "records": [{}]},
-            "give exactly one of rows, records or dataset_id, not rows and records",
+            "body: give exactly one of rows, records or dataset_id, not rows and records",
         ),
         (
             {"rows": [[0.0] * 30], "dataset_id": "x"},
-            "give exactly one of rows, records or dataset_id, not rows and dataset_id",
+            "body: give exactly one of rows, records or dataset_id, not rows and dataset_id",
         ),
     ],
 )
@@ -617,17 +619,16 @@ def test_dataset_whose_features_differ_from_the_models_is_422(client, app, cance
     body = assert_problem(
         predict(client, cancer_model, {"dataset_id": iris_id}),
         422,
-        f"dataset {iris_id} lacks the model's features ['mean radius'",
+        f"dataset_id: dataset {iris_id!r} lacks the model's features ['mean radius'",
     )
     assert "has features the model was not trained on ['sepal length (cm)'" in body["detail"]
     assert body["errors"][0]["field"] == "dataset_id"
 
 
 def test_unknown_dataset_is_422_naming_dataset_id(client, cancer_model):
-    body = assert_problem(
-        predict(client, cancer_model, {"dataset_id": "nope"}), 422, "no dataset with id 'nope'"
-    )
-    assert body["errors"][0]["field"] == "dataset_id"
+    response = predict(client, cancer_model, {"dataset_id": "nope"})
+    body = assert_problem(response, 422, "dataset_id: dataset 'nope' does not exist")
+    assert body["errors"] == [{"field": "dataset_id", "message": "dataset 'nope' does not exist"}]
 
 
 # OpenAPI

@@ -544,10 +544,13 @@ def test_a_non_finite_range_bound_is_422(client, database):
     ]
 
 
-def test_an_unknown_dataset_is_a_404_problem_and_creates_nothing(client, database):
+def test_an_unknown_dataset_is_a_422_problem_and_creates_nothing(client, database):
     missing = uuid.uuid4().hex
-    problem = assert_problem(client.post("/v1/sweeps", json=sweep_body(missing, GRID_3X2)), 404)
-    assert problem["detail"] == f"dataset '{missing}' does not exist"
+    problem = assert_problem(client.post("/v1/sweeps", json=sweep_body(missing, GRID_3X2)), 422)
+    assert problem["detail"] == f"dataset_id: dataset '{missing}' does not exist"
+    assert problem["errors"] == [
+        {"field": "dataset_id", "message": f"dataset '{missing}' does not exist"}
+    ]
     assert count_rows(database, Sweep) == count_rows(database, Job) == 0
 
 
@@ -768,7 +771,7 @@ def test_list_sweeps_pages_newest_first_with_their_counts(client, database):
     [
         ({"limit": 0}, "query.limit"),
         ({"limit": 101}, "query.limit"),
-        ({"cursor": "nope"}, "cursor"),
+        ({"cursor": "nope"}, "query.cursor"),
     ],
 )
 def test_bad_list_parameters_are_422(client, params, field):
@@ -789,7 +792,7 @@ def test_an_unknown_sweep_is_a_404_problem(client, path, sweep_id):
 def test_every_sweeps_operation_has_examples_and_problem_responses(client):
     paths = client.get("/openapi.json").json()["paths"]
     documented = {
-        ("post", "/v1/sweeps"): ("202", {"404", "422", "503"}),
+        ("post", "/v1/sweeps"): ("202", {"422", "503"}),
         ("get", "/v1/sweeps"): ("200", {"422", "503"}),
         ("get", "/v1/sweeps/{sweep_id}"): ("200", {"404", "503"}),
         ("post", "/v1/sweeps/{sweep_id}/cancel"): ("200", {"404", "503"}),
