@@ -1,4 +1,6 @@
-"""Print an OpenBLAS core type that this CPU runs and that differs from OpenBLAS's own pick.
+"""Print an OpenBLAS core type that this CPU runs and that differs from the one in use.
+
+The one in use is OPENBLAS_CORETYPE where the environment sets it, else OpenBLAS's own pick.
 
 `make test` runs the engine tests again under it, so a result that depends on the BLAS
 kernel (a prediction, a resumed checkpoint) fails here rather than on a user's machine.
@@ -45,15 +47,15 @@ def cpu_flags() -> set[str]:
 
 
 def main() -> None:
-    own = architecture(None)
+    own = architecture(os.environ.get("OPENBLAS_CORETYPE"))
     flags = cpu_flags()
     for coretype, needs in CANDIDATES:
         runs_here = needs <= flags and SAME_KERNELS.get(own, own) != coretype
         if runs_here and architecture(coretype) == coretype:  # OpenBLAS honours it
-            print(f"OpenBLAS picks {own}; second kernel: {coretype}", file=sys.stderr)
+            print(f"OpenBLAS runs {own}; second kernel: {coretype}", file=sys.stderr)
             print(coretype)
             return
-    sys.exit(f"no second OpenBLAS kernel runs on this CPU (OpenBLAS picks {own})")
+    sys.exit(f"no second OpenBLAS kernel runs on this CPU (OpenBLAS runs {own})")
 
 
 if __name__ == "__main__":
