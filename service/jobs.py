@@ -48,7 +48,6 @@ from service.tables import (
 )
 
 ID_MAX_LENGTH = 32  # ids are uuid4 hex (service.tables.new_id)
-DEFAULT_PAGE_LIMIT = 50
 HISTORY_DEFAULT_LIMIT = 1_000  # points per history page when not down-sampling
 HISTORY_MAX_LIMIT = 10_000
 HISTORY_MIN_POINTS = 3  # first, last and best always fit
@@ -292,21 +291,14 @@ def parse_statuses(values: list[str] | None) -> list[str]:
 def list_jobs(
     *,
     session: Session,
-    settings: Settings,
     statuses: list[str] | None = None,
     dataset_id: str | None = None,
     model_type: str | None = None,
     sweep_id: str | None = None,
-    limit: int | None = None,
+    limit: int,
     cursor: str | None = None,
 ) -> tuple[list[Job], str | None]:
     """One page of jobs, newest first; the filters are SQL, applied before the limit."""
-    limit = min(DEFAULT_PAGE_LIMIT, settings.page_limit) if limit is None else limit
-    if not 1 <= limit <= settings.page_limit:
-        raise Unprocessable(
-            f"limit: must be between 1 and {settings.page_limit}, got {limit}",
-            field="query.limit",
-        )
     if model_type is not None and model_type not in MODEL_TYPES:
         raise Unprocessable(
             f"model_type: {model_type!r} is not one of {list(MODEL_TYPES)}",

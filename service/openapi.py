@@ -30,7 +30,9 @@ from pydantic import BaseModel, TypeAdapter
 
 from service.auth import PUBLIC_PATHS, READ_ONLY_METHODS, REALM
 from service.limits import QUEUE_RETRY_AFTER_SECONDS, UPLOAD_METHOD, UPLOAD_PATH
+from service.pagination import DEFAULT_PAGE
 from service.schemas.common import problem_example
+from service.schemas.sweeps import RANGE_MODELS
 from service.settings import Settings
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
@@ -198,6 +200,64 @@ def examples_as_written(document: dict[str, Any], routes: list[Any]) -> dict[str
     return document
 
 
+def settings_limits(document: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Write this service's limits into the schemas that state them.
+
+    Every list route's `limit` (service.deps.page_params) lies in 1..BACKPROP_PAGE_LIMIT;
+    a job's `training.epochs` and a network's `hidden_units` (in jobs and sweeps) are at
+    most BACKPROP_MAX_EPOCHS and BACKPROP_MAX_HIDDEN_UNITS.
+    """
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            parameters = operation.get("parameters", [])
+            names = {parameter.get("name") for parameter in parameters}
+            for parameter in parameters:
+                if parameter.get("name") == "limit" and "cursor" in names:
+                    parameter["schema"]["maximum"] = settings.page_limit
+                    parameter["schema"]["default"] = min(DEFAULT_PAGE, settings.page_limit)
+    schemas = document.get("components", {}).get("schemas", {})
+    rows = settings.max_prediction_rows  # more is a 413
+    for name in ("rows", "records"):
+        schemas["PredictionRequest"]["properties"][name]["anyOf"][0]["maxItems"] = rows
+    schemas["TrainingSpecIn"]["properties"]["epochs"]["maximum"] = settings.max_epochs
+    schemas["TwoLayerNetworkIn"]["properties"]["hidden_units"]["maximum"] = (
+        settings.max_hidden_units
+    )
+    grid = schemas["GridSearchIn"]["properties"]["space"]["properties"]
+    random = schemas["RandomSearchIn"]["properties"]["space"]["properties"]
+    for space in (grid, random):
+        space["hidden_units"]["items"]["maximum"] = settings.max_hidden_units
+    return document
+
+
+def hoisted(document: dict[str, Any], titles: set[str]) -> dict[str, Any]:
+    """Each inline schema titled one of ``titles`` as a component, referenced by `$ref`.
+
+    pydantic inlines a schema built inside another's (the search spaces' ranges); client
+    generators name an inline schema by its title, and two inline schemas with one title
+    made openapi-python-client drop the operation. A component has one name and one place.
+    """
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+
+    def visit(node: Any) -> Any:
+        if isinstance(node, list):
+            return [visit(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        node = {key: visit(value) for key, value in node.items()}
+        title = node.get("title")
+        if isinstance(title, str) and title in titles and "properties" in node:
+            schemas[title] = node
+            return {"$ref": f"#/components/schemas/{title}"}
+        return node
+
+    document["paths"] = visit(document.get("paths", {}))
+    for name in list(schemas):
+        if name not in titles:
+            schemas[name] = visit(schemas[name])
+    return document
+
+
 def install_openapi(app: FastAPI, settings: Settings) -> None:
     """Replace ``app.openapi`` with one that renders problem details, built once.
 
@@ -214,7 +274,9 @@ def install_openapi(app: FastAPI, settings: Settings) -> None:
                 routes=app.routes,
             )
             document = examples_as_written(document, app.routes)
+            document = hoisted(document, {model.__name__ for model in RANGE_MODELS.values()})
             document = limits_and_keys(document, settings)
+            document = settings_limits(document, settings)
             app.openapi_schema = problem_details_everywhere(document)
         return app.openapi_schema
 

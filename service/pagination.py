@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from service.errors import Unprocessable
 
 Row = TypeVar("Row")
+DEFAULT_PAGE = 50  # a list route's page size when `limit` is not given (at most page_limit)
 ID_PATTERN = re.compile(r"[0-9a-f]{32}")  # service.tables.new_id
 
 

@@ -53,6 +53,9 @@ _DESCRIPTIONS = {
 }
 
 
+# What every list route answers to a `limit` outside 1..BACKPROP_PAGE_LIMIT (service.deps).
+LIMIT_PROBLEM = "query.limit: must be between 1 and 100, got 0"
+
 # The detail each code's example shows unless the route gives its own (`details=`).
 _EXAMPLE_DETAILS = {
     400: "the request is malformed",

@@ -5,6 +5,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.schemas.bounds import ID_PATTERN, documented
 from service.schemas.jobs import EXAMPLE_MODEL_SPEC, EXAMPLE_TRAINING_SPEC
 
 # A label is the dataset's own value: ints stay ints, strings stay strings.
@@ -164,16 +165,19 @@ class PredictionRequest(BaseModel):
     predictions for every row of a stored dataset.
     """
 
-    rows: list[list[Number]] | None = Field(
+    rows: list[Annotated[list[Number], documented(minItems=1)]] | None = Field(
         default=None,
-        description="feature rows, each with one number per feature in `feature_names` order",
+        description="feature rows, each with one number per feature in `feature_names` order; "
+        "at most BACKPROP_MAX_PREDICTION_ROWS",
+        json_schema_extra={"minItems": 1},
     )
-    records: list[dict[str, Number]] | None = Field(
+    records: list[Annotated[dict[str, Number], documented(minProperties=1)]] | None = Field(
         default=None,
         description="feature rows as objects keyed by feature name (any key order; every "
-        "feature exactly once)",
+        "feature exactly once); at most BACKPROP_MAX_PREDICTION_ROWS",
+        json_schema_extra={"minItems": 1},
     )
-    dataset_id: str | None = Field(
+    dataset_id: Annotated[str, documented(pattern=ID_PATTERN)] | None = Field(
         default=None,
         description="a stored dataset with the model's feature columns: answers text/csv",
     )
@@ -181,11 +185,20 @@ class PredictionRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
+            # Exactly one of the three, not null (service.models refuses any other body).
+            "oneOf": [
+                {"required": [name], "properties": {name: {"type": kind}}}
+                for name, kind in (
+                    ("rows", "array"),
+                    ("records", "array"),
+                    ("dataset_id", "string"),
+                )
+            ],
             "examples": [
                 {"rows": [[14.1, 19.3]]},
                 {"records": [{"mean radius": 14.1, "mean texture": 19.3}]},
                 {"dataset_id": "a1b2c3d4e5f60718293a4b5c6d7e8f90"},
-            ]
+            ],
         },
     )
 
