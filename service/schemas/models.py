@@ -6,7 +6,13 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.schemas.bounds import ID_PATTERN, documented
-from service.schemas.jobs import EXAMPLE_MODEL_SPEC, EXAMPLE_TRAINING_SPEC
+from service.schemas.jobs import (
+    EXAMPLE_MODEL_SPEC,
+    EXAMPLE_TRAINING_SPEC,
+    ModelSpecPublic,
+    ModelType,
+    TrainingSpecPublic,
+)
 
 # A label is the dataset's own value: ints stay ints, strings stay strings.
 Label = int | float | str | bool
@@ -122,9 +128,9 @@ class ModelPublic(BaseModel):
     id: str
     job_id: str
     dataset_id: str | None = Field(description="null once the dataset was deleted")
-    type: str = Field(description="logistic_regression or two_layer_network")
-    model: dict[str, Any] = Field(description="the complete model spec it was trained with")
-    training: dict[str, Any] = Field(description="the complete training spec")
+    type: ModelType = Field(description="logistic_regression or two_layer_network")
+    model: ModelSpecPublic = Field(description="the complete model spec it was trained with")
+    training: TrainingSpecPublic = Field(description="the complete training spec")
     classes: list[Label] = Field(description="label values, sorted: the probability order")
     feature_names: list[str] = Field(description="feature columns, in the order rows take them")
     n_features: int
