@@ -29,6 +29,7 @@ from service.schemas.jobs import (
     JobLinks,
     JobPublic,
     Progress,
+    public_model_spec,
 )
 from service.settings import Settings
 from service.tables import (
@@ -111,9 +112,12 @@ def _field_problem(field: str, message: str, **extra: Any) -> Unprocessable:
 def request_sha256(job_in: JobCreate) -> str:
     """sha256 of the validated request with defaults filled in, keys sorted.
 
-    Two bodies that mean the same job (one spelling out the defaults) hash the same.
+    Two bodies that mean the same job (one spelling out the defaults) hash the same. The
+    model is hashed as the engine's complete spec, as before model specs became a union,
+    so a key stored then still matches the same request now.
     """
-    canonical = json.dumps(job_in.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    request = {**job_in.model_dump(mode="json"), "model": asdict(job_in.model.to_engine())}
+    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -247,9 +251,10 @@ def _replay(session: Session, earlier: IdempotencyKey, request_hash: str) -> Cre
     job = session.get(Job, earlier.job_id)
     if job is None:  # pragma: no cover - the key's row is deleted with its job (CASCADE)
         raise NotFound(f"job {earlier.job_id} no longer exists")
-    return CreatedJob(
-        job=job, replayed=True, status_code=earlier.status_code, response=earlier.response
-    )
+    # A response stored before model specs became a union shows a logistic regression's
+    # hidden_units and activation: shown again, it has only its type's fields.
+    response = {**earlier.response, "model": public_model_spec(earlier.response["model"])}
+    return CreatedJob(job=job, replayed=True, status_code=earlier.status_code, response=response)
 
 
 # Reading jobs.

@@ -28,6 +28,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, TypeAdapter
 
+from engine import TRAINING_BOUNDS
 from service.auth import PUBLIC_PATHS, READ_ONLY_METHODS, REALM
 from service.limits import QUEUE_RETRY_AFTER_SECONDS, UPLOAD_METHOD, UPLOAD_PATH
 from service.pagination import DEFAULT_PAGE
@@ -230,6 +231,37 @@ def settings_limits(document: dict[str, Any], settings: Settings) -> dict[str, A
     return document
 
 
+def exact_integers(document: dict[str, Any]) -> dict[str, Any]:
+    """Integer bounds as JSON integers, exactly.
+
+    FastAPI's OpenAPI model holds `minimum`/`maximum` as floats: 1 becomes 1.0, and the
+    seed's 2**63 - 1 becomes 2**63, a value the service refuses. Integral bounds below
+    2**53 are exact as floats and become integers again; the seeds' upper bound is
+    written again from the engine's table.
+    """
+
+    def visit(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                visit(item)
+        if not isinstance(node, dict):
+            return
+        for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+            value = node.get(key)
+            if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+                node[key] = int(value)
+        for value in node.values():
+            visit(value)
+
+    visit(document)
+    schemas = document.get("components", {}).get("schemas", {})
+    largest_seed = int(TRAINING_BOUNDS["seed"].high or 0)
+    schemas["TrainingSpecIn"]["properties"]["seed"]["maximum"] = largest_seed
+    random_seed = schemas["RandomSearchIn"]["properties"]["seed"]["anyOf"][0]
+    random_seed["maximum"] = largest_seed
+    return document
+
+
 def hoisted(document: dict[str, Any], titles: set[str]) -> dict[str, Any]:
     """Each inline schema titled one of ``titles`` as a component, referenced by `$ref`.
 
@@ -277,6 +309,7 @@ def install_openapi(app: FastAPI, settings: Settings) -> None:
             document = hoisted(document, {model.__name__ for model in RANGE_MODELS.values()})
             document = limits_and_keys(document, settings)
             document = settings_limits(document, settings)
+            document = exact_integers(document)
             app.openapi_schema = problem_details_everywhere(document)
         return app.openapi_schema
 
