@@ -8,6 +8,7 @@ a request handler.
 import hashlib
 import json
 import math
+import re
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -282,15 +283,21 @@ def model_id_of(*, session: Session, job: Job) -> str | None:
     return session.scalar(select(Model.id).where(Model.job_id == job.id))
 
 
+# A `status` value: job states separated by commas (spaces around them allowed). The
+# document states this pattern; the parser applies the same one.
+STATUS_LIST_PATTERN = rf"^ *({'|'.join(JOB_STATES)})? *(, *({'|'.join(JOB_STATES)})? *)*$"
+
+
 def parse_statuses(values: list[str] | None) -> list[str]:
     """``status=queued&status=running`` or ``status=queued,running``, each a known state."""
-    statuses = [s.strip() for value in values or [] for s in value.split(",") if s.strip()]
-    for status in statuses:
-        if status not in JOB_STATES:
+    for value in values or []:
+        if not re.fullmatch(STATUS_LIST_PATTERN, value):
+            pieces = (piece.strip(" ") for piece in value.split(","))
+            unknown = next(piece for piece in pieces if piece and piece not in JOB_STATES)
             raise Unprocessable(
-                f"status: {status!r} is not one of {list(JOB_STATES)}", field="query.status"
+                f"status: {unknown!r} is not one of {list(JOB_STATES)}", field="query.status"
             )
-    return statuses
+    return [s.strip() for value in values or [] for s in value.split(",") if s.strip()]
 
 
 def list_jobs(

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, WithJsonSchema
 from starlette.concurrency import run_in_threadpool
 
 from service import jobs
@@ -35,6 +35,9 @@ from service.schemas.jobs import (
     ModelType,
 )
 from service.tables import CANCELLED, CANCELLING, JOB_STATES, TERMINAL_STATES
+
+# One `status` value: job states separated by commas, as service.jobs.parse_statuses reads it.
+StatusList = Annotated[str, WithJsonSchema({"type": "string", "pattern": jobs.STATUS_LIST_PATTERN})]
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -126,7 +129,10 @@ def list_jobs(
     session: SessionDep,
     page: PageDep,
     status: Annotated[
-        list[str] | None,
+        list[
+            Annotated[str, WithJsonSchema({"type": "string", "pattern": jobs.STATUS_LIST_PATTERN})]
+        ]
+        | None,
         Query(
             description=f"Only jobs in these states (repeat or comma-separate): {list(JOB_STATES)}",
             examples=[["queued", "running"]],

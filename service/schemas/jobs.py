@@ -155,7 +155,14 @@ class EarlyStoppingIn(BaseModel):
 class TrainingSpecIn(BaseModel):
     """How to train: the engine's TrainingSpec, field for field, with its defaults."""
 
-    model_config = STRICT_INPUT
+    model_config = ConfigDict(
+        **STRICT_INPUT,
+        json_schema_extra={
+            # The engine's one cross-field rule: lbfgs is a full-batch method.
+            "if": {"properties": {"optimizer": {"const": "lbfgs"}}, "required": ["optimizer"]},
+            "then": {"properties": {"batch_size": {"type": "null"}}},
+        },
+    )
 
     optimizer: OptimizerName = Field(
         TRAINING_DEFAULTS.optimizer, description="`gd` is the note's gradient descent"
