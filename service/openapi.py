@@ -28,11 +28,12 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, TypeAdapter
 
-from engine import TRAINING_BOUNDS
+from engine import TRAINING_BOUNDS, ModelSpec, TrainingSpec
 from service.auth import PUBLIC_PATHS, READ_ONLY_METHODS, REALM
 from service.limits import QUEUE_RETRY_AFTER_SECONDS, UPLOAD_METHOD, UPLOAD_PATH
 from service.pagination import DEFAULT_PAGE
 from service.schemas.common import problem_example
+from service.schemas.models import PREDICTION_BODY
 from service.schemas.sweeps import RANGE_MODELS
 from service.settings import Settings
 
@@ -201,6 +202,11 @@ def examples_as_written(document: dict[str, Any], routes: list[Any]) -> dict[str
     return document
 
 
+def _require(schema: dict[str, Any], name: str) -> None:
+    schema["required"] = sorted({*schema.get("required", []), name})
+    schema["properties"][name].pop("default", None)
+
+
 def settings_limits(document: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Write this service's limits into the schemas that state them.
 
@@ -218,12 +224,19 @@ def settings_limits(document: dict[str, Any], settings: Settings) -> dict[str, A
                     parameter["schema"]["default"] = min(DEFAULT_PAGE, settings.page_limit)
     schemas = document.get("components", {}).get("schemas", {})
     rows = settings.max_prediction_rows  # more is a 413
-    for name in ("rows", "records"):
-        schemas["PredictionRequest"]["properties"][name]["anyOf"][0]["maxItems"] = rows
+    schemas["PredictRows"]["properties"]["rows"]["maxItems"] = rows
+    schemas["PredictRecords"]["properties"]["records"]["maxItems"] = rows
     schemas["TrainingSpecIn"]["properties"]["epochs"]["maximum"] = settings.max_epochs
     schemas["TwoLayerNetworkIn"]["properties"]["hidden_units"]["maximum"] = (
         settings.max_hidden_units
     )
+    # A limit below the engine's default makes the field one a request must give.
+    if settings.max_epochs < TrainingSpec().epochs:
+        _require(schemas["TrainingSpecIn"], "epochs")
+        for request in ("JobCreate", "SweepCreate"):
+            _require(schemas[request], "training")
+    if settings.max_hidden_units < ModelSpec().hidden_units:
+        _require(schemas["TwoLayerNetworkIn"], "hidden_units")
     grid = schemas["GridSearchIn"]["properties"]["space"]["properties"]
     random = schemas["RandomSearchIn"]["properties"]["space"]["properties"]
     for space in (grid, random):
@@ -259,6 +272,19 @@ def exact_integers(document: dict[str, Any]) -> dict[str, Any]:
     schemas["TrainingSpecIn"]["properties"]["seed"]["maximum"] = largest_seed
     random_seed = schemas["RandomSearchIn"]["properties"]["seed"]["anyOf"][0]
     random_seed["maximum"] = largest_seed
+    return document
+
+
+def shown_as(document: dict[str, Any], name: str, shown: TypeAdapter[Any]) -> dict[str, Any]:
+    """Component ``name`` replaced by the schema of ``shown`` (its own components added).
+
+    A request model that reads a body leniently, to answer one clear 422, is shown as the
+    precise union of shapes it accepts.
+    """
+    schema = shown.json_schema(ref_template="#/components/schemas/{model}")
+    schemas = document["components"]["schemas"]
+    schemas.update(schema.pop("$defs", {}))
+    schemas[name] = {"title": name, **schema}
     return document
 
 
@@ -306,6 +332,7 @@ def install_openapi(app: FastAPI, settings: Settings) -> None:
                 routes=app.routes,
             )
             document = examples_as_written(document, app.routes)
+            document = shown_as(document, "PredictionRequest", PREDICTION_BODY)
             document = hoisted(document, {model.__name__ for model in RANGE_MODELS.values()})
             document = limits_and_keys(document, settings)
             document = settings_limits(document, settings)

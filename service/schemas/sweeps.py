@@ -266,10 +266,37 @@ CREATE_EXAMPLES: dict[str, dict[str, Any]] = {
 }
 
 
+def _property_path(names: tuple[str, ...], schema: Any) -> dict[str, Any]:
+    """``{"properties": {names[0]: {"properties": ... schema}}}``."""
+    for name in reversed(names):
+        schema = {"properties": {name: schema}}
+    return schema
+
+
+# Only two_layer_network has a hidden layer for a search to vary: without one, the
+# space has none of the hidden-layer dimensions.
+HIDDEN_LAYER_RULE: dict[str, Any] = {
+    "if": {
+        **_property_path(("model", "type"), {"const": "two_layer_network"}),
+        "required": ["model"],
+    },
+    "else": _property_path(
+        ("search", "space"),
+        {"not": {"anyOf": [{"required": [n]} for n, d in DIMENSIONS.items() if d.hidden_layer]}},
+    ),
+}
+
+
 class SweepCreate(BaseModel):
     """A sweep: a base job (as for POST /v1/jobs) and the search over it."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [GRID_REQUEST]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [GRID_REQUEST],
+            **HIDDEN_LAYER_RULE,
+        },
+    )
 
     dataset_id: Annotated[str, documented(pattern=ID_PATTERN)] = Field(
         description="The dataset every trial trains on"
