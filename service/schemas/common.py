@@ -64,7 +64,7 @@ _EXAMPLE_DETAILS = {
     409: "the resource's state does not allow this",
     413: "the request is over a configured size limit",
     415: "Content-Type 'text/plain' is not supported",
-    422: "query.limit: Input should be greater than or equal to 1",
+    422: LIMIT_PROBLEM,
     429: "too many requests; retry later",
     503: "the database is unavailable; retry shortly",
 }

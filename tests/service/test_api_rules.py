@@ -409,6 +409,18 @@ def test_limits_set_at_run_time_are_stated_too():
     )
 
 
+def test_a_limit_below_the_engines_default_makes_the_field_one_a_request_must_give():
+    """max_epochs 200 < the default 500: a job without `training.epochs` would be refused."""
+    settings = Settings(database_url="sqlite://", max_epochs=200, max_hidden_units=16)
+    schemas = create_app(settings).openapi()["components"]["schemas"]
+    assert "epochs" in schemas["TrainingSpecIn"]["required"]
+    assert "default" not in schemas["TrainingSpecIn"]["properties"]["epochs"]
+    assert "training" in schemas["JobCreate"]["required"]
+    assert "training" in schemas["SweepCreate"]["required"]
+    assert "hidden_units" in schemas["TwoLayerNetworkIn"]["required"]
+    assert "epochs" not in SCHEMAS["TrainingSpecIn"].get("required", [])  # the defaults fit
+
+
 def outside_and_at(bounds: Bounds) -> tuple[float | None, float | None]:
     """A value just outside the low end, and the low end itself when it is allowed."""
     if bounds.low is None:
