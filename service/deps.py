@@ -27,7 +27,7 @@ DatabaseDep = Annotated[Database, Depends(get_database)]
 
 
 # Every list route's `limit` and `cursor`: one rule, one answer. The document states the
-# bounds (service.openapi.page_limits writes this service's BACKPROP_PAGE_LIMIT into them);
+# bounds (service.openapi.settings_limits writes this service's BACKPROP_PAGE_LIMIT into them);
 # the check below gives the answer, so a range error reads the same on every list route.
 LIMIT_SCHEMA = {"type": "integer", "minimum": 1, "maximum": 100, "default": DEFAULT_PAGE}
 LimitQuery = Annotated[

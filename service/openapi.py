@@ -18,6 +18,12 @@ document declares the two ways to send one (HTTP bearer, X-API-Key header), so
 Swagger UI's "Authorize" button works, requires them of every operation but the
 probes, and documents 401 on each and 403 (read-only key) on each that changes
 something. Without keys it declares no security: the API then asks for none.
+
+The document states every rule JSON Schema can (issue 10), so that generated clients
+and validators agree with the service: the limits set at run time (page size, epochs,
+hidden units, prediction rows: settings_limits), integer bounds exactly
+(exact_integers), the prediction body as the `oneOf` of its three shapes (shown_as),
+and the search spaces' ranges as components referenced by `$ref` (hoisted).
 """
 
 from typing import Any
