@@ -156,8 +156,15 @@ def rows_made(url: str) -> str:
         }
         statuses = connection.execute(text("SELECT status, count(*) FROM jobs GROUP BY 1"))
         by_status = {status: count for status, count in statuses}
+        failures = connection.execute(
+            text(
+                "SELECT error_code, substr(error, 1, 80), count(*) FROM jobs "
+                "WHERE status = 'failed' GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 5"
+            )
+        )
+        failed = [tuple(row) for row in failures]
     engine.dispose()
-    return f"rows: {counts}, jobs by status: {by_status}"
+    return f"rows: {counts}, jobs by status: {by_status}, failed jobs' errors: {failed}"
 
 
 def st_command(base_url: str) -> list[str]:
