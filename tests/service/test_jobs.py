@@ -7,6 +7,7 @@ test_job_history.py and test_job_events.py.
 
 import base64
 import math
+import re
 import threading
 import uuid
 from dataclasses import asdict
@@ -20,6 +21,7 @@ from sqlalchemy import func, select
 from engine import ACTIVATION_NAMES, HIDDEN_LAYER_FIELDS, ModelSpec, TrainingSpec
 from engine.specs import model_spec_from_dict
 from service.db import Database
+from service.jobs import STATUS_LIST_PATTERN
 from service.schemas.jobs import (
     CANONICAL_REQUEST,
     TrainingSpecIn,
@@ -706,3 +708,19 @@ def test_every_jobs_operation_has_examples_and_problem_responses(client):
     assert any(p["name"] == "Idempotency-Key" for p in create["parameters"])
     events = operations[("get", "/v1/jobs/{job_id}/events")]
     assert "text/event-stream" in events["responses"]["200"]["content"]
+
+
+# The status filter: the document's pattern is the parser's (service.jobs.STATUS_LIST_PATTERN).
+
+
+@pytest.mark.parametrize("value", ["queued", "queued,running", " queued , failed ", "queued,,", ""])
+def test_a_status_filter_matching_the_documented_pattern_is_a_page(client, value):
+    assert re.fullmatch(STATUS_LIST_PATTERN, value)
+    assert client.get("/v1/jobs", params={"status": value}).status_code == 200
+
+
+@pytest.mark.parametrize("value", ["queued\t", "queued;running", "QUEUED", "done"])
+def test_a_status_filter_outside_the_documented_pattern_is_422(client, value):
+    assert not re.fullmatch(STATUS_LIST_PATTERN, value)
+    problem = assert_problem(client.get("/v1/jobs", params={"status": value}), 422)
+    assert error_fields(problem) == ["query.status"]
