@@ -287,6 +287,24 @@ HIDDEN_LAYER_RULE: dict[str, Any] = {
 }
 
 
+# lbfgs is a full-batch method (engine.specs): with a base batch_size, no trial may
+# switch the optimizer to lbfgs.
+FULL_BATCH_RULE: dict[str, Any] = {
+    "if": {
+        "required": ["training"],
+        "properties": {
+            "training": {
+                "required": ["batch_size"],
+                "properties": {"batch_size": {"type": "integer"}},
+            }
+        },
+    },
+    "then": _property_path(
+        ("search", "space", "optimizer"), {"not": {"contains": {"const": "lbfgs"}}}
+    ),
+}
+
+
 class SweepCreate(BaseModel):
     """A sweep: a base job (as for POST /v1/jobs) and the search over it."""
 
@@ -294,7 +312,7 @@ class SweepCreate(BaseModel):
         extra="forbid",
         json_schema_extra={
             "examples": [GRID_REQUEST],
-            **HIDDEN_LAYER_RULE,
+            "allOf": [HIDDEN_LAYER_RULE, FULL_BATCH_RULE],
         },
     )
 

@@ -475,6 +475,78 @@ def test_the_document_and_the_service_draw_each_range_at_the_same_place(
         assert client.post("/v1/jobs", json=accepted).status_code == 202, accepted
 
 
+# Rules between fields, stated with if/then and oneOf: the document and the service agree.
+
+NETWORK = {"type": "two_layer_network"}
+
+
+def grid_of(dimension: str, values: list[Any]) -> dict[str, Any]:
+    return {"strategy": "grid", "space": {dimension: values}}
+
+
+GRID_L2 = {"strategy": "grid", "space": {"l2": [0.0]}}
+CROSS_FIELD_CASES = [
+    # (route, body without dataset_id, accepted)
+    ("POST /v1/jobs", {"training": {"optimizer": "lbfgs", "batch_size": 8}}, False),
+    ("POST /v1/jobs", {"training": {"optimizer": "lbfgs", "batch_size": None}}, True),
+    ("POST /v1/sweeps", {"search": {"strategy": "grid", "space": {"hidden_units": [2]}}}, False),
+    (
+        "POST /v1/sweeps",
+        {"model": NETWORK, "search": {"strategy": "grid", "space": {"hidden_units": [2]}}},
+        True,
+    ),
+    (
+        "POST /v1/sweeps",
+        {
+            "training": {"batch_size": 8},
+            "search": {"strategy": "grid", "space": {"optimizer": ["lbfgs"]}},
+        },
+        False,
+    ),
+    (
+        "POST /v1/sweeps",
+        {
+            "training": {"batch_size": 8},
+            "search": {"strategy": "grid", "space": {"optimizer": ["gd"]}},
+        },
+        True,
+    ),
+    ("POST /v1/sweeps", {"search": {**GRID_L2, "n_trials": 2}}, False),
+    ("POST /v1/sweeps", {"search": {**GRID_L2, "strategy": "random"}}, False),
+    ("POST /v1/sweeps", {"search": {**GRID_L2, "strategy": "random", "n_trials": 2}}, True),
+    (
+        "POST /v1/sweeps",
+        {
+            "search": {
+                "strategy": "random",
+                "space": {"l2": {"low": 0.0, "high": 0.1, "log": True}},
+                "n_trials": 2,
+            }
+        },
+        False,
+    ),
+    ("POST /v1/sweeps", {"search": {"strategy": "grid", "space": {"l2": [0.1, 0.1]}}}, False),
+]
+
+
+def request_errors(route: str, body: dict[str, Any]) -> list[str]:
+    method, path = route.split(" ")
+    operation = DOCUMENT["paths"][path][method.lower()]
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    rooted = {"components": DOCUMENT["components"], **schema}
+    return [error.message for error in Draft202012Validator(rooted).iter_errors(body)]
+
+
+@pytest.mark.parametrize(("route", "body", "accepted"), CROSS_FIELD_CASES)
+def test_the_document_and_the_service_agree_on_rules_between_fields(
+    client, database, route, body, accepted
+):
+    body = {"dataset_id": add_dataset(database), **body}
+    assert (request_errors(route, body) == []) is accepted
+    status = post(client, route, body).status_code
+    assert status == (202 if accepted else 422), body
+
+
 # Ids.
 
 
