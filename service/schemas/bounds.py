@@ -6,15 +6,27 @@ generated clients and validators refuse what the service refuses.
 """
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import GetJsonSchemaHandler
+from pydantic import BeforeValidator, GetJsonSchemaHandler, StrictInt
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
 from engine import Bounds
 
 ID_PATTERN = "^[0-9a-f]{32}$"  # service.tables.new_id: uuid4().hex
+
+
+def _integral(value: Any) -> Any:
+    """A float with no fractional part as the int it equals; anything else unchanged."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# An integer as JSON Schema's `type: integer` means it: 10 and 10.0 are the same number
+# (a JavaScript client cannot tell them apart); 10.5, "10" and true are refused.
+JsonInt = Annotated[StrictInt, BeforeValidator(_integral)]
 
 
 def range_keywords(bounds: Bounds) -> dict[str, Any]:

@@ -17,7 +17,6 @@ from pydantic import (
     Field,
     StrictBool,
     StrictFloat,
-    StrictInt,
     TypeAdapter,
 )
 
@@ -37,7 +36,7 @@ from engine import (
     TrainingSpec,
 )
 from service.errors import register_tagged_union
-from service.schemas.bounds import ID_PATTERN, documented, in_range
+from service.schemas.bounds import ID_PATTERN, JsonInt, documented, in_range
 from service.tables import JOB_STATES
 
 # Literal[("a", "b")] is Literal["a", "b"]: the enums in the OpenAPI schema are the engine's.
@@ -118,7 +117,7 @@ class TwoLayerNetworkIn(_ModelSpecFields):
     """The note's two-layer network: a hidden layer of `hidden_units` units with `activation`."""
 
     type: Literal["two_layer_network"] = Field(description="Which model to train")
-    hidden_units: Annotated[StrictInt, in_range(MODEL_BOUNDS["hidden_units"])] = Field(
+    hidden_units: Annotated[JsonInt, in_range(MODEL_BOUNDS["hidden_units"])] = Field(
         MODEL_DEFAULTS.hidden_units,
         description="n[1], units of the hidden layer; at most BACKPROP_MAX_HIDDEN_UNITS",
     )
@@ -141,7 +140,7 @@ class EarlyStoppingIn(BaseModel):
 
     model_config = STRICT_INPUT
 
-    patience: Annotated[StrictInt, in_range(STOPPING_BOUNDS["patience"])] = Field(
+    patience: Annotated[JsonInt, in_range(STOPPING_BOUNDS["patience"])] = Field(
         STOPPING_DEFAULTS.patience, description="Epochs without improvement before stopping"
     )
     min_delta: Annotated[StrictFloat, in_range(STOPPING_BOUNDS["min_delta"])] = Field(
@@ -174,12 +173,12 @@ class TrainingSpecIn(BaseModel):
             f"({', '.join(f'{name} {rate:g}' for name, rate in DEFAULT_LEARNING_RATES.items())})",
         )
     )
-    epochs: Annotated[StrictInt, in_range(TRAINING_BOUNDS["epochs"])] = Field(
+    epochs: Annotated[JsonInt, in_range(TRAINING_BOUNDS["epochs"])] = Field(
         TRAINING_DEFAULTS.epochs,
         description="Passes over the training split (lbfgs: iterations); "
         "at most BACKPROP_MAX_EPOCHS",
     )
-    batch_size: Annotated[StrictInt, in_range(TRAINING_BOUNDS["batch_size"])] | None = Field(
+    batch_size: Annotated[JsonInt, in_range(TRAINING_BOUNDS["batch_size"])] | None = Field(
         TRAINING_DEFAULTS.batch_size,
         description="Rows per mini-batch; null: full batch, as in the note (lbfgs: must be null)",
     )
@@ -202,7 +201,7 @@ class TrainingSpecIn(BaseModel):
         TRAINING_DEFAULTS.tolerance,
         description="Stop as converged when the gradient norm falls below this",
     )
-    seed: Annotated[StrictInt, in_range(TRAINING_BOUNDS["seed"])] = Field(
+    seed: Annotated[JsonInt, in_range(TRAINING_BOUNDS["seed"])] = Field(
         TRAINING_DEFAULTS.seed, description="Seeds initialization, split and shuffling"
     )
     dtype: DtypeName = Field(TRAINING_DEFAULTS.dtype, description="Floating type, end to end")

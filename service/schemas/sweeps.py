@@ -21,7 +21,6 @@ from pydantic import (
     GetJsonSchemaHandler,
     StrictBool,
     StrictFloat,
-    StrictInt,
     create_model,
 )
 from pydantic.json_schema import JsonSchemaValue
@@ -38,7 +37,7 @@ from engine import (
     TrainingSpec,
 )
 from service.errors import register_tagged_union
-from service.schemas.bounds import ID_PATTERN, documented, range_keywords
+from service.schemas.bounds import ID_PATTERN, JsonInt, documented, range_keywords
 from service.schemas.jobs import (
     EXAMPLE_DATASET_ID,
     EXAMPLE_JOB_ID,
@@ -213,8 +212,8 @@ class RandomSearchIn(BaseModel):
 
     strategy: Literal["random"] = Field(description="`random`: `n_trials` draws, seeded by `seed`")
     space: Annotated[dict[str, Any], SpaceSchema("random")]
-    n_trials: StrictInt = Field(ge=1, le=MAX_TRIALS, description="Trials to draw")
-    seed: StrictInt | None = Field(
+    n_trials: JsonInt = Field(ge=1, le=MAX_TRIALS, description="Trials to draw")
+    seed: JsonInt | None = Field(
         None,
         ge=0,
         le=MAX_SEED,
@@ -273,35 +272,34 @@ def _property_path(names: tuple[str, ...], schema: Any) -> dict[str, Any]:
     return schema
 
 
-# Only two_layer_network has a hidden layer for a search to vary: without one, the
-# space has none of the hidden-layer dimensions.
+# Rules between the base spec and the search, each an anyOf of plain shapes (no `not`,
+# no if/then, which schema-driven generators find hard to satisfy).
+
+# Only two_layer_network has a hidden layer for a search to vary: either the base model
+# is one, or the space has none of the hidden-layer dimensions.
 HIDDEN_LAYER_RULE: dict[str, Any] = {
-    "if": {
-        **_property_path(("model", "type"), {"const": "two_layer_network"}),
-        "required": ["model"],
-    },
-    "else": _property_path(
-        ("search", "space"),
-        {"not": {"anyOf": [{"required": [n]} for n, d in DIMENSIONS.items() if d.hidden_layer]}},
-    ),
+    "anyOf": [
+        {
+            **_property_path(("model", "type"), {"const": "two_layer_network"}),
+            "required": ["model"],
+        },
+        _property_path(
+            ("search", "space"),
+            {"properties": {n: {"not": {}} for n, d in DIMENSIONS.items() if d.hidden_layer}},
+        ),
+    ]
 }
 
-
-# lbfgs is a full-batch method (engine.specs): with a base batch_size, no trial may
-# switch the optimizer to lbfgs.
+# lbfgs is a full-batch method (engine.specs): either the base batch_size is null (or
+# left out), or no trial switches the optimizer to lbfgs.
 FULL_BATCH_RULE: dict[str, Any] = {
-    "if": {
-        "required": ["training"],
-        "properties": {
-            "training": {
-                "required": ["batch_size"],
-                "properties": {"batch_size": {"type": "integer"}},
-            }
-        },
-    },
-    "then": _property_path(
-        ("search", "space", "optimizer"), {"not": {"contains": {"const": "lbfgs"}}}
-    ),
+    "anyOf": [
+        _property_path(("training", "batch_size"), {"type": "null"}),
+        _property_path(
+            ("search", "space", "optimizer"),
+            {"items": {"enum": [name for name in OPTIMIZER_NAMES if name != "lbfgs"]}},
+        ),
+    ]
 }
 
 

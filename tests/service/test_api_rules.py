@@ -547,6 +547,26 @@ def test_the_document_and_the_service_agree_on_rules_between_fields(
     assert status == (202 if accepted else 422), body
 
 
+@pytest.mark.parametrize(
+    ("route", "body", "accepted"),
+    [
+        ("POST /v1/jobs", {"training": {"epochs": 10.0, "seed": 3.0}}, True),
+        ("POST /v1/jobs", {"training": {"epochs": 10.5}}, False),
+        ("POST /v1/jobs", {"training": {"epochs": "10"}}, False),
+        ("POST /v1/jobs", {"training": {"epochs": True}}, False),
+        ("POST /v1/sweeps", {"search": {**GRID_L2, "strategy": "random", "n_trials": 2.0}}, True),
+    ],
+)
+def test_an_integer_is_what_json_schema_calls_one(client, database, route, body, accepted):
+    """`type: integer` holds 10 and 10.0 (one JSON number), not 10.5, "10" or true."""
+    body = {"dataset_id": add_dataset(database), **body}
+    assert (request_errors(route, body) == []) is accepted
+    response = post(client, route, body)
+    assert response.status_code == (202 if accepted else 422), response.text
+    if accepted and route == "POST /v1/jobs":
+        assert response.json()["training"]["epochs"] == 10
+
+
 # Ids.
 
 
