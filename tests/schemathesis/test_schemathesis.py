@@ -70,6 +70,7 @@ SERVER_SETTINGS = {
     "sweep_seconds": 1,
     "log_level": "warning",
 }
+CSV_HEADERS = {"Content-Type": "text/csv"}
 DATASET_CSV = "x0,x1,x2,y\n" + "".join(
     f"{i % 7 - 3},{(i * 5) % 11 / 4},{i / 10},{i % 2}\n" for i in range(40)
 )
@@ -95,7 +96,7 @@ def wait_until_ended(client: httpx.Client, job_id: str, timeout: float = 60.0) -
 
 def seed_rows(client: httpx.Client) -> dict[str, list[str]]:
     """Rows for the generated requests to find: parameter name -> ids."""
-    upload = client.post("/v1/datasets", content=DATASET_CSV, headers={"Content-Type": "text/csv"})
+    upload = client.post("/v1/datasets", content=DATASET_CSV, headers=CSV_HEADERS)
     assert upload.status_code == 201, upload.text
     dataset_id = upload.json()["id"]
     trained = client.post(
@@ -120,11 +121,16 @@ def seed_rows(client: httpx.Client) -> dict[str, list[str]]:
     succeeded = wait_until_ended(client, trained)
     assert succeeded["status"] == "succeeded", succeeded
     assert wait_until_ended(client, diverged)["stop_reason"] == "diverged"
+    spare = client.post(
+        "/v1/datasets", content=DATASET_CSV.replace("y\n", "label\n", 1), headers=CSV_HEADERS
+    )
+    assert spare.status_code == 201, spare.text
     issued = client.get("/v1/jobs", params={"limit": 1}).json()["next_cursor"]
     assert issued is not None
     return {
         "cursor": [issued, ""],  # an issued cursor (any list route reads it) and the first page
         "dataset_id": [dataset_id],
+        "spare_dataset_id": [spare.json()["id"]],  # for DELETE /v1/datasets/{dataset_id}
         "job_id": [trained, diverged],
         "model_id": [succeeded["model_id"]],
         "sweep_id": [sweep.json()["id"]],
