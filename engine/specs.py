@@ -20,6 +20,9 @@ DTYPE_NAMES = ("float64", "float32")
 # The step size each optimizer gets when learning_rate is null.
 DEFAULT_LEARNING_RATES = {"gd": 0.5, "momentum": 0.1, "adam": 0.01, "lbfgs": 1.0}
 
+# The model fields only the two-layer network has (a logistic regression ignores them).
+HIDDEN_LAYER_FIELDS = ("hidden_units", "activation")
+
 
 class SpecError(ValueError):
     """A spec field holds a value the engine cannot train with; ``field`` names it."""
@@ -28,6 +31,57 @@ class SpecError(ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The range a numeric spec field must lie in: each end closed, open, or absent.
+
+    ``validate()`` checks the fields against these tables, and the service's JSON Schema
+    states them (minimum, exclusiveMinimum, ...): one source for both.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # > low rather than >= low
+    high_open: bool = False  # < high rather than <= high
+    integer: bool = False
+
+    def check(self, name: str, value: object) -> None:
+        """SpecError naming ``name`` unless ``value`` is a number (an integer if so) in range."""
+        if self.integer:
+            _integer(name, value, low=int(self.low or 0), high=_int_or_none(self.high))
+        else:
+            _number(name, value, self.low or 0.0, self.high, self.low_open, self.high_open)
+
+
+def _int_or_none(value: float | None) -> int | None:
+    return None if value is None else int(value)
+
+
+MODEL_BOUNDS = {
+    "hidden_units": Bounds(low=1, integer=True),
+    "init_scale": Bounds(low=0.0, low_open=True),
+}
+STOPPING_BOUNDS = {
+    "patience": Bounds(low=1, integer=True),
+    "min_delta": Bounds(low=0.0),
+}
+# learning_rate, batch_size and time_limit may also be null (the default); no bound applies then.
+TRAINING_BOUNDS = {
+    "learning_rate": Bounds(low=0.0, low_open=True),
+    "epochs": Bounds(low=1, integer=True),
+    "batch_size": Bounds(low=1, integer=True),
+    "l2": Bounds(low=0.0),
+    "validation_fraction": Bounds(low=0.0, high=0.5),
+    "tolerance": Bounds(low=0.0),
+    "seed": Bounds(low=0, high=2**63 - 1, integer=True),
+    "time_limit": Bounds(low=0.0, low_open=True),
+    "momentum": Bounds(low=0.0, high=1.0, high_open=True),
+    "beta1": Bounds(low=0.0, high=1.0, high_open=True),
+    "beta2": Bounds(low=0.0, high=1.0, high_open=True),
+    "epsilon": Bounds(low=0.0, low_open=True),
+}
 
 
 @dataclass(frozen=True)
@@ -42,8 +96,8 @@ class ModelSpec:
         _choice("type", self.type, MODEL_TYPES)
         _choice("activation", self.activation, ACTIVATION_NAMES)
         _choice("init", self.init, INIT_NAMES)
-        _integer("hidden_units", self.hidden_units, low=1)
-        _number("init_scale", self.init_scale, low=0.0, low_open=True)
+        for name, bounds in MODEL_BOUNDS.items():
+            bounds.check(name, getattr(self, name))
         return self
 
 
@@ -54,8 +108,8 @@ class EarlyStopping:
     restore_best: bool = True  # end with the parameters of the best epoch
 
     def validate(self) -> "EarlyStopping":
-        _integer("early_stopping.patience", self.patience, low=1)
-        _number("early_stopping.min_delta", self.min_delta, low=0.0)
+        for name, bounds in STOPPING_BOUNDS.items():
+            bounds.check(f"early_stopping.{name}", getattr(self, name))
         _boolean("early_stopping.restore_best", self.restore_best)
         return self
 
@@ -89,30 +143,17 @@ class TrainingSpec:
     def validate(self) -> "TrainingSpec":
         _choice("optimizer", self.optimizer, OPTIMIZER_NAMES)
         _choice("dtype", self.dtype, DTYPE_NAMES)
-        if self.learning_rate is not None:
-            _number("learning_rate", self.learning_rate, low=0.0, low_open=True)
-        _integer("epochs", self.epochs, low=1)
-        if self.batch_size is not None:
-            _integer("batch_size", self.batch_size, low=1)
-            if self.optimizer == "lbfgs":
-                raise SpecError(
-                    "batch_size", "lbfgs is a full-batch method: batch_size must be null"
-                )
         _boolean("shuffle", self.shuffle)
-        _number("l2", self.l2, low=0.0)
-        _number("validation_fraction", self.validation_fraction, low=0.0, high=0.5)
+        for name, bounds in TRAINING_BOUNDS.items():
+            value = getattr(self, name)
+            if value is not None or name not in NULLABLE_TRAINING_FIELDS:
+                bounds.check(name, value)
+        if self.batch_size is not None and self.optimizer == "lbfgs":
+            raise SpecError("batch_size", "lbfgs is a full-batch method: batch_size must be null")
         if self.early_stopping is not None:
             if not isinstance(self.early_stopping, EarlyStopping):
                 raise SpecError("early_stopping", "must be an EarlyStopping or null")
             self.early_stopping.validate()
-        _number("tolerance", self.tolerance, low=0.0)
-        _integer("seed", self.seed, low=0, high=2**63 - 1)
-        if self.time_limit is not None:
-            _number("time_limit", self.time_limit, low=0.0, low_open=True)
-        _number("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
-        _number("beta1", self.beta1, low=0.0, high=1.0, high_open=True)
-        _number("beta2", self.beta2, low=0.0, high=1.0, high_open=True)
-        _number("epsilon", self.epsilon, low=0.0, low_open=True)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -125,6 +166,9 @@ class TrainingSpec:
         if isinstance(stopping, dict):
             data["early_stopping"] = EarlyStopping(**stopping)
         return cls(**_known(cls, data))
+
+
+NULLABLE_TRAINING_FIELDS = ("learning_rate", "batch_size", "time_limit")
 
 
 def model_spec_from_dict(data: dict[str, Any]) -> ModelSpec:

@@ -376,8 +376,8 @@ def job_request(args: argparse.Namespace) -> dict[str, Any]:
     elif stopping := given(patience=args.patience, min_delta=args.min_delta):
         training["early_stopping"] = stopping
     body: dict[str, Any] = {"dataset_id": args.dataset}
-    if model:
-        body["model"] = model
+    if model:  # a model spec names its type; the API's default is a logistic regression
+        body["model"] = {"type": "logistic_regression", **model}
     if training:
         body["training"] = training
     return body

@@ -20,7 +20,6 @@ from service.settings import Settings
 from service.tables import LIVE_STATES, Dataset, Job
 from service.uploads import Upload
 
-DEFAULT_PAGE = 50
 TEXT_MAX = 200  # the length of the datasets.name and datasets.label columns
 
 
@@ -158,15 +157,9 @@ def get_dataset(*, session: Session, dataset_id: str) -> Dataset:
 
 
 def list_datasets(
-    *, session: Session, settings: Settings, limit: int | None = None, cursor: str | None = None
+    *, session: Session, limit: int, cursor: str | None = None
 ) -> tuple[list[Dataset], str | None]:
     """One page of datasets, newest first, and the cursor of the next page (None at the end)."""
-    limit = min(DEFAULT_PAGE, settings.page_limit) if limit is None else limit
-    if not 1 <= limit <= settings.page_limit:
-        raise Unprocessable(
-            f"limit must be between 1 and {settings.page_limit} (BACKPROP_PAGE_LIMIT)",
-            field="query.limit",
-        )
     return page(session, select(Dataset), Dataset, limit, cursor)
 
 

@@ -1,12 +1,16 @@
 """Typed dependencies shared by the routers."""
 
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
+from pydantic import WithJsonSchema
 from sqlalchemy.orm import Session
 
 from service.db import Database
+from service.errors import Unprocessable
+from service.pagination import DEFAULT_PAGE
+from service.schemas.bounds import ID_PATTERN
 from service.settings import Settings
 
 
@@ -38,3 +42,50 @@ def get_write_session(request: Request) -> Iterator[Session]:
 
 SessionDep = Annotated[Session, Depends(get_session)]
 WriteSessionDep = Annotated[Session, Depends(get_write_session)]
+
+
+# Every list route's `limit` and `cursor`: one rule, one answer. The document states the
+# bounds (service.openapi.settings_limits writes this service's BACKPROP_PAGE_LIMIT into them);
+# the check below gives the answer, so a range error reads the same on every list route.
+LIMIT_SCHEMA = {"type": "integer", "minimum": 1, "maximum": 100, "default": DEFAULT_PAGE}
+LimitQuery = Annotated[
+    int | None,
+    WithJsonSchema(LIMIT_SCHEMA),
+    Query(description="Items per page: 1 to BACKPROP_PAGE_LIMIT"),
+]
+CursorQuery = Annotated[
+    str | None,
+    WithJsonSchema({"type": "string"}),
+    Query(description="`next_cursor` of the previous page; empty or absent: the first page"),
+]
+
+
+# A row's id in a path: what service.tables.new_id makes. The pattern is documented, not
+# enforced: any other id names no row, and the answer stays the 404 it was.
+IdPath = Annotated[str, WithJsonSchema({"type": "string", "pattern": ID_PATTERN})]
+
+
+class Page(NamedTuple):
+    """The page a list route was asked for."""
+
+    limit: int
+    cursor: str | None  # None: the first page
+
+
+async def page_params(
+    settings: SettingsDep, limit: LimitQuery = None, cursor: CursorQuery = None
+) -> Page:
+    """``limit`` checked against BACKPROP_PAGE_LIMIT (422 naming query.limit); "" is no cursor."""
+    if limit is None:
+        limit = min(DEFAULT_PAGE, settings.page_limit)
+    if not 1 <= limit <= settings.page_limit:
+        message = f"must be between 1 and {settings.page_limit}, got {limit}"
+        raise Unprocessable(
+            f"query.limit: {message}", errors=[{"field": "query.limit", "message": message}]
+        )
+    return Page(limit, cursor or None)
+
+
+PageDep = Annotated[Page, Depends(page_params)]
+
+__all__ = ["DatabaseDep", "IdPath", "PageDep", "SessionDep", "SettingsDep", "WriteSessionDep"]

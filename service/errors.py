@@ -110,12 +110,32 @@ def problem(
     return ProblemResponse(body, status_code=status, headers=headers)
 
 
+# Unions discriminated by a field: the field holding one -> its members' tags. pydantic puts
+# the tag in an error's location (model.two_layer_network.activation); the request has no
+# such level, so field paths leave it out. The schemas register their unions here.
+TAGGED_UNIONS: dict[str, frozenset[str]] = {}
+
+
+def register_tagged_union(field: str, tags: tuple[str, ...]) -> None:
+    """Tell field_path that ``field`` holds a union whose members' tags are ``tags``."""
+    TAGGED_UNIONS[field] = TAGGED_UNIONS.get(field, frozenset()) | frozenset(tags)
+
+
 def field_path(location: tuple[Any, ...] | list[Any]) -> str:
-    """pydantic's ('body', 'training', 'epochs') as "training.epochs"; query/path keep a prefix."""
+    """pydantic's ('body', 'training', 'epochs') as "training.epochs"; query/path keep a prefix.
+
+    A discriminated union's tag is left out: ('body', 'model', 'logistic_regression',
+    'hidden_units') is "model.hidden_units".
+    """
     parts = [str(part) for part in location]
     if parts and parts[0] == "body":
         parts = parts[1:]
-    return ".".join(parts) or "body"
+    kept = [
+        part
+        for index, part in enumerate(parts)
+        if not (index and part in TAGGED_UNIONS.get(parts[index - 1], ()))
+    ]
+    return ".".join(kept) or "body"
 
 
 def field_error(error: dict[str, Any]) -> dict[str, str]:
@@ -125,6 +145,11 @@ def field_error(error: dict[str, Any]) -> dict[str, str]:
     field is the body, and the offset and the parser's reason go in the message.
     """
     location = error.get("loc", ())
+    if error.get("type") in ("union_tag_not_found", "union_tag_invalid"):
+        # The union's field names the tag, e.g. model.type: report it there.
+        tag = str((error.get("ctx") or {}).get("discriminator", "")).strip("'")
+        message = "Field required" if error["type"] == "union_tag_not_found" else error["msg"]
+        return {"field": f"{field_path(location)}.{tag}".lstrip("."), "message": message}
     if error.get("type") == "json_invalid":
         reason = (error.get("ctx") or {}).get("error", "invalid JSON")
         where = f" at character {location[1]}" if len(location) > 1 else ""

@@ -8,6 +8,7 @@ a request handler.
 import hashlib
 import json
 import math
+import re
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -29,6 +30,7 @@ from service.schemas.jobs import (
     JobLinks,
     JobPublic,
     Progress,
+    public_model_spec,
 )
 from service.settings import Settings
 from service.tables import (
@@ -48,7 +50,6 @@ from service.tables import (
 )
 
 ID_MAX_LENGTH = 32  # ids are uuid4 hex (service.tables.new_id)
-DEFAULT_PAGE_LIMIT = 50
 HISTORY_DEFAULT_LIMIT = 1_000  # points per history page when not down-sampling
 HISTORY_MAX_LIMIT = 10_000
 HISTORY_MIN_POINTS = 3  # first, last and best always fit
@@ -106,9 +107,12 @@ def engine_specs(job_in: JobCreate, settings: Settings) -> tuple[ModelSpec, Trai
 def request_sha256(job_in: JobCreate) -> str:
     """sha256 of the validated request with defaults filled in, keys sorted.
 
-    Two bodies that mean the same job (one spelling out the defaults) hash the same.
+    Two bodies that mean the same job (one spelling out the defaults) hash the same. The
+    model is hashed as the engine's complete spec, as before model specs became a union,
+    so a key stored then still matches the same request now.
     """
-    canonical = json.dumps(job_in.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    request = {**job_in.model_dump(mode="json"), "model": asdict(job_in.model.to_engine())}
+    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -243,9 +247,10 @@ def _replay(session: Session, earlier: IdempotencyKey, request_hash: str) -> Cre
     job = session.get(Job, earlier.job_id)
     if job is None:  # pragma: no cover - the key's row is deleted with its job (CASCADE)
         raise NotFound(f"job {earlier.job_id} no longer exists")
-    return CreatedJob(
-        job=job, replayed=True, status_code=earlier.status_code, response=earlier.response
-    )
+    # A response stored before model specs became a union shows a logistic regression's
+    # hidden_units and activation: shown again, it has only its type's fields.
+    response = {**earlier.response, "model": public_model_spec(earlier.response["model"])}
+    return CreatedJob(job=job, replayed=True, status_code=earlier.status_code, response=response)
 
 
 # Reading jobs.
@@ -273,33 +278,32 @@ def model_id_of(*, session: Session, job: Job) -> str | None:
     return session.scalar(select(Model.id).where(Model.job_id == job.id))
 
 
+# A `status` value: job states separated by commas (spaces around them allowed). The
+# document states this pattern; the parser applies the same one.
+STATUS_LIST_PATTERN = rf"^ *({'|'.join(JOB_STATES)})? *(, *({'|'.join(JOB_STATES)})? *)*$"
+
+
 def parse_statuses(values: list[str] | None) -> list[str]:
     """``status=queued&status=running`` or ``status=queued,running``, each a known state."""
-    statuses = [s.strip() for value in values or [] for s in value.split(",") if s.strip()]
-    for status in statuses:
-        if status not in JOB_STATES:
-            raise field_problem("query.status", f"{status!r} is not one of {list(JOB_STATES)}")
-    return statuses
+    for value in values or []:
+        if not re.fullmatch(STATUS_LIST_PATTERN, value):
+            pieces = (piece.strip(" ") for piece in value.split(","))
+            wrong = next((p for p in pieces if p and p not in JOB_STATES), value)
+            raise field_problem("query.status", f"{wrong!r} is not one of {list(JOB_STATES)}")
+    return [s.strip() for value in values or [] for s in value.split(",") if s.strip()]
 
 
 def list_jobs(
     *,
     session: Session,
-    settings: Settings,
     statuses: list[str] | None = None,
     dataset_id: str | None = None,
     model_type: str | None = None,
     sweep_id: str | None = None,
-    limit: int | None = None,
+    limit: int,
     cursor: str | None = None,
 ) -> tuple[list[Job], str | None]:
     """One page of jobs, newest first; the filters are SQL, applied before the limit."""
-    limit = min(DEFAULT_PAGE_LIMIT, settings.page_limit) if limit is None else limit
-    if not 1 <= limit <= settings.page_limit:
-        raise Unprocessable(
-            f"limit: must be between 1 and {settings.page_limit}, got {limit}",
-            field="query.limit",
-        )
     if model_type is not None and model_type not in MODEL_TYPES:
         raise Unprocessable(
             f"model_type: {model_type!r} is not one of {list(MODEL_TYPES)}",

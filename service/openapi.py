@@ -19,6 +19,12 @@ document declares the two ways to send one (HTTP bearer, X-API-Key header), so
 Swagger UI's "Authorize" button works, requires them of every operation but the
 probes, and documents 401 on each and 403 (read-only key) on each that changes
 something. Without keys it declares no security: the API then asks for none.
+
+The document states every rule JSON Schema can (issue 10), so that generated clients
+and validators agree with the service: the limits set at run time (page size, epochs,
+hidden units, prediction rows: settings_limits), integer bounds exactly
+(exact_integers), the prediction body as the `oneOf` of its three shapes (shown_as),
+and the search spaces' ranges as components referenced by `$ref` (hoisted).
 """
 
 from typing import Any
@@ -29,10 +35,14 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, TypeAdapter
 
+from engine import TRAINING_BOUNDS, ModelSpec, TrainingSpec
 from service.auth import PUBLIC_PATHS, READ_ONLY_METHODS, REALM
 from service.limits import QUEUE_RETRY_AFTER_SECONDS, UPLOAD_METHOD, UPLOAD_PATH
 from service.media_types import JSON_MEDIA_TYPE, json_routes
+from service.pagination import DEFAULT_PAGE
 from service.schemas.common import problem_example
+from service.schemas.models import PREDICTION_BODY
+from service.schemas.sweeps import RANGE_MODELS
 from service.settings import Settings
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
@@ -220,6 +230,120 @@ def examples_as_written(document: dict[str, Any], routes: list[Any]) -> dict[str
     return document
 
 
+def _require(schema: dict[str, Any], name: str) -> None:
+    schema["required"] = sorted({*schema.get("required", []), name})
+    schema["properties"][name].pop("default", None)
+
+
+def settings_limits(document: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Write this service's limits into the schemas that state them.
+
+    Every list route's `limit` (service.deps.page_params) lies in 1..BACKPROP_PAGE_LIMIT;
+    a job's `training.epochs` and a network's `hidden_units` (in jobs and sweeps) are at
+    most BACKPROP_MAX_EPOCHS and BACKPROP_MAX_HIDDEN_UNITS.
+    """
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            parameters = operation.get("parameters", [])
+            names = {parameter.get("name") for parameter in parameters}
+            for parameter in parameters:
+                if parameter.get("name") == "limit" and "cursor" in names:
+                    parameter["schema"]["maximum"] = settings.page_limit
+                    parameter["schema"]["default"] = min(DEFAULT_PAGE, settings.page_limit)
+    schemas = document.get("components", {}).get("schemas", {})
+    rows = settings.max_prediction_rows  # more is a 413
+    schemas["PredictRows"]["properties"]["rows"]["maxItems"] = rows
+    schemas["PredictRecords"]["properties"]["records"]["maxItems"] = rows
+    schemas["TrainingSpecIn"]["properties"]["epochs"]["maximum"] = settings.max_epochs
+    schemas["TwoLayerNetworkIn"]["properties"]["hidden_units"]["maximum"] = (
+        settings.max_hidden_units
+    )
+    # A limit below the engine's default makes the field one a request must give.
+    if settings.max_epochs < TrainingSpec().epochs:
+        _require(schemas["TrainingSpecIn"], "epochs")
+        for request in ("JobCreate", "SweepCreate"):
+            _require(schemas[request], "training")
+    if settings.max_hidden_units < ModelSpec().hidden_units:
+        _require(schemas["TwoLayerNetworkIn"], "hidden_units")
+    grid = schemas["GridSearchIn"]["properties"]["space"]["properties"]
+    random = schemas["RandomSearchIn"]["properties"]["space"]["properties"]
+    for space in (grid, random):
+        space["hidden_units"]["items"]["maximum"] = settings.max_hidden_units
+    return document
+
+
+def exact_integers(document: dict[str, Any]) -> dict[str, Any]:
+    """Integer bounds as JSON integers, exactly.
+
+    FastAPI's OpenAPI model holds `minimum`/`maximum` as floats: 1 becomes 1.0, and the
+    seed's 2**63 - 1 becomes 2**63, a value the service refuses. Integral bounds below
+    2**53 are exact as floats and become integers again; the seeds' upper bound is
+    written again from the engine's table.
+    """
+
+    def visit(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                visit(item)
+        if not isinstance(node, dict):
+            return
+        for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+            value = node.get(key)
+            if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+                node[key] = int(value)
+        for value in node.values():
+            visit(value)
+
+    visit(document)
+    schemas = document.get("components", {}).get("schemas", {})
+    largest_seed = int(TRAINING_BOUNDS["seed"].high or 0)
+    schemas["TrainingSpecIn"]["properties"]["seed"]["maximum"] = largest_seed
+    random_seed = schemas["RandomSearchIn"]["properties"]["seed"]["anyOf"][0]
+    random_seed["maximum"] = largest_seed
+    return document
+
+
+def shown_as(document: dict[str, Any], name: str, shown: TypeAdapter[Any]) -> dict[str, Any]:
+    """Component ``name`` replaced by the schema of ``shown`` (its own components added).
+
+    A request model that reads a body leniently, to answer one clear 422, is shown as the
+    precise union of shapes it accepts.
+    """
+    schema = shown.json_schema(ref_template="#/components/schemas/{model}")
+    schemas = document["components"]["schemas"]
+    schemas.update(schema.pop("$defs", {}))
+    schemas[name] = {"title": name, **schema}
+    return document
+
+
+def hoisted(document: dict[str, Any], titles: set[str]) -> dict[str, Any]:
+    """Each inline schema titled one of ``titles`` as a component, referenced by `$ref`.
+
+    pydantic inlines a schema built inside another's (the search spaces' ranges); client
+    generators name an inline schema by its title, and two inline schemas with one title
+    made openapi-python-client drop the operation. A component has one name and one place.
+    """
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+
+    def visit(node: Any) -> Any:
+        if isinstance(node, list):
+            return [visit(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        node = {key: visit(value) for key, value in node.items()}
+        title = node.get("title")
+        if isinstance(title, str) and title in titles and "properties" in node:
+            schemas[title] = node
+            return {"$ref": f"#/components/schemas/{title}"}
+        return node
+
+    document["paths"] = visit(document.get("paths", {}))
+    for name in list(schemas):
+        if name not in titles:
+            schemas[name] = visit(schemas[name])
+    return document
+
+
 def install_openapi(app: FastAPI, settings: Settings) -> None:
     """Replace ``app.openapi`` with one that renders problem details, built once.
 
@@ -236,8 +360,12 @@ def install_openapi(app: FastAPI, settings: Settings) -> None:
                 routes=app.routes,
             )
             document = examples_as_written(document, app.routes)
+            document = shown_as(document, "PredictionRequest", PREDICTION_BODY)
+            document = hoisted(document, {model.__name__ for model in RANGE_MODELS.values()})
             document = limits_and_keys(document, settings)
             document = json_bodies_only(document, app.routes)
+            document = settings_limits(document, settings)
+            document = exact_integers(document)
             app.openapi_schema = problem_details_everywhere(document)
         return app.openapi_schema
 

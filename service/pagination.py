@@ -14,6 +14,7 @@ from service.errors import field_problem
 
 Row = TypeVar("Row")
 CURSOR_FIELD, NOT_ISSUED = "query.cursor", "not a cursor this service issued"
+DEFAULT_PAGE = 50  # a list route's page size when `limit` is not given (at most page_limit)
 ID_PATTERN = re.compile(r"[0-9a-f]{32}")  # service.tables.new_id
 
 

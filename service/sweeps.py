@@ -17,16 +17,21 @@ from datetime import timedelta
 from typing import Any, NamedTuple
 
 import numpy as np
-from pydantic import BaseModel, ValidationError
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import and_, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from engine import ModelSpec, TrainingSpec
 from service.auth import current_api_key_id
-from service.errors import Unprocessable, field_problem, not_found, unknown_reference
+from service.errors import (
+    Unprocessable,
+    field_path,
+    field_problem,
+    not_found,
+    unknown_reference,
+)
 from service.jobs import (
-    DEFAULT_PAGE_LIMIT,
     cancel_jobs,
     could_be_id,
     engine_specs,
@@ -37,10 +42,11 @@ from service.limits import check_work, reserve_queue_room
 from service.notify import notify_job_queued
 from service.pagination import page
 from service.results import finite_or_none
-from service.schemas.jobs import JobCreate, ModelSpecIn, TrainingSpecIn
+from service.schemas.jobs import MODEL_SPEC_IN, JobCreate, TrainingSpecIn
 from service.schemas.sweeps import (
     DIMENSIONS,
     MAX_TRIALS,
+    GridSearchIn,
     RangeIn,
     SearchPublic,
     SweepCounts,
@@ -68,6 +74,7 @@ from service.tables import (
 )
 
 DEFAULT_SEED = 0  # random search without a seed draws the same trials every time
+TRAINING_SPEC_IN = TypeAdapter(TrainingSpecIn)
 
 
 class Trial(NamedTuple):
@@ -92,18 +99,18 @@ def trial_specs(
     field keeps its name (``training.batch_size``) and the message says which values
     of the trial it clashed with.
     """
-    specs_in: dict[str, BaseModel] = {}
+    specs_in: dict[str, Any] = {}
     for prefix, base, schema in (
-        ("model", sweep_in.model, ModelSpecIn),
-        ("training", sweep_in.training, TrainingSpecIn),
+        ("model", sweep_in.model, MODEL_SPEC_IN),
+        ("training", sweep_in.training, TRAINING_SPEC_IN),
     ):
         mine = {n: v for n, v in trial.params.items() if DIMENSIONS[n].spec == prefix}
         try:
-            specs_in[prefix] = schema.model_validate({**base.model_dump(), **mine})
+            specs_in[prefix] = schema.validate_python({**base.model_dump(), **mine})
         except ValidationError as error:
             first = error.errors()[0]
-            path = ".".join(str(part) for part in first["loc"])
-            raise _trial_problem(f"{prefix}.{path}", first["msg"], trial) from None
+            path = field_path((prefix, *first["loc"]))  # without the model type's tag
+            raise _trial_problem(path, first["msg"], trial) from None
     job_in = JobCreate(
         dataset_id=sweep_in.dataset_id, model=specs_in["model"], training=specs_in["training"]
     )
@@ -234,18 +241,10 @@ def plan_trials(sweep_in: SweepCreate, settings: Settings) -> tuple[list[Trial],
     """
     search = sweep_in.search
     space = check_space(sweep_in, settings)
-    if search.strategy == "grid":
-        for name in ("n_trials", "seed"):
-            if getattr(search, name) is not None:
-                raise field_problem(
-                    f"search.{name}",
-                    "only random search takes it; a grid runs every combination of its lists",
-                )
+    if isinstance(search, GridSearchIn):  # n_trials and seed are random search's only
         trials = _grid(space)
         recorded = SearchPublic(strategy="grid", space=_recorded(space), n_trials=None, seed=None)
         return trials, recorded
-    if search.n_trials is None:
-        raise field_problem("search.n_trials", f"random search needs n_trials (1 to {MAX_TRIALS})")
     seed = DEFAULT_SEED if search.seed is None else search.seed
     trials = _random(space, search.n_trials, seed)
     recorded = SearchPublic(
@@ -380,15 +379,9 @@ def get_sweep(*, session: Session, sweep_id: str) -> Sweep:
 
 
 def list_sweeps(
-    *, session: Session, settings: Settings, limit: int | None = None, cursor: str | None = None
+    *, session: Session, limit: int, cursor: str | None = None
 ) -> tuple[list[Sweep], str | None]:
     """One page of sweeps, newest first."""
-    limit = min(DEFAULT_PAGE_LIMIT, settings.page_limit) if limit is None else limit
-    if not 1 <= limit <= settings.page_limit:
-        raise Unprocessable(
-            f"limit: must be between 1 and {settings.page_limit}, got {limit}",
-            field="query.limit",
-        )
     return page(session, select(Sweep), Sweep, limit, cursor)
 
 

@@ -6,9 +6,9 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from service import datasets as dataset_service
-from service.deps import SessionDep, SettingsDep, WriteSessionDep
+from service.deps import IdPath, PageDep, SessionDep, SettingsDep, WriteSessionDep
 from service.errors import Unprocessable
-from service.schemas.common import problem_responses
+from service.schemas.common import LIMIT_PROBLEM, problem_responses
 from service.schemas.datasets import CANCER_FEATURES, DatasetPublic, DatasetsPublic
 from service.uploads import CSV_TYPES, PARQUET_TYPES, SNIFFED_TYPE, receive_upload
 
@@ -161,22 +161,12 @@ async def create_dataset(
 @router.get(
     "",
     summary="List datasets, newest first",
-    responses=documented_problems(
-        422, examples={422: "query.limit: Input should be greater than or equal to 1"}
-    ),
+    responses=documented_problems(422, examples={422: LIMIT_PROBLEM}),
 )
-def list_datasets(
-    session: SessionDep,
-    settings: SettingsDep,
-    limit: Annotated[
-        int | None,
-        Query(ge=1, description="Datasets per page (default 50, at most BACKPROP_PAGE_LIMIT)"),
-    ] = None,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
-) -> DatasetsPublic:
+def list_datasets(session: SessionDep, page: PageDep) -> DatasetsPublic:
     """A page of datasets; follow `next_cursor` until it is null."""
     rows, next_cursor = dataset_service.list_datasets(
-        session=session, settings=settings, limit=limit, cursor=cursor
+        session=session, limit=page.limit, cursor=page.cursor
     )
     return DatasetsPublic(
         data=[DatasetPublic.model_validate(row) for row in rows], next_cursor=next_cursor
@@ -188,7 +178,7 @@ def list_datasets(
     summary="A dataset's schema, rows, classes and origin",
     responses=documented_problems(404),
 )
-def get_dataset(session: SessionDep, dataset_id: str) -> DatasetPublic:
+def get_dataset(session: SessionDep, dataset_id: IdPath) -> DatasetPublic:
     """The dataset `dataset_id`."""
     dataset = dataset_service.get_dataset(session=session, dataset_id=dataset_id)
     return DatasetPublic.model_validate(dataset)
@@ -204,7 +194,7 @@ def get_dataset(session: SessionDep, dataset_id: str) -> DatasetPublic:
         **documented_problems(404, 409),
     },
 )
-def delete_dataset(session: WriteSessionDep, dataset_id: str) -> Response:
+def delete_dataset(session: WriteSessionDep, dataset_id: IdPath) -> Response:
     """Delete the dataset and its stored arrays (409 while a live job uses it)."""
     dataset_service.delete_dataset(session=session, dataset_id=dataset_id)
     return Response(status_code=204)

@@ -10,14 +10,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, WithJsonSchema
 from starlette.concurrency import run_in_threadpool
 
 from service import jobs
 from service.db import Database
-from service.deps import DatabaseDep, SessionDep, SettingsDep, WriteSessionDep
+from service.deps import DatabaseDep, IdPath, PageDep, SessionDep, SettingsDep, WriteSessionDep
 from service.errors import field_problem
-from service.schemas.common import problem_responses
+from service.schemas.common import LIMIT_PROBLEM, problem_responses
 from service.schemas.jobs import (
     CREATE_EXAMPLES,
     EXAMPLE_JOB_ID,
@@ -34,6 +34,9 @@ from service.schemas.jobs import (
     ModelType,
 )
 from service.tables import CANCELLED, CANCELLING, JOB_STATES, TERMINAL_STATES
+
+# One `status` value: job states separated by commas, as service.jobs.parse_statuses reads it.
+StatusList = Annotated[str, WithJsonSchema({"type": "string", "pattern": jobs.STATUS_LIST_PATTERN})]
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -117,14 +120,17 @@ def create_job(
             {"data": [SUCCEEDED_JOB_EXAMPLE], "next_cursor": "WyIyMDI1LTA1LTAxVDA5OjMw"},
             "A page of jobs",
         ),
-        **problem_responses(422, 503),
+        **problem_responses(422, 503, details={422: LIMIT_PROBLEM}),
     },
 )
 def list_jobs(
     session: SessionDep,
-    settings: SettingsDep,
+    page: PageDep,
     status: Annotated[
-        list[str] | None,
+        list[
+            Annotated[str, WithJsonSchema({"type": "string", "pattern": jobs.STATUS_LIST_PATTERN})]
+        ]
+        | None,
         Query(
             description=f"Only jobs in these states (repeat or comma-separate): {list(JOB_STATES)}",
             examples=[["queued", "running"]],
@@ -135,22 +141,16 @@ def list_jobs(
     sweep_id: Annotated[
         str | None, Query(description="Only the trials of this sweep (POST /v1/sweeps)")
     ] = None,
-    limit: Annotated[
-        int | None,
-        Query(ge=1, description="Jobs per page: 1 to BACKPROP_PAGE_LIMIT (default 50)"),
-    ] = None,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
 ) -> JobsPublic:
     """One page of jobs; the filters apply before the page limit."""
     rows, next_cursor = jobs.list_jobs(
         session=session,
-        settings=settings,
         statuses=status,
         dataset_id=dataset_id,
         model_type=model_type,
         sweep_id=sweep_id,
-        limit=limit,
-        cursor=cursor,
+        limit=page.limit,
+        cursor=page.cursor,
     )
     models = jobs.model_ids(session=session, job_ids=[job.id for job in rows])
     data = [jobs.job_public(job, models.get(job.id)) for job in rows]
@@ -175,7 +175,7 @@ def list_jobs(
         **problem_responses(404, 503, details=JOB_NOT_FOUND),
     },
 )
-def get_job(job_id: str, session: SessionDep) -> JobPublic:
+def get_job(job_id: IdPath, session: SessionDep) -> JobPublic:
     """The job with its progress: epoch of epochs, latest losses, time left."""
     job = jobs.get_job(session=session, job_id=job_id)
     return jobs.job_public(job, jobs.model_id_of(session=session, job=job))
@@ -196,7 +196,7 @@ def get_job(job_id: str, session: SessionDep) -> JobPublic:
         **problem_responses(404, 503, details=JOB_NOT_FOUND),
     },
 )
-def cancel_job(job_id: str, session: WriteSessionDep, response: Response) -> JobPublic:
+def cancel_job(job_id: IdPath, session: WriteSessionDep, response: Response) -> JobPublic:
     """Cancel: a queued job at once, a running one at its next epoch; repeating is harmless."""
     job = jobs.cancel_job(session=session, job_id=job_id)
     response.status_code = 202 if job.status == CANCELLING else 200
@@ -220,7 +220,7 @@ def cancel_job(job_id: str, session: WriteSessionDep, response: Response) -> Job
     },
 )
 def get_job_history(
-    job_id: str,
+    job_id: IdPath,
     session: SessionDep,
     since_epoch: Annotated[
         int,
@@ -370,7 +370,7 @@ EVENT_EXAMPLE = {
     },
 )
 async def get_job_events(
-    job_id: str,
+    job_id: IdPath,
     request: Request,
     database: DatabaseDep,
     last_event_id: Annotated[

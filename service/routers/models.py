@@ -15,10 +15,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 
 from service import models as models_service
-from service.deps import DatabaseDep, SessionDep, SettingsDep
+from service.deps import DatabaseDep, IdPath, PageDep, SessionDep, SettingsDep
 from service.label_column import RecordsRoute
 from service.models import ModelCache
-from service.schemas.common import problem_responses
+from service.schemas.common import LIMIT_PROBLEM, problem_responses
 from service.schemas.models import (
     EXAMPLE_MODEL,
     ModelPublic,
@@ -30,7 +30,6 @@ from service.schemas.models import (
 # RecordsRoute: a record carrying the model's label column is told so (service.label_column).
 router = APIRouter(prefix="/v1/models", tags=["models"], route_class=RecordsRoute)
 
-DEFAULT_PAGE = 20
 # Predictions of at most this many rows by a cached model run on the event loop: ~20 us of
 # NumPy and pydantic for one row, ~55 us for 32, against ~45 us of CPU (and two thread
 # switches under the GIL) for a round trip through the threadpool.
@@ -127,17 +126,13 @@ the float range (e.g. `1e400`) are 422 naming the field path (`rows.<row>.<colum
                 }
             }
         },
-        **problem_responses(422, 503),
+        **problem_responses(422, 503, details={422: LIMIT_PROBLEM}),
     },
 )
 def list_models(
     session: SessionDep,
     cache: ModelCacheDep,
-    settings: SettingsDep,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
-    limit: Annotated[
-        int, Query(ge=1, description="page size; values above the service's page limit are capped")
-    ] = DEFAULT_PAGE,
+    page: PageDep,
     dataset_id: Annotated[str | None, Query(description="only models of this dataset")] = None,
     job_id: Annotated[str | None, Query(description="only the model of this job")] = None,
     model_type: Annotated[ModelType | None, Query(alias="type", description="model type")] = None,
@@ -146,8 +141,8 @@ def list_models(
     entries, next_cursor = models_service.list_models(
         session=session,
         cache=cache,
-        limit=min(limit, settings.page_limit),
-        cursor=cursor,
+        limit=page.limit,
+        cursor=page.cursor,
         dataset_id=dataset_id,
         job_id=job_id,
         model_type=model_type,
@@ -165,7 +160,7 @@ def list_models(
     },
 )
 def get_model(
-    model_id: str,
+    model_id: IdPath,
     session: SessionDep,
     cache: ModelCacheDep,
     include_parameters: Annotated[
@@ -194,7 +189,7 @@ def get_model(
         **problem_responses(404, 503, details=MODEL_NOT_FOUND),
     },
 )
-def download_model(model_id: str, session: SessionDep) -> Response:
+def download_model(model_id: IdPath, session: SessionDep) -> Response:
     """The stored .npz, as an attachment named model-<id>.npz."""
     artifact = models_service.model_artifact(session=session, model_id=model_id)
     return Response(
@@ -221,7 +216,7 @@ def download_model(model_id: str, session: SessionDep) -> Response:
     },
 )
 async def create_predictions(
-    model_id: str,
+    model_id: IdPath,
     database: DatabaseDep,
     cache: ModelCacheDep,
     settings: SettingsDep,

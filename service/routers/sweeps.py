@@ -3,11 +3,11 @@
 import itertools
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, Response
 
 from service import sweeps
-from service.deps import SessionDep, SettingsDep, WriteSessionDep
-from service.schemas.common import problem_responses
+from service.deps import IdPath, PageDep, SessionDep, SettingsDep, WriteSessionDep
+from service.schemas.common import LIMIT_PROBLEM, problem_responses
 from service.schemas.sweeps import (
     CREATE_EXAMPLES,
     EXAMPLE_SWEEP_ID,
@@ -28,7 +28,7 @@ SWEEP_NOT_FOUND = {404: f"sweep {EXAMPLE_SWEEP_ID!r} does not exist"}
 CREATE_PROBLEMS = {
     422: "search.space.activation[1]: Input should be 'sigmoid', 'tanh', 'relu' or 'leaky_relu'",
 }
-LIST_PROBLEMS = {422: "limit: must be between 1 and 100, got 0"}
+LIST_PROBLEMS = {422: LIMIT_PROBLEM}
 
 
 def _json_example(example: Any, description: str) -> dict[str, Any]:
@@ -119,18 +119,9 @@ def create_sweep(
         **problem_responses(422, 503, details=LIST_PROBLEMS),
     },
 )
-def list_sweeps(
-    session: SessionDep,
-    settings: SettingsDep,
-    limit: Annotated[
-        int | None, Query(description="Sweeps per page: 1 to BACKPROP_PAGE_LIMIT (default 50)")
-    ] = None,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
-) -> SweepsPublic:
+def list_sweeps(session: SessionDep, page: PageDep) -> SweepsPublic:
     """One page of sweeps with their status and trial counts."""
-    rows, next_cursor = sweeps.list_sweeps(
-        session=session, settings=settings, limit=limit, cursor=cursor
-    )
+    rows, next_cursor = sweeps.list_sweeps(session=session, limit=page.limit, cursor=page.cursor)
     return SweepsPublic(
         data=sweeps.sweep_summaries(session=session, sweeps=rows), next_cursor=next_cursor
     )
@@ -144,7 +135,7 @@ def list_sweeps(
         **problem_responses(404, 503, details=SWEEP_NOT_FOUND),
     },
 )
-def get_sweep(sweep_id: str, session: SessionDep) -> SweepPublic:
+def get_sweep(sweep_id: IdPath, session: SessionDep) -> SweepPublic:
     """The sweep with its trials ranked by best validation loss (trials without one last)."""
     sweep = sweeps.get_sweep(session=session, sweep_id=sweep_id)
     return sweeps.sweep_public(session=session, sweep=sweep)
@@ -169,7 +160,7 @@ def get_sweep(sweep_id: str, session: SessionDep) -> SweepPublic:
         **problem_responses(404, 503, details=SWEEP_NOT_FOUND),
     },
 )
-def cancel_sweep(sweep_id: str, session: WriteSessionDep, response: Response) -> SweepPublic:
+def cancel_sweep(sweep_id: IdPath, session: WriteSessionDep, response: Response) -> SweepPublic:
     """Cancel the queued trials at once and the running ones at their next epoch."""
     sweep = sweeps.cancel_sweep(session=session, sweep_id=sweep_id)
     public = sweeps.sweep_public(session=session, sweep=sweep)

@@ -53,6 +53,9 @@ _DESCRIPTIONS = {
 }
 
 
+# What every list route answers to a `limit` outside 1..BACKPROP_PAGE_LIMIT (service.deps).
+LIMIT_PROBLEM = "query.limit: must be between 1 and 100, got 0"
+
 # The detail each code's example shows unless the route gives its own (`details=`).
 _EXAMPLE_DETAILS = {
     400: "the request is malformed",
@@ -61,7 +64,7 @@ _EXAMPLE_DETAILS = {
     409: "the resource's state does not allow this",
     413: "the request is over a configured size limit",
     415: "Content-Type 'text/plain' is not supported",
-    422: "query.limit: Input should be greater than or equal to 1",
+    422: LIMIT_PROBLEM,
     429: "too many requests; retry later",
     503: "the database is unavailable; retry shortly",
 }

@@ -3,9 +3,17 @@
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic_core import PydanticCustomError
 
-from service.schemas.jobs import EXAMPLE_MODEL_SPEC, EXAMPLE_TRAINING_SPEC
+from service.schemas.bounds import ID_PATTERN, documented
+from service.schemas.jobs import (
+    EXAMPLE_MODEL_SPEC,
+    EXAMPLE_TRAINING_SPEC,
+    ModelSpecPublic,
+    ModelType,
+    TrainingSpecPublic,
+)
 
 # A label is the dataset's own value: ints stay ints, strings stay strings.
 Label = int | float | str | bool
@@ -121,9 +129,9 @@ class ModelPublic(BaseModel):
     id: str
     job_id: str
     dataset_id: str | None = Field(description="null once the dataset was deleted")
-    type: str = Field(description="logistic_regression or two_layer_network")
-    model: dict[str, Any] = Field(description="the complete model spec it was trained with")
-    training: dict[str, Any] = Field(description="the complete training spec")
+    type: ModelType = Field(description="logistic_regression or two_layer_network")
+    model: ModelSpecPublic = Field(description="the complete model spec it was trained with")
+    training: TrainingSpecPublic = Field(description="the complete training spec")
     classes: list[Label] = Field(description="label values, sorted: the probability order")
     feature_names: list[str] = Field(description="feature columns, in the order rows take them")
     n_features: int
@@ -157,37 +165,93 @@ class ModelsPublic(BaseModel):
     )
 
 
+# The three inputs of a prediction request, each a shape of its own in the document.
+Rows = Annotated[
+    list[Annotated[list[Number], documented(minItems=1)]],
+    documented(minItems=1),
+    Field(
+        description="feature rows, each with one number per feature in `feature_names` "
+        "order; at most BACKPROP_MAX_PREDICTION_ROWS"
+    ),
+]
+Records = Annotated[
+    list[Annotated[dict[str, Number], documented(minProperties=1)]],
+    documented(minItems=1),
+    Field(
+        description="feature rows as objects keyed by feature name (any key order; every "
+        "feature exactly once); at most BACKPROP_MAX_PREDICTION_ROWS"
+    ),
+]
+DatasetId = Annotated[
+    str,
+    documented(pattern=ID_PATTERN),
+    Field(description="a stored dataset with the model's feature columns: answers text/csv"),
+]
+PREDICTION_EXAMPLES_AS_BODIES: list[dict[str, Any]] = [
+    {"rows": [[14.1, 19.3]]},
+    {"records": [{"mean radius": 14.1, "mean texture": 19.3}]},
+    {"dataset_id": "a1b2c3d4e5f60718293a4b5c6d7e8f90"},
+]
+
+
 class PredictionRequest(BaseModel):
     """Exactly one of `rows`, `records` or `dataset_id`.
 
     `rows` and `records` answer JSON predictions; `dataset_id` answers a CSV of
-    predictions for every row of a stored dataset.
+    predictions for every row of a stored dataset. The service reads the body with
+    this model, so that a body with none or two of them gets one clear 422 (service.models);
+    the document shows it as PREDICTION_BODY, a `oneOf` of the three shapes.
     """
 
-    rows: list[list[Number]] | None = Field(
-        default=None,
-        description="feature rows, each with one number per feature in `feature_names` order",
-    )
-    records: list[dict[str, Number]] | None = Field(
-        default=None,
-        description="feature rows as objects keyed by feature name (any key order; every "
-        "feature exactly once)",
-    )
-    dataset_id: str | None = Field(
-        default=None,
-        description="a stored dataset with the model's feature columns: answers text/csv",
-    )
+    rows: Rows | None = None
+    records: Records | None = None
+    dataset_id: DatasetId | None = None
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {"rows": [[14.1, 19.3]]},
-                {"records": [{"mean radius": 14.1, "mean texture": 19.3}]},
-                {"dataset_id": "a1b2c3d4e5f60718293a4b5c6d7e8f90"},
-            ]
-        },
-    )
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("rows", "records", "dataset_id", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        # Given as null is not left out: the document has no null here.
+        if value is None:
+            raise PydanticCustomError("null", "must not be null; leave the field out")
+        return value
+
+
+class PredictRows(BaseModel):
+    """Predict rows given as lists of numbers: answers JSON."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rows: Rows
+
+
+class PredictRecords(BaseModel):
+    """Predict rows given as objects keyed by feature name: answers JSON."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    records: Records
+
+
+class PredictDataset(BaseModel):
+    """Predict every row of a stored dataset: answers a CSV."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset_id: DatasetId
+
+
+# The body as the document shows it (service.openapi puts it in PredictionRequest's place).
+PREDICTION_BODY: TypeAdapter[PredictRows | PredictRecords | PredictDataset] = TypeAdapter(
+    Annotated[
+        PredictRows | PredictRecords | PredictDataset,
+        Field(
+            description="Exactly one of `rows`, `records` or `dataset_id`",
+            json_schema_extra={"examples": PREDICTION_EXAMPLES_AS_BODIES},
+        ),
+    ]
+)
 
 
 class Prediction(BaseModel):

@@ -10,7 +10,7 @@ an error names the exact value (``search.space.activation[1]``) and reads as
 POST /v1/jobs would put it; its JSON schema here documents the same rules.
 """
 
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Annotated, Any, Literal, NamedTuple
 
@@ -18,13 +18,26 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     StrictBool,
     StrictFloat,
-    StrictInt,
-    WithJsonSchema,
+    create_model,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
-from engine import ACTIVATION_NAMES, INIT_NAMES, OPTIMIZER_NAMES, ModelSpec, TrainingSpec
+from engine import (
+    ACTIVATION_NAMES,
+    INIT_NAMES,
+    MODEL_BOUNDS,
+    OPTIMIZER_NAMES,
+    TRAINING_BOUNDS,
+    Bounds,
+    ModelSpec,
+    TrainingSpec,
+)
+from service.errors import register_tagged_union
+from service.schemas.bounds import ID_PATTERN, JsonInt, documented, range_keywords
 from service.schemas.jobs import (
     EXAMPLE_DATASET_ID,
     EXAMPLE_JOB_ID,
@@ -36,10 +49,11 @@ from service.schemas.jobs import (
     ModelSpecPublic,
     TrainingSpecIn,
     TrainingSpecPublic,
+    default_model,
 )
 
 MAX_TRIALS = 1_000  # child jobs one sweep may create (a grid's product, or n_trials)
-MAX_SEED = 2**63 - 1  # the engine's bound on TrainingSpec.seed
+MAX_SEED = int(TRAINING_BOUNDS["seed"].high or 0)  # the engine's bound on TrainingSpec.seed
 
 STRATEGIES = ("grid", "random")
 Strategy = Literal[STRATEGIES]  # type: ignore[valid-type]
@@ -55,61 +69,117 @@ class Dimension(NamedTuple):
     hidden_layer: bool = False  # only two_layer_network has it
 
 
+def _values(bounds: Bounds, json_type: str | list[str]) -> dict[str, Any]:
+    return {"type": json_type, **range_keywords(bounds)}
+
+
 # The order here is the order of a trial's values and of a grid's nesting.
 DIMENSIONS: dict[str, Dimension] = {
     "learning_rate": Dimension(
-        "training", {"type": ["number", "null"], "exclusiveMinimum": 0}, ranged=True
+        "training", _values(TRAINING_BOUNDS["learning_rate"], ["number", "null"]), ranged=True
     ),
-    "hidden_units": Dimension("model", {"type": "integer", "minimum": 1}, hidden_layer=True),
+    "hidden_units": Dimension(
+        "model", _values(MODEL_BOUNDS["hidden_units"], "integer"), hidden_layer=True
+    ),
     "activation": Dimension("model", {"enum": list(ACTIVATION_NAMES)}, hidden_layer=True),
-    "l2": Dimension("training", {"type": "number", "minimum": 0}, ranged=True),
+    "l2": Dimension("training", _values(TRAINING_BOUNDS["l2"], "number"), ranged=True),
     "init": Dimension("model", {"enum": list(INIT_NAMES)}),
     "optimizer": Dimension("training", {"enum": list(OPTIMIZER_NAMES)}),
 }
 
-RANGE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "title": "Range",
-    "description": "Random search only: sample uniformly from [low, high], or log-uniformly "
-    "(uniform in log space; low > 0) with `log: true`",
-    "properties": {
-        "low": {"type": "number"},
-        "high": {"type": "number", "description": "> low"},
-        "log": {"type": "boolean", "default": False},
-    },
-    "required": ["low", "high"],
-    "additionalProperties": False,
+
+def range_name(dimension: str) -> str:
+    """The component name of a dimension's range: learning_rate -> LearningRateRange."""
+    return "".join(word.capitalize() for word in dimension.split("_")) + "Range"
+
+
+def _range_model(name: str, dimension: Dimension) -> type[BaseModel]:
+    """A range of ``name``'s values, for the document: both ends within the engine's bounds."""
+    end = {key: value for key, value in dimension.value_schema.items() if key != "type"}
+    number = Annotated[StrictFloat, documented(**end)]
+    return create_model(
+        range_name(name),
+        __config__=ConfigDict(
+            extra="forbid",
+            json_schema_extra={
+                "description": f"Random search only: sample `{name}` uniformly from [low, "
+                "high], or log-uniformly (uniform in log space; low > 0) with `log: true`; "
+                "high must be > low",
+                # A log range needs low > 0.
+                "if": {"properties": {"log": {"const": True}}, "required": ["log"]},
+                "then": {"properties": {"low": {"exclusiveMinimum": 0}}},
+            },
+        ),
+        low=(number, ...),
+        high=(number, ...),
+        log=(StrictBool, False),
+    )
+
+
+# One component per ranged dimension, referenced by `$ref` (an inline schema repeated under
+# one title made openapi-python-client drop POST /v1/sweeps).
+RANGE_MODELS: dict[str, type[BaseModel]] = {
+    name: _range_model(name, dimension)
+    for name, dimension in DIMENSIONS.items()
+    if dimension.ranged
 }
 
 
-def _dimension_schema(name: str, dimension: Dimension) -> dict[str, Any]:
+def _dimension_schema(
+    name: str, dimension: Dimension, strategy: str, ranges: dict[str, Any]
+) -> dict[str, Any]:
     values = {
         "type": "array",
         "items": dimension.value_schema,
         "minItems": 1,
         "maxItems": MAX_TRIALS,
     }
+    if strategy == "grid":
+        values["uniqueItems"] = True  # a grid's values must differ
     target = f"`{dimension.spec}.{name}`"
     if dimension.hidden_layer:
         target += " (two_layer_network only)"
-    if not dimension.ranged:
+    if not (dimension.ranged and strategy == "random"):
         return {**values, "description": f"Values of {target}"}
     return {
-        "description": f"Values of {target}: a list, or (random search) a range",
-        "anyOf": [values, RANGE_SCHEMA],
+        "description": f"Values of {target}: a list, or a range",
+        "anyOf": [values, ranges[name]],
     }
 
 
-SPACE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "title": "SearchSpace",
-    "description": "Dimension name -> the values to try (at least one dimension). A grid runs "
-    "every combination; random search draws each trial's value of each dimension from its "
-    "list (uniformly, with replacement) or its range. Any other name is a 422.",
-    "properties": {name: _dimension_schema(name, d) for name, d in DIMENSIONS.items()},
-    "minProperties": 1,
-    "additionalProperties": False,
-}
+def _space_schema(strategy: str, ranges: dict[str, Any]) -> dict[str, Any]:
+    how = (
+        "A grid runs every combination of the lists"
+        if strategy == "grid"
+        else "Random search draws each trial's value of each dimension from its list "
+        "(uniformly, with replacement) or its range"
+    )
+    return {
+        "type": "object",
+        "title": f"{strategy.capitalize()}Space",
+        "description": f"Dimension name -> the values to try (at least one dimension). {how}. "
+        "Any other name is a 422.",
+        "properties": {
+            name: _dimension_schema(name, d, strategy, ranges) for name, d in DIMENSIONS.items()
+        },
+        "minProperties": 1,
+        "additionalProperties": False,
+    }
+
+
+@dataclass(frozen=True)
+class SpaceSchema:
+    """Annotated metadata: the JSON Schema of a ``strategy`` search's space, ranges by $ref."""
+
+    strategy: str
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        ranges = {
+            name: handler(model.__pydantic_core_schema__) for name, model in RANGE_MODELS.items()
+        }
+        return _space_schema(self.strategy, ranges)
 
 
 class RangeIn(BaseModel):
@@ -122,27 +192,39 @@ class RangeIn(BaseModel):
     log: StrictBool = False
 
 
-class SearchIn(BaseModel):
-    """What to try: a grid (every combination) or a seeded random search."""
+class GridSearchIn(BaseModel):
+    """Every combination of the lists: their Cartesian product, in DIMENSIONS order."""
 
     model_config = STRICT_INPUT
 
-    strategy: Strategy = Field(
+    strategy: Literal["grid"] = Field(
         description="`grid`: the Cartesian product of the lists, in DIMENSIONS order (the "
-        "last dimension varies fastest); `random`: `n_trials` draws, seeded by `seed`"
+        "last dimension varies fastest)"
     )
-    # Checked by service.sweeps (see the module docstring); documented by SPACE_SCHEMA.
-    space: Annotated[dict[str, Any], WithJsonSchema(SPACE_SCHEMA)]
-    n_trials: StrictInt | None = Field(
-        None, ge=1, le=MAX_TRIALS, description="Random search only (required there): trials to draw"
-    )
-    seed: StrictInt | None = Field(
+    # Checked by service.sweeps (see the module docstring); documented by the schema.
+    space: Annotated[dict[str, Any], SpaceSchema("grid")]
+
+
+class RandomSearchIn(BaseModel):
+    """`n_trials` seeded draws from lists and ranges."""
+
+    model_config = STRICT_INPUT
+
+    strategy: Literal["random"] = Field(description="`random`: `n_trials` draws, seeded by `seed`")
+    space: Annotated[dict[str, Any], SpaceSchema("random")]
+    n_trials: JsonInt = Field(ge=1, le=MAX_TRIALS, description="Trials to draw")
+    seed: JsonInt | None = Field(
         None,
         ge=0,
         le=MAX_SEED,
-        description="Random search only: seeds numpy's Generator that draws the trials "
-        "(default 0); the same request draws the same trials",
+        description="Seeds numpy's Generator that draws the trials (default 0); the same "
+        "request draws the same trials",
     )
+
+
+# What to try: a union discriminated by `strategy`; only random search takes n_trials and seed.
+SearchIn = Annotated[GridSearchIn | RandomSearchIn, Field(discriminator="strategy")]
+register_tagged_union("search", STRATEGIES)
 
 
 GRID_REQUEST: dict[str, Any] = {
@@ -183,14 +265,60 @@ CREATE_EXAMPLES: dict[str, dict[str, Any]] = {
 }
 
 
+def _property_path(names: tuple[str, ...], schema: Any) -> dict[str, Any]:
+    """``{"properties": {names[0]: {"properties": ... schema}}}``."""
+    for name in reversed(names):
+        schema = {"properties": {name: schema}}
+    return schema
+
+
+# Rules between the base spec and the search, each an anyOf of plain shapes (no `not`,
+# no if/then, which schema-driven generators find hard to satisfy).
+
+# Only two_layer_network has a hidden layer for a search to vary: either the base model
+# is one, or the space has none of the hidden-layer dimensions.
+HIDDEN_LAYER_RULE: dict[str, Any] = {
+    "anyOf": [
+        {
+            **_property_path(("model", "type"), {"const": "two_layer_network"}),
+            "required": ["model"],
+        },
+        _property_path(
+            ("search", "space"),
+            {"properties": {n: {"not": {}} for n, d in DIMENSIONS.items() if d.hidden_layer}},
+        ),
+    ]
+}
+
+# lbfgs is a full-batch method (engine.specs): either the base batch_size is null (or
+# left out), or no trial switches the optimizer to lbfgs.
+FULL_BATCH_RULE: dict[str, Any] = {
+    "anyOf": [
+        _property_path(("training", "batch_size"), {"type": "null"}),
+        _property_path(
+            ("search", "space", "optimizer"),
+            {"items": {"enum": [name for name in OPTIMIZER_NAMES if name != "lbfgs"]}},
+        ),
+    ]
+}
+
+
 class SweepCreate(BaseModel):
     """A sweep: a base job (as for POST /v1/jobs) and the search over it."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [GRID_REQUEST]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [GRID_REQUEST],
+            "allOf": [HIDDEN_LAYER_RULE, FULL_BATCH_RULE],
+        },
+    )
 
-    dataset_id: str = Field(description="The dataset every trial trains on")
+    dataset_id: Annotated[str, documented(pattern=ID_PATTERN)] = Field(
+        description="The dataset every trial trains on"
+    )
     model: ModelSpecIn = Field(
-        default_factory=ModelSpecIn,
+        default_factory=default_model,
         description="The base model spec; each trial replaces the dimensions it searches",
     )
     training: TrainingSpecIn = Field(

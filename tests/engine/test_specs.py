@@ -1,8 +1,19 @@
 """Specs refuse what cannot be trained, naming the field and the allowed values."""
 
+from dataclasses import fields
+
 import pytest
 
-from engine import ACTIVATION_NAMES, EarlyStopping, ModelSpec, SpecError, TrainingSpec
+from engine import (
+    ACTIVATION_NAMES,
+    MODEL_BOUNDS,
+    STOPPING_BOUNDS,
+    TRAINING_BOUNDS,
+    EarlyStopping,
+    ModelSpec,
+    SpecError,
+    TrainingSpec,
+)
 
 
 def test_unknown_activation_names_the_field_and_the_allowed_names():
@@ -67,3 +78,56 @@ def test_training_spec_round_trips_through_a_dict():
     with pytest.raises(SpecError) as error:
         TrainingSpec.from_dict({"epochz": 3})
     assert error.value.field == "epochz"
+
+
+# The ranges are data (engine.specs.Bounds): the API's document states them from the same
+# tables, so every numeric field must have one, and validate() must hold to it exactly.
+
+RANGE_TABLES = [
+    (ModelSpec, MODEL_BOUNDS, ""),
+    (TrainingSpec, TRAINING_BOUNDS, ""),
+    (EarlyStopping, STOPPING_BOUNDS, "early_stopping."),
+]
+
+
+@pytest.mark.parametrize(("spec", "table", "prefix"), RANGE_TABLES)
+def test_every_numeric_field_has_a_range_in_its_table(spec, table, prefix):
+    numeric = {
+        f.name
+        for f in fields(spec)
+        if (
+            isinstance(getattr(spec(), f.name), int | float)
+            and not isinstance(getattr(spec(), f.name), bool)
+        )
+        or f.name in ("learning_rate", "batch_size", "time_limit")
+    }
+    assert numeric == set(table)
+
+
+def build(spec, name: str, value):
+    """``spec`` with field ``name`` set to ``value`` (a TrainingSpec's early stopping too)."""
+    if spec is EarlyStopping:
+        return TrainingSpec(early_stopping=EarlyStopping(**{name: value}))
+    return spec(**{name: value})
+
+
+@pytest.mark.parametrize(
+    ("spec", "name", "bounds", "prefix"),
+    [
+        (spec, name, bounds, prefix)
+        for spec, table, prefix in RANGE_TABLES
+        for name, bounds in table.items()
+    ],
+)
+def test_validate_draws_each_range_where_its_bounds_say(spec, name, bounds, prefix):
+    step = 1 if bounds.integer else 1e-9
+    below = bounds.low if bounds.low_open else bounds.low - step
+    with pytest.raises(SpecError) as error:
+        build(spec, name, below).validate()
+    assert error.value.field == prefix + name
+    if bounds.high is not None:
+        above = bounds.high if bounds.high_open else bounds.high + step
+        with pytest.raises(SpecError):
+            build(spec, name, above).validate()
+    if not bounds.low_open:
+        build(spec, name, bounds.low).validate()  # the closed end is allowed

@@ -11,7 +11,16 @@ with the repository as the working directory.
   dataset, jobs (succeeded, diverged), a model and a sweep, and passes their ids
   in SCHEMATHESIS_KNOWN_IDS (JSON: parameter name -> ids); `map_case` puts one of
   them in place of a generated id in about half of the positive cases, chosen
-  from the case's own contents so that a seed replays the same run.
+  from the case's own contents so that a seed replays the same run. A DELETE gets
+  a spare dataset's id (`spare_dataset_id`) instead: the dataset that jobs and sweeps
+  train on must last the whole run, or they would only ever reach its 404.
+* Idempotency keys. A key already used with another body is a 422 that depends on
+  earlier requests, not on this one: a positive case's `Idempotency-Key` is made
+  from its body, so the same key always comes with the same body.
+* Cursors. `cursor` is an opaque token: a generated one is never one the service
+  issued, and its 422 is a rule JSON Schema cannot state. A positive case's cursor is
+  therefore always one the service issued (seeded as "cursor"), or empty: the first
+  page. Negative cases keep theirs, so their 422s are still checked.
 """
 
 import json
@@ -64,12 +73,16 @@ def before_load_schema(context: Any, raw_schema: dict[str, Any]) -> None:
                 content.get(media_type, {}).pop("example", None)
 
 
+ALWAYS_KNOWN = {"cursor"}  # parameters whose generated values the service never issued
+
+
 def _known(name: str, generated: Any) -> Any:
     """One of the seeded ids for parameter ``name`` instead of ``generated``, half the time."""
     ids = KNOWN_IDS.get(name)
     if not ids:
         return generated
-    pick = zlib.crc32(repr(generated).encode()) % (2 * len(ids))
+    choices = len(ids) if name in ALWAYS_KNOWN else 2 * len(ids)
+    pick = zlib.crc32(repr(generated).encode()) % choices
     return ids[pick] if pick < len(ids) else generated
 
 
@@ -78,10 +91,16 @@ def map_case(context: Any, case: Any) -> Any:
     meta = case.meta
     if meta is None or not meta.generation.mode.is_positive:
         return case  # a negative case must stay invalid
+    deleting = str(getattr(case, "method", "")).upper() == "DELETE"
     for parameters in (case.path_parameters, case.query):
         for name, value in list((parameters or {}).items()):
             if isinstance(value, str):
-                parameters[name] = _known(name, value)
+                # A DELETE gets the spare dataset: the one jobs train on must outlive it.
+                parameters[name] = _known(f"spare_{name}" if deleting else name, value)
     if isinstance(case.body, dict) and isinstance(case.body.get("dataset_id"), str):
         case.body["dataset_id"] = _known("dataset_id", case.body["dataset_id"])
+    headers = case.headers or {}
+    for name in [name for name in headers if name.lower() == "idempotency-key"]:
+        body = json.dumps(case.body, sort_keys=True, default=repr).encode()
+        headers[name] = f"{headers[name][:40]}-{zlib.crc32(body):08x}"
     return case

@@ -7,6 +7,7 @@ test_job_history.py and test_job_events.py.
 
 import base64
 import math
+import re
 import threading
 import uuid
 from dataclasses import asdict
@@ -17,10 +18,16 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from engine import ACTIVATION_NAMES, ModelSpec, TrainingSpec
+from engine import ACTIVATION_NAMES, HIDDEN_LAYER_FIELDS, ModelSpec, TrainingSpec
 from engine.specs import model_spec_from_dict
 from service.db import Database
-from service.schemas.jobs import CANONICAL_REQUEST, ModelSpecIn, TrainingSpecIn
+from service.jobs import STATUS_LIST_PATTERN
+from service.schemas.jobs import (
+    CANONICAL_REQUEST,
+    TrainingSpecIn,
+    TwoLayerNetworkIn,
+    default_model,
+)
 from service.tables import (
     CANCELLED,
     CANCELLING,
@@ -42,6 +49,12 @@ from tests.service.factories import (
     history_row,
     set_job,
 )
+
+# A logistic regression's spec as the API shows it: the engine's, without a hidden layer.
+LOGISTIC_SPEC = {
+    name: value for name, value in asdict(ModelSpec()).items() if name not in HIDDEN_LAYER_FIELDS
+}
+
 
 # Helpers: rows as the datasets router and the worker would write them.
 
@@ -68,7 +81,7 @@ def test_post_with_only_a_dataset_id_queues_a_logistic_regression_with_every_def
     assert response.headers["location"] == f"/v1/jobs/{job['id']}"
     assert job["status"] == "queued"
     assert job["dataset_id"] == dataset_id
-    assert job["model"] == asdict(ModelSpec())
+    assert job["model"] == LOGISTIC_SPEC
     assert job["model"]["type"] == "logistic_regression"
     assert job["training"] == TrainingSpec().to_dict()
     assert job["progress"] == {
@@ -124,7 +137,9 @@ def test_stored_specs_are_complete_and_rebuild_the_engine_specs(client, database
 
 
 def test_request_schemas_carry_the_engines_defaults():
-    assert ModelSpecIn().to_engine() == ModelSpec()
+    assert default_model().to_engine() == ModelSpec()
+    network = TwoLayerNetworkIn(type="two_layer_network")
+    assert network.to_engine() == ModelSpec(type="two_layer_network")
     assert TrainingSpecIn().to_engine() == TrainingSpec()
 
 
@@ -169,8 +184,16 @@ def test_lbfgs_with_a_batch_size_is_422_on_training_batch_size(client, database)
         ({"training": {"epochs": 0}}, "training.epochs", ">= 1"),
         ({"training": {"early_stopping": {"patience": 0}}}, "training.early_stopping.patience", ""),
         ({"training": {"beta2": 1.0}}, "training.beta2", "< 1.0"),
-        ({"model": {"hidden_units": 0}}, "model.hidden_units", ">= 1"),
-        ({"model": {"init_scale": -1.0}}, "model.init_scale", "> 0.0"),
+        (
+            {"model": {"type": "two_layer_network", "hidden_units": 0}},
+            "model.hidden_units",
+            ">= 1",
+        ),
+        (
+            {"model": {"type": "logistic_regression", "init_scale": -1.0}},
+            "model.init_scale",
+            "> 0.0",
+        ),
     ],
 )
 def test_engine_range_checks_are_422_naming_the_field(client, database, spec, field, message):
@@ -184,7 +207,9 @@ def test_engine_range_checks_are_422_naming_the_field(client, database, spec, fi
     ("body_extra", "field"),
     [
         ({"priority": 1}, "priority"),
-        ({"model": {"depth": 3}}, "model.depth"),
+        ({"model": {"type": "two_layer_network", "depth": 3}}, "model.depth"),
+        ({"model": {"type": "logistic_regression", "hidden_units": 5}}, "model.hidden_units"),
+        ({"model": {"type": "logistic_regression", "activation": "relu"}}, "model.activation"),
         ({"training": {"momentun": 0.9}}, "training.momentun"),
         ({"training": {"early_stopping": {"patient": 5}}}, "training.early_stopping.patient"),
     ],
@@ -296,7 +321,7 @@ def test_a_body_spelling_out_the_defaults_is_the_same_request(client, database):
     first = client.post("/v1/jobs", json={"dataset_id": dataset_id}, headers=headers)
     spelled_out = {
         "dataset_id": dataset_id,
-        "model": asdict(ModelSpec()),
+        "model": LOGISTIC_SPEC,
         "training": TrainingSpec().to_dict(),
     }
     again = client.post("/v1/jobs", json=spelled_out, headers=headers)
@@ -688,3 +713,19 @@ def test_every_jobs_operation_has_examples_and_problem_responses(client):
     assert any(p["name"] == "Idempotency-Key" for p in create["parameters"])
     events = operations[("get", "/v1/jobs/{job_id}/events")]
     assert "text/event-stream" in events["responses"]["200"]["content"]
+
+
+# The status filter: the document's pattern is the parser's (service.jobs.STATUS_LIST_PATTERN).
+
+
+@pytest.mark.parametrize("value", ["queued", "queued,running", " queued , failed ", "queued,,", ""])
+def test_a_status_filter_matching_the_documented_pattern_is_a_page(client, value):
+    assert re.fullmatch(STATUS_LIST_PATTERN, value)
+    assert client.get("/v1/jobs", params={"status": value}).status_code == 200
+
+
+@pytest.mark.parametrize("value", ["queued\t", "queued;running", "QUEUED", "done"])
+def test_a_status_filter_outside_the_documented_pattern_is_422(client, value):
+    assert not re.fullmatch(STATUS_LIST_PATTERN, value)
+    problem = assert_problem(client.get("/v1/jobs", params={"status": value}), 422)
+    assert error_fields(problem) == ["query.status"]

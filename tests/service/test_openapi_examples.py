@@ -129,9 +129,9 @@ def test_examples_are_checked_against_the_schema_they_illustrate(document):
     job_create = {"$ref": "#/components/schemas/JobCreate"}
     valid = resolve(document, job_create)["examples"][0]
     assert validation_errors(document, job_create, valid) == []
-    wrong = {**valid, "model": {**valid["model"], "hidden_units": "many"}}
+    wrong = {**valid, "training": {**valid["training"], "epochs": "many"}}
     assert validation_errors(document, job_create, wrong) == [
-        "model.hidden_units: 'many' is not of type 'integer'"
+        "training.epochs: 'many' is not of type 'integer'"
     ]
 
 
