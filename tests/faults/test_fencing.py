@@ -30,7 +30,7 @@ from tests.faults.conftest import (
 from tests.service.factories import add_dataset, add_job, get_job
 from tests.service.live import service_env
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]  # timing-sensitive: run alone
 
 EPOCHS = 400
 LOST_LEASE = "lost the lease: another attempt owns the job; stopping"

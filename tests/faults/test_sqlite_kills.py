@@ -46,7 +46,7 @@ from tests.faults.conftest import (
 from tests.service.factories import add_dataset
 from tests.service.live import free_port, service_env
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]  # timing-sensitive: run alone
 
 ROUNDS = 20
 TOTAL_SECONDS = 240  # a hard bound on the rounds, the checks and the final run

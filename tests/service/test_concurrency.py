@@ -34,7 +34,7 @@ from service.tables import TERMINAL_STATES, Job, JobHistory, Model, utcnow
 from tests.service import live
 from tests.service.factories import add_dataset
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]  # timing-sensitive: run alone
 
 TIMINGS = {
     "lease_seconds": 10,
