@@ -20,7 +20,6 @@ import re
 from dataclasses import asdict
 from typing import Any
 
-import numpy as np
 import pytest
 from jsonschema import Draft202012Validator
 
@@ -35,11 +34,10 @@ from engine import (
     TrainingSpec,
 )
 from service.app import create_app
-from service.results import model_row
 from service.schemas.bounds import ID_PATTERN
 from service.settings import Settings
-from service.tables import Job, Sweep, new_id
-from tests.service.factories import add_dataset, add_job, assert_problem
+from service.tables import Sweep, new_id
+from tests.service.factories import add_dataset, add_job, add_model, assert_problem
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch"}
 PAGE_LIMIT = 100  # BACKPROP_PAGE_LIMIT's default, which the test app keeps
@@ -162,18 +160,6 @@ def test_a_limit_that_is_not_an_integer_is_the_same_422_on_every_list_route(clie
         "detail": f"query.limit: {message}",
         "errors": [{"field": "query.limit", "message": message}],
     }
-
-
-def add_model(database) -> str:
-    """A succeeded logistic-regression job and its fitted model, as a worker stores them."""
-    dataset_id = add_dataset(database, rows=20, features=2)
-    job_id = add_job(database, dataset_id, status="succeeded")
-    X, y = np.arange(40.0).reshape(20, 2), np.arange(20) % 2
-    result = engine.fit(X, y, ModelSpec(), TrainingSpec(epochs=2), feature_names=["x0", "x1"])
-    with database.writes() as session, session.begin():
-        model = model_row(session.get(Job, job_id), result)
-        session.add(model)
-    return model.id
 
 
 def add_sweep(database, dataset_id: str) -> str:
