@@ -8,7 +8,7 @@ from pydantic import WithJsonSchema
 from sqlalchemy.orm import Session
 
 from service.db import Database
-from service.errors import Unprocessable
+from service.errors import field_problem
 from service.pagination import DEFAULT_PAGE
 from service.schemas.bounds import ID_PATTERN
 from service.settings import Settings
@@ -80,9 +80,7 @@ async def page_params(
         limit = min(DEFAULT_PAGE, settings.page_limit)
     if not 1 <= limit <= settings.page_limit:
         message = f"must be between 1 and {settings.page_limit}, got {limit}"
-        raise Unprocessable(
-            f"query.limit: {message}", errors=[{"field": "query.limit", "message": message}]
-        )
+        raise field_problem("query.limit", message)
     return Page(limit, cursor or None)
 
 
