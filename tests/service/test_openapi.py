@@ -1,6 +1,13 @@
 """The OpenAPI document: every operation summarised, with examples, errors as problem+json."""
 
+import json
+import os
+from pathlib import Path
+
 import pytest
+
+from service.app import create_app
+from service.settings import Settings
 
 
 @pytest.fixture
@@ -39,3 +46,19 @@ def test_every_v1_operation_shows_an_example(document):
             continue
         text = str(operation)
         assert "example" in text, (method, path)
+
+
+SNAPSHOT = Path(__file__).with_name("openapi.snapshot.json")
+
+
+def test_the_document_is_the_reviewed_snapshot(tmp_path):
+    """The API changes only on purpose: paths, operation ids, schemas and texts as reviewed.
+
+    After a deliberate change, rewrite the snapshot and review its diff with the change:
+    ``BACKPROP_WRITE_OPENAPI_SNAPSHOT=1 pytest tests/service/test_openapi.py -k snapshot``.
+    """
+    settings = Settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'snapshot.db'}")
+    document = json.dumps(create_app(settings).openapi(), indent=1, sort_keys=True) + "\n"
+    if os.environ.get("BACKPROP_WRITE_OPENAPI_SNAPSHOT"):
+        SNAPSHOT.write_text(document)
+    assert document == SNAPSHOT.read_text(), "the OpenAPI document differs from the snapshot"
