@@ -14,7 +14,7 @@ COPY service ./service
 COPY migrations ./migrations
 RUN pip install .
 
-# service.migrate finds alembic.ini and migrations/ beside the service package, so the
+# service.core.migrate finds alembic.ini and migrations/ beside the service package, so the
 # code runs from /app (ahead of the installed copy, which brings the dependencies and
 # the `backprop` command).
 ENV PYTHONPATH=/app \

@@ -1,7 +1,7 @@
 """Real service processes for the service benchmark: databases, uvicorn, workers, RSS.
 
 Every process is started as tests/service/live.py starts it (``python -m uvicorn
---factory service.app:create_app``, ``python -m service.worker``), on 127.0.0.1 only,
+--factory service.app:create_app``, ``python -m service.queue.worker``), on 127.0.0.1 only,
 with its output in a log file of the run's temporary folder, and is stopped when the
 ``ProcessGroup`` block that started it ends, however it ends (an error, Ctrl-C).
 """
@@ -83,7 +83,7 @@ class ProcessGroup:
 
     def start_worker(self, database_url: str) -> subprocess.Popen:
         return self.start(
-            "worker", [sys.executable, "-m", "service.worker"], service_env(database_url)
+            "worker", [sys.executable, "-m", "service.queue.worker"], service_env(database_url)
         )
 
     def stop(self, process: subprocess.Popen) -> None:

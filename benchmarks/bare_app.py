@@ -14,7 +14,7 @@ service's own work (middleware, session, model cache, NumPy), not the framework'
 
 from fastapi import FastAPI
 
-from service.schemas.models import Prediction, PredictionRequest, PredictionResponse
+from service.models.schemas import Prediction, PredictionRequest, PredictionResponse
 
 CLASSES = [0, 1]
 # A logistic unit's output at z = 1, and its complement: as many digits as a real answer.

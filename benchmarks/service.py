@@ -6,7 +6,7 @@
     make bench-service BENCH_ARGS="--quick --markdown"
 
 The service runs as it is deployed: ``python -m uvicorn --factory service.app:create_app``
-on 127.0.0.1 and ``python -m service.worker`` processes, every setting at its default
+on 127.0.0.1 and ``python -m service.queue.worker`` processes, every setting at its default
 but the database: a fresh SQLite file in a temporary folder, then a fresh PostgreSQL
 database (created, migrated with `backprop migrate`, dropped at the end). Each section
 starts and stops its own processes:
@@ -72,7 +72,7 @@ from benchmarks._load import LoadResult, run_load
 from benchmarks._machine import cpu_model
 from benchmarks._processes import fresh_database, peak_rss_bytes, reset_peak_rss, rss_bytes
 from engine.blocks import available_cores
-from service.schemas.jobs import JobCreate
+from service.jobs.schemas import JobCreate
 
 DATABASES = ("sqlite", "postgresql")
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -11,9 +11,9 @@ migrations left every reference intact.
 
 from alembic import context
 
-from service.db import create_db_engine
-from service.settings import get_settings
-from service.tables import Base
+from service.core.database import create_db_engine
+from service.core.settings import get_settings
+from service.core.tables import Base
 
 config = context.config
 target_metadata = Base.metadata

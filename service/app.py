@@ -3,23 +3,26 @@
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
-from service.auth import ApiKeyMiddleware, KeyRing, check_binding
-from service.db import Database
-from service.errors import install_error_handlers
-from service.limits import install_limits
-from service.media_types import install_json_bodies
-from service.metrics import RequestDurationMiddleware
+from service.core.auth import ApiKeyMiddleware, KeyRing, check_binding
+from service.core.database import Database
+from service.core.errors import install_error_handlers
+from service.core.limits import install_limits
+from service.core.media_types import install_json_bodies
+from service.core.metrics import RequestDurationMiddleware
+from service.core.settings import Settings, get_settings
+from service.datasets import router as datasets
+from service.jobs import router as jobs
+from service.models import router as models
 from service.openapi import install_openapi
-from service.routers import dashboard, datasets, docs, health, jobs, metrics, models, sweeps
-from service.settings import Settings, get_settings
-
-STATIC_DIR = Path(__file__).parent / "static"
+from service.ops import health, metrics
+from service.pages import dashboard, docs
+from service.pages.dashboard import STATIC_DIR
+from service.sweeps import router as sweeps
 
 DESCRIPTION = """
 Train and serve the seed note's **logistic regression** and **two-layer neural network**,
@@ -73,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
-        # /docs and /redoc are served by service.routers.docs with local assets.
+        # /docs and /redoc are served by service.pages.docs with local assets.
         docs_url=None,
         redoc_url=None,
     )

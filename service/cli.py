@@ -1,7 +1,7 @@
 """The `backprop` command: `serve` (API + local workers), `worker` and `migrate`; and the
 client commands (upload, train, jobs, status, cancel, history, predict) of service.cli_client.
 
-Settings come from BACKPROP_* environment variables (service.settings); an option
+Settings come from BACKPROP_* environment variables (service.core.settings); an option
 given on the command line overrides its variable, for this process and the
 processes it starts.
 
@@ -13,7 +13,7 @@ A second Ctrl-C stops at once: open connections are closed, workers are killed
 (their jobs are re-queued when their leases expire).
 
 `serve`, `worker` and `migrate` log as BACKPROP_LOG_FORMAT says (JSON lines by default,
-service.logs); the client commands log plain text, for a person. `serve` gives its API
+service.core.logs); the client commands log plain text, for a person. `serve` gives its API
 and its workers a fresh metrics directory (PROMETHEUS_MULTIPROC_DIR, removed when it
 stops), so the API's /metrics sums the figures of all of them.
 """
@@ -46,8 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `backprop` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
     apply_overrides(args)
-    from service.logs import configure_logging
-    from service.settings import get_settings
+    from service.core.logs import configure_logging
+    from service.core.settings import get_settings
 
     # A client command's few log lines are for the person at the terminal: plain text.
     configure_logging(get_settings(), log_format=None if args.service_command else "text")
@@ -140,7 +140,7 @@ def non_negative_int(text: str) -> int:
 
 def apply_overrides(args: argparse.Namespace) -> None:
     """Options become BACKPROP_* variables, so the app factory and child processes see them."""
-    from service.settings import get_settings
+    from service.core.settings import get_settings
 
     for name in ("host", "port", "workers"):
         value = getattr(args, name, None)
@@ -151,7 +151,7 @@ def apply_overrides(args: argparse.Namespace) -> None:
 
 def shown_url(database_url: str) -> str:
     """The database URL without its password, for logs."""
-    from service.db import shown_url
+    from service.core.database import shown_url
 
     return shown_url(database_url)
 
@@ -160,7 +160,7 @@ def database_opens(database_url: str) -> bool:
     """Open the database once. If it cannot be (no such database, a SQLite file in a folder
     that does not exist, no server), log one line naming it (password hidden) and the
     server's reason, and return False: the command then exits 1, as on a busy port."""
-    from service.db import DatabaseUnavailable, check_database
+    from service.core.database import DatabaseUnavailable, check_database
 
     try:
         check_database(database_url)
@@ -178,8 +178,8 @@ def run_migrate(args: argparse.Namespace) -> int:
     """`backprop migrate`: Alembic upgrade to --revision (head)."""
     from alembic import command
 
-    from service.migrate import alembic_config, upgrade
-    from service.settings import get_settings
+    from service.core.migrate import alembic_config, upgrade
+    from service.core.settings import get_settings
 
     url = get_settings().database_url
     if args.sql:
@@ -203,12 +203,12 @@ def run_worker(args: argparse.Namespace) -> int:
     run_worker handles the signals itself: the first one finishes the current epoch,
     checkpoints and releases the job; a second one kills at once.
     """
-    from service.settings import get_settings
-    from service.worker import run_worker as work
+    from service.core.settings import get_settings
+    from service.queue.worker import run_worker as work
 
     settings = get_settings()
     if not database_opens(settings.database_url):
-        return 1  # at start only: once running, an outage is waited out (service.worker)
+        return 1  # at start only: once running, an outage is waited out (service.queue.worker)
     stop = threading.Event()
     if args.parent_pid is not None:
         watch_parent(args.parent_pid, stop)
@@ -317,8 +317,8 @@ class WorkerPool:
 
 
 def forget_metrics_of(pid: int) -> None:
-    """A worker died: drop its live gauges from the metrics directory (service.metrics)."""
-    from service.metrics import forget_process
+    """A worker died: drop its live gauges from the metrics directory (service.core.metrics)."""
+    from service.core.metrics import forget_process
 
     forget_process(pid)
 
@@ -346,8 +346,8 @@ def run_serve(args: argparse.Namespace) -> int:
     to the network (a non-loopback --host without BACKPROP_API_KEYS) or a key is unusable;
     exits 1, before starting anything, when the database cannot be opened.
     """
-    from service.auth import AccessSettingsError, KeyRing, check_binding
-    from service.settings import get_settings
+    from service.core.auth import AccessSettingsError, KeyRing, check_binding
+    from service.core.settings import get_settings
 
     settings = get_settings()
     try:
@@ -363,9 +363,9 @@ def run_api_and_workers(args: argparse.Namespace) -> int:
     """run_serve's work, once the metrics directory is set."""
     import uvicorn
 
-    from service.logs import uvicorn_log_config
-    from service.migrate import upgrade
-    from service.settings import get_settings
+    from service.core.logs import uvicorn_log_config
+    from service.core.migrate import upgrade
+    from service.core.settings import get_settings
 
     settings = get_settings()
     if not database_opens(settings.database_url):

@@ -10,11 +10,11 @@ lack its required ``stop_reason``, and a request example's ``"early_stopping":
 null`` (no early stopping) would become the default (early stopping on). The
 examples are therefore copied again from where they are written.
 
-The limits and the API keys are enforced by middleware (service.limits,
-service.auth), which FastAPI cannot see: their answers are added here. Every
+The limits and the API keys are enforced by middleware (service.core.limits,
+service.core.auth), which FastAPI cannot see: their answers are added here. Every
 operation with a JSON body may get 413 (BACKPROP_MAX_JSON_BODY_BYTES); the two
 that queue jobs may get 429 (queued jobs per key); and every operation with a JSON body
-answers 415 to a body of another type (service.media_types). With API keys configured the
+answers 415 to a body of another type (service.core.media_types). With API keys configured the
 document declares the two ways to send one (HTTP bearer, X-API-Key header), so
 Swagger UI's "Authorize" button works, requires them of every operation but the
 probes, and documents 401 on each and 403 (read-only key) on each that changes
@@ -36,14 +36,15 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, TypeAdapter
 
 from engine import TRAINING_BOUNDS, ModelSpec, TrainingSpec
-from service.auth import PUBLIC_PATHS, READ_ONLY_METHODS, REALM
-from service.limits import QUEUE_RETRY_AFTER_SECONDS, UPLOAD_METHOD, UPLOAD_PATH
-from service.media_types import JSON_MEDIA_TYPE, json_routes
-from service.pagination import DEFAULT_PAGE
-from service.schemas.common import problem_example
-from service.schemas.models import PREDICTION_BODY
-from service.schemas.sweeps import RANGE_MODELS
-from service.settings import Settings
+from service.core.auth import READ_ONLY_METHODS, REALM
+from service.core.limits import QUEUE_RETRY_AFTER_SECONDS, UPLOAD_METHOD, UPLOAD_PATH
+from service.core.media_types import JSON_MEDIA_TYPE, json_routes
+from service.core.pagination import DEFAULT_PAGE
+from service.core.public import PUBLIC_PATHS
+from service.core.schemas import problem_example
+from service.core.settings import Settings
+from service.models.schemas import PREDICTION_BODY
+from service.sweeps.schemas import RANGE_MODELS
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 SECURITY_SCHEMES = {
@@ -238,7 +239,7 @@ def _require(schema: dict[str, Any], name: str) -> None:
 def settings_limits(document: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Write this service's limits into the schemas that state them.
 
-    Every list route's `limit` (service.deps.page_params) lies in 1..BACKPROP_PAGE_LIMIT;
+    Every list route's `limit` (service.core.deps.page_params) lies in 1..BACKPROP_PAGE_LIMIT;
     a job's `training.epochs` and a network's `hidden_units` (in jobs and sweeps) are at
     most BACKPROP_MAX_EPOCHS and BACKPROP_MAX_HIDDEN_UNITS.
     """

@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from service.migrate import upgrade
-from service.tables import Base
+from service.core.migrate import upgrade
+from service.core.tables import Base
 
 POSTGRES_URL = os.environ.get("BACKPROP_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", "postgresql"]

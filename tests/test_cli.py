@@ -21,8 +21,8 @@ import pytest
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.engine import make_url
 
-from service.migrate import upgrade
-from service.tables import Base
+from service.core.migrate import upgrade
+from service.core.tables import Base
 from tests.conftest import POSTGRES_URL, create_postgres_database, drop_postgres_database
 from tests.service.live import ROOT, free_port, service_env, wait_until_ready
 

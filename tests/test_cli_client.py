@@ -27,8 +27,8 @@ import pytest
 
 from engine import ModelSpec, TrainingSpec
 from service.client import BackpropClient
-from service.migrate import upgrade
-from service.schemas.jobs import HISTORY_FIELDS
+from service.core.migrate import upgrade
+from service.jobs.schemas import HISTORY_FIELDS
 from tests.service.live import (
     ROOT,
     free_port,

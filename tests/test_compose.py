@@ -135,7 +135,7 @@ def test_dockerfile_copies_what_migrations_need_and_runs_from_the_source_tree():
     copied = " ".join(dockerfile_instructions("COPY"))
     for path in ("pyproject.toml", "alembic.ini", "engine", "service", "migrations"):
         assert re.search(rf"(^|\s){re.escape(path)}(\s|$)", copied), path
-    # service.migrate looks for alembic.ini beside the package: /app must come first.
+    # service.core.migrate looks for alembic.ini beside the package: /app must come first.
     assert dockerfile_instructions("WORKDIR") == ["/app"]
     assert "PYTHONPATH=/app" in " ".join(dockerfile_instructions("ENV"))
 

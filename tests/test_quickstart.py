@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.settings import Settings
+from service.core.settings import Settings
 from tests.service.live import free_port
 
 ROOT = Path(__file__).resolve().parents[1]

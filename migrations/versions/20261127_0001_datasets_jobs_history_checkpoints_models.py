@@ -1,6 +1,6 @@
 """Datasets, jobs, their history and checkpoints, fitted models, idempotency keys.
 
-Reviewed by hand: timestamps are timezone-aware (service.tables.UTCDateTime is a
+Reviewed by hand: timestamps are timezone-aware (service.core.tables.UTCDateTime is a
 DateTime(timezone=True) underneath); jobs and models keep their rows when their
 dataset is deleted (SET NULL); chunks, history and checkpoints go with their owner.
 

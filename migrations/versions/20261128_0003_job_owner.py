@@ -2,7 +2,7 @@
 
 Reviewed by hand (autogenerate proposed the same column and index):
 
-- The column holds service.auth.key_id(key), the first hex digits of the key's
+- The column holds service.core.auth.key_id(key), the first hex digits of the key's
   SHA-256: a name for the key, never the key. NULL for jobs submitted while the
   API had no keys, and for every job that existed before this revision: they all
   count as the anonymous caller's.

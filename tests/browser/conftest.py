@@ -41,7 +41,7 @@ class Service:
 @pytest.fixture(scope="module")
 def service(tmp_path_factory) -> Iterator[Service]:
     """The API and one worker on a fresh SQLite database, on a free port."""
-    from service.migrate import upgrade
+    from service.core.migrate import upgrade
 
     database_url = f"sqlite:///{tmp_path_factory.mktemp('browser') / 'backprop.db'}"
     upgrade(database_url)

@@ -37,7 +37,7 @@ FAILED_TO_LOAD_401 = "Failed to load resource: the server responded with a statu
 
 def test_dashboard_is_html_that_loads_only_local_assets(tmp_path):
     from service.app import create_app
-    from service.settings import Settings
+    from service.core.settings import Settings
 
     app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'unused.db'}"))
     client = TestClient(app)
@@ -192,8 +192,8 @@ def test_running_jobs_loss_curve_grows_live_and_follows_it_to_the_end(page, serv
 
 
 def fake_sweep(trained: dict[str, Any], api: httpx.Client) -> dict[str, Any]:
-    """GET /v1/sweeps/{id} (service.schemas.sweeps.SweepPublic) over the two trained jobs."""
-    from service.schemas.sweeps import SweepPublic
+    """GET /v1/sweeps/{id} (service.sweeps.schemas.SweepPublic) over the two trained jobs."""
+    from service.sweeps.schemas import SweepPublic
 
     leaderboard = []
     for job in trained["jobs"]:

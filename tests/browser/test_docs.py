@@ -15,8 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from service.routers.docs import VENDOR_DIR
-from service.settings import Settings
+from service.core.settings import Settings
+from service.pages.docs import VENDOR_DIR
 from tests.browser.conftest import screenshot
 
 LOAD_TIMEOUT_MS = 30_000  # a cold Chromium on a busy 2-core machine

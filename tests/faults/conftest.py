@@ -24,8 +24,8 @@ import pytest
 from sqlalchemy import select
 
 from engine import ModelSpec, TrainingSpec
-from service.db import Database
-from service.tables import Checkpoint, Job, JobHistory, Model
+from service.core.database import Database
+from service.core.tables import Checkpoint, Job, JobHistory, Model
 from tests.service.factories import get_job, history_epochs
 from tests.service.live import ROOT
 
@@ -82,8 +82,8 @@ class Processes:
         return process
 
     def worker(self, env: dict[str, str]) -> subprocess.Popen:
-        """`python -m service.worker` (the worker id is host:pid)."""
-        return self._start([sys.executable, "-m", "service.worker"], env, "worker")
+        """`python -m service.queue.worker` (the worker id is host:pid)."""
+        return self._start([sys.executable, "-m", "service.queue.worker"], env, "worker")
 
     def api(self, env: dict[str, str], port: int) -> subprocess.Popen:
         """The API under uvicorn on 127.0.0.1:``port``."""
@@ -184,7 +184,7 @@ def wait_until_ready(port: int, timeout: float = 30.0) -> None:
 
 
 def worker_pid(job: Job) -> int:
-    """The pid in a `python -m service.worker` worker id (host:pid)."""
+    """The pid in a `python -m service.queue.worker` worker id (host:pid)."""
     return int(job.worker.rsplit(":", 1)[1])
 
 

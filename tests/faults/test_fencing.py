@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
-from service.db import Database
-from service.tables import Checkpoint, Model
+from service.core.database import Database
+from service.core.tables import Checkpoint, Model
 from tests.faults.conftest import (
     FAST_QUEUE,
     SMALL_JOB,

@@ -23,9 +23,9 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from service.db import Database
-from service.migrate import upgrade
-from service.notify import CHANNEL
+from service.core.database import Database
+from service.core.migrate import upgrade
+from service.queue.notify import CHANNEL
 from tests.faults.conftest import (
     FAST_QUEUE,
     Processes,

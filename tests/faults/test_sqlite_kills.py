@@ -5,7 +5,7 @@ Each round starts the API and two workers on the same file, uploads datasets and
 jobs through the API while the workers train (writing history, checkpoints, models), and
 SIGKILLs all three at a random moment 0.2-1.0 s in. After the rounds, and again after a
 final clean run that trains every job to its end, the file and every row are checked
-against the invariants the queue maintains (service.queue):
+against the invariants the queue maintains (service.queue.claims):
 
 * ``record_progress`` writes a stretch of history and the progress fields in one
   transaction, and the claim that resumes a job deletes the history after its
@@ -31,8 +31,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from service.db import Database
-from service.tables import Checkpoint, Dataset, DatasetChunk, Job, JobHistory, Model
+from service.core.database import Database
+from service.core.tables import Checkpoint, Dataset, DatasetChunk, Job, JobHistory, Model
 from tests.faults.conftest import (
     FAST_QUEUE,
     TERMINAL,

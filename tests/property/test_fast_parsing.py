@@ -1,4 +1,4 @@
-"""The fast path (service.fast_parsing) against the referee (service.parsing.parse_dataset).
+"""The fast path (fast_parsing) against the referee (parsing.parse_dataset).
 
 For generated CSV and Parquet files the fast path either gives exactly what the
 referee gives (the same matrix bit for bit, schema, classes, counts and rows) or
@@ -20,11 +20,11 @@ import pyarrow.parquet as pq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service import fast_parsing, parsing
-from service.errors import ServiceError
-from service.fast_parsing import parse_fast
-from service.parsing import ParsedDataset, parse_dataset
-from service.settings import Settings
+from service.core.errors import ServiceError
+from service.core.settings import Settings
+from service.datasets import fast_parsing, parsing
+from service.datasets.fast_parsing import parse_fast
+from service.datasets.parsing import ParsedDataset, parse_dataset
 from tests.property.strategies import (
     DETERMINISTIC,
     UTF8_BOM,

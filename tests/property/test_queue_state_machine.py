@@ -1,7 +1,7 @@
 """The job queue as a state machine: any interleaving of workers, cancels, crashes and sweeps.
 
-Hypothesis drives the real queue functions (service.queue, service.jobs.cancel_job,
-service.sweeps.cancel_sweep) on the real databases, and keeps a model of what each
+Hypothesis drives the real queue functions (service.queue.claims, service.jobs.service.cancel_job,
+service.sweeps.service.cancel_sweep) on the real databases, and keeps a model of what each
 job should be. Workers are handles on a claim (job, attempt); a handle whose job
 was swept and re-claimed stays around and keeps trying to write, as a worker that
 stalled past its lease would. After every step the database must equal the model,
@@ -41,12 +41,9 @@ from sqlalchemy import delete, func, select
 import engine
 from engine import ModelSpec, TrainingSpec
 from engine.history import EpochMetrics
-from service import jobs as job_service
-from service import queue
-from service import sweeps as sweep_service
-from service.db import Database
-from service.settings import Settings
-from service.tables import (
+from service.core.database import Database
+from service.core.settings import Settings
+from service.core.tables import (
     CANCELLED,
     CANCELLING,
     FAILED,
@@ -60,6 +57,9 @@ from service.tables import (
     Sweep,
     utcnow,
 )
+from service.jobs import service as job_service
+from service.queue import claims as queue
+from service.sweeps import service as sweep_service
 from tests.property.strategies import DETERMINISTIC
 from tests.service.factories import add_job, get_job, set_job
 

@@ -18,9 +18,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from service.errors import PayloadTooLarge, ServiceError, Unprocessable
-from service.parsing import ParsedDataset, parse_dataset
-from service.settings import Settings
+from service.core.errors import PayloadTooLarge, ServiceError, Unprocessable
+from service.core.settings import Settings
+from service.datasets.parsing import ParsedDataset, parse_dataset
 from tests.property.strategies import (
     DETERMINISTIC,
     INVALID_UTF8,

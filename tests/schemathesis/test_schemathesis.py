@@ -40,7 +40,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from service.migrate import upgrade
+from service.core.migrate import upgrade
 from tests.conftest import BACKENDS, POSTGRES_URL, create_postgres_database, drop_postgres_database
 from tests.service import live
 

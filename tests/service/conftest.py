@@ -7,8 +7,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from service.db import Database
-from service.settings import Settings
+from service.core.database import Database
+from service.core.settings import Settings
 
 
 @pytest.fixture

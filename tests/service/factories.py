@@ -11,11 +11,11 @@ from sqlalchemy import insert, select, update
 
 import engine
 from engine import ModelSpec, TrainingSpec
-from service.db import Database
-from service.notify import notify_job_queued
-from service.results import model_row
-from service.storage import store_arrays
-from service.tables import QUEUED, Dataset, Job, JobHistory, utcnow
+from service.core.database import Database
+from service.core.tables import QUEUED, Dataset, Job, JobHistory, utcnow
+from service.datasets.storage import store_arrays
+from service.queue.notify import notify_job_queued
+from service.queue.results import model_row
 
 
 def add_dataset(

@@ -36,7 +36,7 @@ def start_api(env: dict[str, str], port: int) -> subprocess.Popen:
 
 
 def start_worker(env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "service.worker"], env=env, cwd=ROOT)
+    return subprocess.Popen([sys.executable, "-m", "service.queue.worker"], env=env, cwd=ROOT)
 
 
 def wait_until_ready(base_url: str, timeout: float = 30.0) -> None:

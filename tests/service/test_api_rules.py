@@ -13,7 +13,7 @@ file: a route the rule applies to but this file cannot exercise fails loudly ins
 - Ranges: every range the engine's spec dataclasses check is stated in the document,
   from the same tables (engine.specs.Bounds): a value just outside is refused by the
   document and by the service alike, the value at a closed end accepted by both.
-- Ids: every id in a path is documented with the pattern service.tables.new_id makes.
+- Ids: every id in a path is documented with the pattern service.core.tables.new_id makes.
 """
 
 import re
@@ -34,9 +34,9 @@ from engine import (
     TrainingSpec,
 )
 from service.app import create_app
-from service.schemas.bounds import ID_PATTERN
-from service.settings import Settings
-from service.tables import Sweep, new_id
+from service.core.bounds import ID_PATTERN
+from service.core.settings import Settings
+from service.core.tables import Sweep, new_id
 from tests.service.factories import add_dataset, add_job, add_model, assert_problem
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch"}

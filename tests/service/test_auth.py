@@ -20,9 +20,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from service.app import create_app
-from service.auth import AccessSettingsError, KeyRing, is_loopback, key_id
-from service.settings import Settings
-from service.tables import Job
+from service.core.auth import AccessSettingsError, KeyRing, is_loopback, key_id
+from service.core.settings import Settings
+from service.core.tables import Job
 from tests.service.factories import add_job, assert_problem
 from tests.service.live import ROOT, free_port, service_env, wait_until_ready
 from tests.service.test_openapi_examples import every_example, validation_errors

@@ -29,8 +29,8 @@ import pytest
 from sqlalchemy import func, select
 
 from engine import ModelSpec, TrainingSpec
-from service.notify import notify_job_queued
-from service.tables import TERMINAL_STATES, Job, JobHistory, Model, utcnow
+from service.core.tables import TERMINAL_STATES, Job, JobHistory, Model, utcnow
+from service.queue.notify import notify_job_queued
 from tests.service import live
 from tests.service.factories import add_dataset
 
@@ -81,7 +81,7 @@ class Processes:
         return base_url
 
     def worker(self) -> subprocess.Popen:
-        return self._start("worker", [sys.executable, "-m", "service.worker"])
+        return self._start("worker", [sys.executable, "-m", "service.queue.worker"])
 
     def stop(self) -> None:
         for process in self.running:

@@ -8,11 +8,11 @@ import pytest
 from sqlalchemy import delete, func, select
 
 from engine import ModelSpec, TrainingSpec, fit, load
-from service.dataset_rows import load_rows, training_dtype
-from service.settings import Settings
-from service.storage import CHUNK_BYTES, labels_of, load_arrays
-from service.tables import Dataset, DatasetChunk, JobHistory, Model
-from service.worker import run_worker
+from service.core.settings import Settings
+from service.core.tables import Dataset, DatasetChunk, JobHistory, Model
+from service.datasets.rows import load_rows, training_dtype
+from service.datasets.storage import CHUNK_BYTES, labels_of, load_arrays
+from service.queue.worker import run_worker
 from tests.service.factories import add_dataset, add_job, get_job
 
 

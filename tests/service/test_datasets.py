@@ -15,11 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from service import datasets as dataset_service
-from service import storage
 from service.app import create_app
-from service.parsing import parse_dataset
-from service.tables import (
+from service.core.tables import (
     CANCELLING,
     QUEUED,
     RUNNING,
@@ -29,7 +26,10 @@ from service.tables import (
     Job,
     Model,
 )
-from service.uploads import Upload
+from service.datasets import service as dataset_service
+from service.datasets import storage
+from service.datasets.parsing import parse_dataset
+from service.datasets.uploads import Upload
 from tests.service.factories import add_job
 from tests.service.live import free_port, service_env, start_api, stop, wait_until_ready
 

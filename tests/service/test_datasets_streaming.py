@@ -10,10 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import func, select
 
-from service import fast_parsing, parsing, storage
-from service.parsing import parse_dataset
-from service.storage import ChunkWriter
-from service.tables import Dataset, DatasetChunk
+from service.core.tables import Dataset, DatasetChunk
+from service.datasets import fast_parsing, parsing, storage
+from service.datasets.parsing import parse_dataset
+from service.datasets.storage import ChunkWriter
 
 NOTE = "(row 1 is the first data row)"
 SMALL_CHUNK = 1000  # bytes: not a multiple of a row's, so rows straddle chunks

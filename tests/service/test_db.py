@@ -8,7 +8,7 @@ import time
 import pytest
 from sqlalchemy import text
 
-from service.db import Database
+from service.core.database import Database
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ import httpx
 import pytest
 from sqlalchemy import delete
 
-from service.db import Database
-from service.routers import jobs as jobs_router
-from service.tables import QUEUED, RUNNING, SUCCEEDED, Job, utcnow
+from service.core.database import Database
+from service.core.tables import QUEUED, RUNNING, SUCCEEDED, Job, utcnow
+from service.jobs import router as jobs_router
 from tests.service import live
 from tests.service.factories import (
     add_dataset,

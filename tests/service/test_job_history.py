@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from service.db import Database
-from service.jobs import sample_epochs
-from service.tables import CANCELLED, RUNNING, SUCCEEDED
+from service.core.database import Database
+from service.core.tables import CANCELLED, RUNNING, SUCCEEDED
+from service.jobs.service import sample_epochs
 from tests.service.factories import (
     add_dataset,
     add_history,

@@ -20,15 +20,8 @@ from sqlalchemy import func, select
 
 from engine import ACTIVATION_NAMES, HIDDEN_LAYER_FIELDS, ModelSpec, TrainingSpec
 from engine.specs import model_spec_from_dict
-from service.db import Database
-from service.jobs import STATUS_LIST_PATTERN
-from service.schemas.jobs import (
-    CANONICAL_REQUEST,
-    TrainingSpecIn,
-    TwoLayerNetworkIn,
-    default_model,
-)
-from service.tables import (
+from service.core.database import Database
+from service.core.tables import (
     CANCELLED,
     CANCELLING,
     FAILED,
@@ -40,6 +33,13 @@ from service.tables import (
     Model,
     utcnow,
 )
+from service.jobs.schemas import (
+    CANONICAL_REQUEST,
+    TrainingSpecIn,
+    TwoLayerNetworkIn,
+    default_model,
+)
+from service.jobs.service import STATUS_LIST_PATTERN
 from tests.service import live
 from tests.service.factories import (
     add_dataset,
@@ -715,7 +715,7 @@ def test_every_jobs_operation_has_examples_and_problem_responses(client):
     assert "text/event-stream" in events["responses"]["200"]["content"]
 
 
-# The status filter: the document's pattern is the parser's (service.jobs.STATUS_LIST_PATTERN).
+# The status filter: the document's pattern is the parser's (jobs.service.STATUS_LIST_PATTERN).
 
 
 @pytest.mark.parametrize("value", ["queued", "queued,running", " queued , failed ", "queued,,", ""])

@@ -7,9 +7,9 @@ import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import TypeAdapter
 
-from service.label_column import RecordsRoute
-from service.media_types import property_names
-from service.tables import Dataset
+from service.core.media_types import property_names
+from service.core.tables import Dataset
+from service.models.label_column import RecordsRoute
 from tests.service.factories import add_model, assert_problem
 
 LABEL = "'y' is the label column the model predicts, not a feature: drop it"

@@ -19,12 +19,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from engine import ModelSpec
-from service import jobs
 from service.app import create_app
-from service.limits import QUEUE_RETRY_AFTER_SECONDS, TooManyRequests
-from service.schemas.jobs import JobCreate
-from service.settings import Settings
-from service.tables import QUEUED, RUNNING, Job
+from service.core.limits import QUEUE_RETRY_AFTER_SECONDS, TooManyRequests
+from service.core.settings import Settings
+from service.core.tables import QUEUED, RUNNING, Job
+from service.jobs import service as jobs
+from service.jobs.schemas import JobCreate
 from tests.service.factories import add_dataset, add_job, assert_problem, set_job
 from tests.service.test_models import Data, fit, insert_dataset, insert_model
 

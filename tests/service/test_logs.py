@@ -1,6 +1,6 @@
 """Log lines: JSON objects, one a line, and every line a worker writes about a job names it.
 
-The worker tests run `python -m service.worker` and `backprop worker` as real processes
+The worker tests run `python -m service.queue.worker` and `backprop worker` as real processes
 and parse every line they write to stderr; the formatter tests format real records.
 """
 
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from service.logs import JsonFormatter, utc_timestamp
-from service.tables import FAILED, SUCCEEDED
+from service.core.logs import JsonFormatter, utc_timestamp
+from service.core.tables import FAILED, SUCCEEDED
 from tests.service import live
 from tests.service.factories import add_dataset, add_job, get_job
 
@@ -55,7 +55,7 @@ def test_every_line_a_worker_writes_about_a_job_is_json_and_names_the_job(
     stderr, stdout = tmp_path / "stderr", tmp_path / "stdout"
     with stderr.open("w") as errors, stdout.open("w") as output:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "service.worker"],
+            [sys.executable, "-m", "service.queue.worker"],
             env=env,
             cwd=live.ROOT,
             stdout=output,
@@ -103,19 +103,19 @@ def test_backprop_worker_logs_as_backprop_log_format_says(log_format, tmp_path):
         entries = json_lines(done.stderr)
         serving = next(e for e in entries if e["message"].startswith("worker w-1 serving"))
         assert serving["worker_id"] == "w-1"
-        assert serving["logger"] == "service.worker"
+        assert serving["logger"] == "service.queue.worker"
         assert serving["level"] == "info"
     else:
         lines = done.stderr.splitlines()
         assert not [line for line in lines if line.startswith("{")]
-        assert re.search(r" INFO +service\.worker\[\d+\]: worker w-1 serving ", done.stderr)
+        assert re.search(r" INFO +service\.queue\.worker\[\d+\]: worker w-1 serving ", done.stderr)
 
 
 def test_warnings_and_uncaught_exceptions_become_json_lines():
     script = (
         "import warnings\n"
-        "from service.logs import configure_logging\n"
-        "from service.settings import Settings\n"
+        "from service.core.logs import configure_logging\n"
+        "from service.core.settings import Settings\n"
         "configure_logging(Settings(log_format='json'))\n"
         "warnings.warn('a warning from a library')\n"
         "raise RuntimeError('boom')\n"
@@ -141,7 +141,7 @@ def test_warnings_and_uncaught_exceptions_become_json_lines():
 
 
 def format_record(message: str, *args: object, **record: object) -> dict:
-    fields = {"name": "service.worker", "levelno": logging.INFO, "levelname": "INFO"}
+    fields = {"name": "service.queue.worker", "levelno": logging.INFO, "levelname": "INFO"}
     made = logging.makeLogRecord({**fields, "msg": message, "args": args, **record})
     line = JsonFormatter().format(made)
     assert "\n" not in line
@@ -155,7 +155,7 @@ def test_a_record_is_one_json_object_with_its_extra_fields():
     assert entry == {
         "time": "1970-01-01T00:00:00.000Z",
         "level": "info",
-        "logger": "service.worker",
+        "logger": "service.queue.worker",
         "message": "job abc attempt 1: claimed",
         "pid": entry["pid"],
         "job_id": "abc",

@@ -24,8 +24,8 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.app import create_app
-from service.settings import Settings
-from service.tables import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, utcnow
+from service.core.settings import Settings
+from service.core.tables import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, utcnow
 from tests.service import live
 from tests.service.factories import add_dataset, add_job
 
@@ -327,7 +327,7 @@ def test_serve_logs_only_json_lines_uvicorns_included(served_job):
     lines = served_job["stderr"].splitlines()
     entries = [json.loads(line) for line in lines]  # fails on any line that is not JSON
     loggers = {entry["logger"] for entry in entries}
-    assert {"backprop", "service.worker", "uvicorn.error"} <= loggers, loggers
+    assert {"backprop", "service.queue.worker", "uvicorn.error"} <= loggers, loggers
     job_id = served_job["job"]["id"]
     # The worker's lines (not serve's own pid) that mention the job all carry its id.
     about_job = [e for e in entries if e["pid"] != served_job["pid"] and job_id in e["message"]]

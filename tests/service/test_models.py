@@ -1,8 +1,8 @@
 """/v1/models: fitted models as JSON, their .npz download, and predictions.
 
 Models are made the way a worker makes them: a Dataset row with its arrays
-(service.storage), a succeeded Job, engine.fit on the same data, and
-service.results.model_row. The fits run once per module; rows are inserted
+(service.datasets.storage), a succeeded Job, engine.fit on the same data, and
+service.queue.results.model_row. The fits run once per module; rows are inserted
 per test (the tables are emptied after each one).
 """
 
@@ -21,13 +21,13 @@ from sklearn.datasets import load_breast_cancer, load_iris
 from sqlalchemy import event
 
 import engine
-import service.models
+import service.models.service
 from engine import FitResult, ModelSpec, TrainingSpec
 from service.app import create_app
-from service.results import history_values, model_row
-from service.routers.models import INLINE_PREDICTION_ROWS
-from service.storage import store_arrays
-from service.tables import SUCCEEDED, Dataset, Job, JobHistory, new_id, utcnow
+from service.core.tables import SUCCEEDED, Dataset, Job, JobHistory, new_id, utcnow
+from service.datasets.storage import store_arrays
+from service.models.router import INLINE_PREDICTION_ROWS
+from service.queue.results import history_values, model_row
 
 PROBLEM = "application/problem+json"
 
@@ -116,7 +116,7 @@ def insert_dataset(app, data: Data, name: str = "data") -> str:
 
 
 def insert_model(app, dataset_id: str, trained: Fit) -> str:
-    """A succeeded Job, its history and Model row (service.results), as a worker leaves them."""
+    """A succeeded Job, its history and Model row (queue.results), as a worker leaves them."""
     now = utcnow()
     job = Job(
         id=new_id(),
@@ -583,7 +583,7 @@ def test_dataset_predictions_stream_in_chunks_that_join_seamlessly(
     dataset_id = insert_dataset(app, cancer)
     model_id = insert_model(app, dataset_id, network_fit)
     whole = predict(client, model_id, {"dataset_id": dataset_id}).text
-    monkeypatch.setattr(service.models, "CSV_ROWS", 100)  # 6 chunks for 569 rows
+    monkeypatch.setattr(service.models.service, "CSV_ROWS", 100)  # 6 chunks for 569 rows
     with client.stream(
         "POST", f"/v1/models/{model_id}/predictions", json={"dataset_id": dataset_id}
     ) as response:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from service.db import Database
-from service.notify import Doorbell, doorbell_path, notify_job_queued, ring
+from service.core.database import Database
+from service.queue.notify import Doorbell, doorbell_path, notify_job_queued, ring
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from service.app import create_app
-from service.settings import Settings
+from service.core.settings import Settings
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from service.app import create_app
-from service.settings import Settings
+from service.core.settings import Settings
 
 GENERATOR = Path(sys.executable).with_name("openapi-python-client")
 CONFIG = """\

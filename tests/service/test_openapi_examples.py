@@ -21,8 +21,8 @@ from fastapi.testclient import TestClient
 from jsonschema import Draft202012Validator
 
 from service.app import create_app
-from service.schemas.jobs import CREATE_EXAMPLES, JOB_EXAMPLE
-from service.settings import Settings
+from service.core.settings import Settings
+from service.jobs.schemas import CREATE_EXAMPLES, JOB_EXAMPLE
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 # Keywords whose values are data, not schemas: the walk over a schema does not enter them.

@@ -10,10 +10,10 @@ import pyarrow.csv
 import pyarrow.parquet as pq
 import pytest
 
-from service import parsing
-from service.errors import PayloadTooLarge, Unprocessable
-from service.parsing import parse_dataset
-from service.settings import Settings
+from service.core.errors import PayloadTooLarge, Unprocessable
+from service.core.settings import Settings
+from service.datasets import parsing
+from service.datasets.parsing import parse_dataset
 
 NOTE = "(row 1 is the first data row)"
 

@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy import func, select
 
 from engine import EpochMetrics, FitResult, ModelSpec, TrainingSpec, fit
-from service.db import Database
-from service.queue import (
+from service.core.database import Database
+from service.core.tables import Checkpoint, Job, JobHistory, Model, utcnow
+from service.queue.claims import (
     claim_job,
     complete_job,
     fail_job,
@@ -21,7 +22,6 @@ from service.queue import (
     store_checkpoint,
     sweep_expired_leases,
 )
-from service.tables import Checkpoint, Job, JobHistory, Model, utcnow
 from tests.service.factories import add_dataset, add_job, get_job, history_epochs, set_job
 
 # -- rows for the tests, written with the ORM (as the API would) ----------------------------

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.csv as pv
 import pytest
 
-from service.readahead import MIN_AHEAD, PacedFile, Prefetcher
+from service.datasets.readahead import MIN_AHEAD, PacedFile, Prefetcher
 
 BLOCK = 64  # bytes: a file of a few kB is many blocks
 

@@ -25,9 +25,9 @@ from fastapi.testclient import TestClient
 from pydantic import TypeAdapter
 
 from service.app import create_app
-from service.media_types import json_routes, property_names
-from service.settings import Settings
-from service.tables import Job, Sweep
+from service.core.media_types import json_routes, property_names
+from service.core.settings import Settings
+from service.core.tables import Job, Sweep
 from tests.service.factories import add_dataset, add_job, add_model, assert_problem
 
 # The app's routes, read once at collection (the app touches no database until it serves).

@@ -18,12 +18,10 @@ import pytest
 from sqlalchemy import create_engine, func, insert, select, text
 
 from engine import ACTIVATION_NAMES, ModelSpec, TrainingSpec
-from service.db import Database
-from service.migrate import downgrade, upgrade
-from service.schemas.sweeps import CREATE_EXAMPLES, DIMENSIONS, MAX_TRIALS, SweepCreate
-from service.settings import Settings
-from service.sweeps import plan_trials
-from service.tables import (
+from service.core.database import Database
+from service.core.migrate import downgrade, upgrade
+from service.core.settings import Settings
+from service.core.tables import (
     CANCELLED,
     CANCELLING,
     FAILED,
@@ -36,6 +34,8 @@ from service.tables import (
     Sweep,
     utcnow,
 )
+from service.sweeps.schemas import CREATE_EXAMPLES, DIMENSIONS, MAX_TRIALS, SweepCreate
+from service.sweeps.service import plan_trials
 from tests.conftest import POSTGRES_URL, create_postgres_database, drop_postgres_database
 from tests.service.factories import (
     add_dataset,

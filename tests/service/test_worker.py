@@ -1,6 +1,6 @@
 """Worker processes on both databases: draining the queue, SIGKILL, SIGTERM, cancel, failures.
 
-Every test runs real `python -m service.worker` processes against the real
+Every test runs real `python -m service.queue.worker` processes against the real
 database, with leases of seconds so that lost workers show quickly.
 """
 
@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import select
 
 from engine import ModelSpec, TrainingSpec
-from service.db import Database
-from service.settings import Settings
-from service.tables import Checkpoint, Job, JobHistory, Model, utcnow
-from service.worker import run_worker
+from service.core.database import Database
+from service.core.settings import Settings
+from service.core.tables import Checkpoint, Job, JobHistory, Model, utcnow
+from service.queue.worker import run_worker
 from tests.service.factories import add_dataset, add_job, get_job, history_epochs, set_job
 from tests.service.live import service_env, start_worker, stop
 

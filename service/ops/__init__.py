@@ -1,0 +1,1 @@
+"""What operators poll: the liveness and readiness probes and the Prometheus scrape."""

@@ -1,0 +1,6 @@
+"""The job queue and the worker process that runs its jobs.
+
+claims: the queue as a small state machine (queued -> running -> succeeded | failed |
+cancelled), each transition one short transaction with a lease and a fencing token.
+worker: the process that claims jobs, trains them with the engine and reports back.
+"""

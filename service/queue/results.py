@@ -1,0 +1,91 @@
+"""What a finished fit leaves in the database: a JSON-safe summary and the Model row."""
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Row
+
+from engine import FitResult, to_bytes
+from engine.history import EpochMetrics
+from service.core.tables import Job, Model
+
+
+def finite_or_none(value: Any) -> Any:
+    """JSON has no NaN or infinity: such floats become null, recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_or_none(item) for item in value]
+    return value
+
+
+def history_values(metrics: EpochMetrics) -> dict[str, Any]:
+    """The columns of a job_history row for one epoch (NaN -> NULL)."""
+    return finite_or_none(metrics.to_dict())
+
+
+def fit_metrics(result: FitResult) -> dict[str, Any]:
+    """Summary of a fit: stop reason, best epoch and the losses that matter."""
+    best = result.history[result.best_epoch - 1] if result.best_epoch else None
+    last = result.history[-1] if result.history else None
+    return finite_or_none(
+        {
+            "stop_reason": result.stop_reason,
+            "message": result.message,
+            "epochs_run": len(result.history),
+            "best_epoch": result.best_epoch,
+            "n_train": result.n_train,
+            "n_validation": result.n_validation,
+            "final_train_loss": last.train_loss if last else None,
+            "final_val_loss": last.val_loss if last else None,
+            "final_train_accuracy": last.train_accuracy if last else None,
+            "final_val_accuracy": last.val_accuracy if last else None,
+            "best_val_loss": best.val_loss if best else None,
+            "best_train_loss": best.train_loss if best else None,
+            "best_val_accuracy": best.val_accuracy if best else None,
+            "best_train_accuracy": best.train_accuracy if best else None,
+        }
+    )
+
+
+@dataclass(frozen=True)
+class ModelParts:
+    """What a Model row holds that takes time to make (the .npz above all): made before
+    the transaction that completes the job, so SQLite's write lock is not held for it."""
+
+    metrics: dict[str, Any]
+    diagnostics: dict[str, Any]
+    artifact: bytes
+
+
+def model_parts(job_id: str, dataset_id: str | None, result: FitResult) -> ModelParts:
+    """The fitted model's summary and its engine .npz (which names the job and dataset)."""
+    classifier = result.classifier
+    classifier.metadata = {"job_id": job_id, "dataset_id": dataset_id}
+    return ModelParts(
+        metrics=fit_metrics(result),
+        diagnostics=finite_or_none(result.diagnostics.to_dict()),
+        artifact=to_bytes(classifier),
+    )
+
+
+def model_values(job: Job | Row, result: FitResult, parts: ModelParts | None = None) -> dict:
+    """The columns of a succeeded job's Model row (``job``: a Job, or a row of its id,
+    dataset_id and model_type): the engine's .npz and its summary."""
+    parts = parts or model_parts(job.id, job.dataset_id, result)
+    return {
+        "job_id": job.id,
+        "dataset_id": job.dataset_id,
+        "model_type": job.model_type,
+        "metrics": parts.metrics,
+        "diagnostics": parts.diagnostics,
+        "artifact": parts.artifact,
+    }
+
+
+def model_row(job: Job, result: FitResult, parts: ModelParts | None = None) -> Model:
+    """The Model row of a succeeded job, as an ORM object."""
+    return Model(**model_values(job, result, parts))

@@ -1,1 +1,0 @@
-"""Pydantic schemas: a family per resource (XCreate in, XPublic out, XsPublic pages)."""
