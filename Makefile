@@ -15,6 +15,7 @@ $(VENV): pyproject.toml
 lint: $(VENV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 # The browser tests drive Debian's chromium; install it when it is missing (CI runs as root).
 browser:

@@ -45,7 +45,7 @@ EXIT_UNREACHABLE = 2
 EXIT_JOB_FAILED = 3  # a followed job ended failed or cancelled
 EXIT_INTERRUPTED = 130
 
-# service.core.tables.TERMINAL_STATES, restated: importing SQLAlchemy would slow every command.
+# service.core.states.TERMINAL_STATES, restated: importing SQLAlchemy would slow every command.
 TERMINAL_STATES = ("succeeded", "failed", "cancelled")
 PREDICT_BATCH_ROWS = 1_000  # rows per prediction request (the server allows up to its limit)
 REDRAW_SECONDS = 0.1  # a TTY progress bar redraws at most this often

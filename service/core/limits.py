@@ -25,7 +25,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.core.auth import route_path
 from service.core.errors import ProblemResponse, ServiceError, Unprocessable, problem
 from service.core.settings import Settings
-from service.core.tables import QUEUED, Job
+from service.core.states import QUEUED
+from service.core.tables import Job
 
 # POST /v1/datasets streams its body to disk under BACKPROP_MAX_UPLOAD_BYTES
 # (service.datasets.uploads); every other body is JSON, held in memory to be parsed.

@@ -44,7 +44,8 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.core.database import Database
-from service.core.tables import JOB_STATES, QUEUED, Job, utcnow
+from service.core.states import JOB_STATES, QUEUED
+from service.core.tables import Job, utcnow
 
 log = logging.getLogger("service.core.metrics")
 

@@ -28,6 +28,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from service.core.states import QUEUED
+
 # Constraint names are stable across databases, so migrations can refer to them.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -37,16 +39,17 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-# Job states; terminal ones never change again.
-QUEUED, RUNNING, CANCELLING = "queued", "running", "cancelling"
-SUCCEEDED, FAILED, CANCELLED = "succeeded", "failed", "cancelled"
-JOB_STATES = (QUEUED, RUNNING, CANCELLING, SUCCEEDED, FAILED, CANCELLED)
-TERMINAL_STATES = (SUCCEEDED, FAILED, CANCELLED)
-LIVE_STATES = (QUEUED, RUNNING, CANCELLING)
+
+ID_MAX_LENGTH = 32  # ids are uuid4 hex (new_id)
 
 
 def new_id() -> str:
     return uuid.uuid4().hex
+
+
+def could_be_id(value: str) -> bool:
+    """False for strings no row can have as id; PostgreSQL refuses NUL in text outright."""
+    return 0 < len(value) <= ID_MAX_LENGTH and "\x00" not in value
 
 
 def utcnow() -> datetime:

@@ -13,12 +13,12 @@ from sqlalchemy.orm import Session
 from service.core.errors import Conflict, Unprocessable, not_found
 from service.core.pagination import page
 from service.core.settings import Settings
-from service.core.tables import LIVE_STATES, Dataset, Job
+from service.core.states import LIVE_STATES
+from service.core.tables import Dataset, Job, could_be_id
 from service.datasets import fast_parsing, storage
 from service.datasets.fast_parsing import StreamedDataset
 from service.datasets.parsing import ParsedDataset, parse_dataset
 from service.datasets.uploads import Upload
-from service.jobs.service import could_be_id
 
 TEXT_MAX = 200  # the length of the datasets.name and datasets.label columns
 

@@ -1,23 +1,18 @@
 """/v1/jobs: create, list, read and cancel training jobs; their history and live events."""
 
-import asyncio
 import csv
 import io
-import json
-import time
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, WithJsonSchema
+from fastapi.responses import JSONResponse
+from pydantic import WithJsonSchema
 from starlette.concurrency import run_in_threadpool
 
-from service.core.database import Database
 from service.core.deps import DatabaseDep, IdPath, PageDep, SessionDep, SettingsDep, WriteSessionDep
-from service.core.errors import field_problem
 from service.core.schemas import LIMIT_PROBLEM, problem_responses
-from service.core.tables import CANCELLED, CANCELLING, JOB_STATES, TERMINAL_STATES
+from service.core.states import CANCELLED, CANCELLING, JOB_STATES
+from service.jobs import events
 from service.jobs import service as jobs
 from service.jobs.schemas import (
     CREATE_EXAMPLES,
@@ -40,12 +35,7 @@ StatusList = Annotated[str, WithJsonSchema({"type": "string", "pattern": jobs.ST
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
-POLL_SECONDS = 0.2  # how often an events stream looks at the database
-KEEPALIVE_SECONDS = 15.0  # a comment line this often keeps proxies from closing idle streams
-RETRY_MILLISECONDS = 1_000  # how soon an EventSource reconnects after a dropped stream
 IDEMPOTENCY_KEY_MAX_LENGTH = 200  # service.core.tables.IdempotencyKey.key
-# job_history.epoch is a 32-bit INTEGER: a larger bound would fail inside the driver (a 500).
-EPOCH_MAX = 2**31 - 1
 
 # The error examples' details, as the service words them.
 JOB_NOT_FOUND = {404: f"job {EXAMPLE_JOB_ID!r} does not exist"}
@@ -224,7 +214,11 @@ def get_job_history(
     session: SessionDep,
     since_epoch: Annotated[
         int,
-        Query(ge=0, le=EPOCH_MAX, description="Only epochs after this one (incremental polling)"),
+        Query(
+            ge=0,
+            le=events.EPOCH_MAX,
+            description="Only epochs after this one (incremental polling)",
+        ),
     ] = 0,
     max_points: Annotated[
         int | None,
@@ -270,87 +264,10 @@ def _history_csv(history: jobs.HistoryPage) -> Response:
     return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
 
 
-# Server-sent events.
-
-
-class EventStreamResponse(StreamingResponse):
-    media_type = "text/event-stream"
-
-
-EVENTS_EXAMPLE = (
-    f"retry: {RETRY_MILLISECONDS}\n\n"
-    'event: status\ndata: {"id": "' + EXAMPLE_JOB_ID + '", "status": "running", ...}\n\n'
-    'id: 1\nevent: epoch\ndata: {"epoch": 1, "train_loss": 0.6931, "val_loss": 0.6929, '
-    '"train_accuracy": 0.627, "val_accuracy": 0.628, "grad_norm": 0.2143, "seconds": 0.021}\n\n'
-    'id: 2\nevent: epoch\ndata: {"epoch": 2, "train_loss": 0.6874, ...}\n\n'
-    ": keep-alive\n\n"
-    'event: status\ndata: {"id": "' + EXAMPLE_JOB_ID + '", "status": "succeeded", ...}\n\n'
-    'event: end\ndata: {"id": "' + EXAMPLE_JOB_ID + '", "status": "succeeded", ...}\n\n'
-)
-
-
-def _epoch_header_schema(schema: dict[str, Any]) -> None:
-    """Last-Event-ID as the string it is (an epoch number), not `string | null`: a header
-    is absent or a string, and a client reading `null` in the schema sends "null".
-    Documented only: _resume_epoch checks it, with a message saying what the ids are.
-    """
-    schema.pop("anyOf", None)
-    schema.update(type="string", pattern=r"^\s*[0-9]*\s*$")
-
-
-def _data_of(event: str, schema: dict[str, Any]) -> dict[str, Any]:
-    """`data` of the ``event`` events is JSON text matching ``schema``."""
-    return {
-        "if": {"properties": {"event": {"const": event}}, "required": ["event"]},
-        "then": {"properties": {"data": {"contentSchema": schema}}},
-    }
-
-
-JOB_REF = {"$ref": "#/components/schemas/JobPublic"}
-# One event of the stream, as OpenAPI 3.1 describes a text/event-stream (its `schema` is
-# one event: the fields `event`, `data`, `id` and `retry`; comment lines are not events).
-EVENT_SCHEMA = {
-    "type": "object",
-    "required": ["event", "data"],
-    "properties": {
-        "event": {"enum": ["status", "epoch", "end"]},
-        "data": {"type": "string", "contentMediaType": "application/json"},
-        "id": {"type": "string", "pattern": "^[0-9]+$", "description": "The last epoch sent"},
-        "retry": {"type": "integer", "minimum": 0},
-    },
-    "allOf": [
-        _data_of("status", JOB_REF),
-        _data_of("epoch", {"$ref": "#/components/schemas/HistoryPoint"}),
-        _data_of(
-            "end",
-            {
-                "anyOf": [
-                    JOB_REF,
-                    {  # the job was deleted while streaming
-                        "type": "object",
-                        "required": ["id", "status", "detail"],
-                        "properties": {
-                            "id": {"type": "string"},
-                            "status": {"type": "null"},
-                            "detail": {"type": "string"},
-                        },
-                    },
-                ]
-            },
-        ),
-    ],
-}
-EVENT_EXAMPLE = {
-    "event": "epoch",
-    "id": "2",
-    "data": json.dumps(HISTORY_EXAMPLE["points"][1]),
-}
-
-
 @router.get(
     "/{job_id}/events",
     summary="Live progress: server-sent events until the job ends",
-    response_class=EventStreamResponse,
+    response_class=events.EventStreamResponse,
     response_model=None,
     responses={
         200: {
@@ -358,13 +275,18 @@ EVENT_EXAMPLE = {
                 "`text/event-stream`. On connect, `status` (data: the job, as GET /v1/jobs/{id}); "
                 "then `epoch` per history row (data: a history point; `id:` the epoch); "
                 "`status` again whenever the status changes; a `: keep-alive` comment every "
-                f"{KEEPALIVE_SECONDS:g} s. When the job has ended: a last `status`, then "
+                f"{events.KEEPALIVE_SECONDS:g} s. When the job has ended: a last `status`, then "
                 "`end` (data: the final job) and the stream closes. Reconnecting with "
                 "`Last-Event-ID: n` (as EventSource does) sends only epochs after n. "
                 "The schema and example are of one event; a whole stream reads:\n\n"
-                + "".join(f"    {line}\n" for line in EVENTS_EXAMPLE.splitlines())
+                + "".join(f"    {line}\n" for line in events.EVENTS_EXAMPLE.splitlines())
             ),
-            "content": {"text/event-stream": {"schema": EVENT_SCHEMA, "example": EVENT_EXAMPLE}},
+            "content": {
+                "text/event-stream": {
+                    "schema": events.EVENT_SCHEMA,
+                    "example": events.EVENT_EXAMPLE,
+                }
+            },
         },
         **problem_responses(404, 422, 503, details=EVENTS_PROBLEMS),
     },
@@ -378,88 +300,15 @@ async def get_job_events(
         Header(
             alias="Last-Event-ID",
             description="Resume after this epoch: only later epochs are sent",
-            json_schema_extra=_epoch_header_schema,
+            json_schema_extra=events.epoch_header_schema,
         ),
     ] = None,
-) -> EventStreamResponse:
+) -> events.EventStreamResponse:
     """Stream status changes and per-epoch metrics; resumable; closes when the job ends."""
-    after_epoch = _resume_epoch(last_event_id)
-    await run_in_threadpool(_check_job_exists, database, job_id)  # a 404 problem, not a stream
-    return EventStreamResponse(
-        _job_events(request, database, job_id, after_epoch),
+    after_epoch = events.resume_epoch(last_event_id)
+    # A 404 problem, not a stream.
+    await run_in_threadpool(events.check_job_exists, database, job_id)
+    return events.EventStreamResponse(
+        events.job_events(request, database, job_id, after_epoch),
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
-
-
-def _resume_epoch(last_event_id: str | None) -> int:
-    if last_event_id is None or not last_event_id.strip():
-        return 0
-    try:
-        epoch = int(last_event_id.strip())
-    except ValueError:
-        epoch = -1
-    if epoch < 0:
-        raise field_problem(
-            "header.Last-Event-ID",
-            f"{last_event_id[:40]!r} is not an epoch number (this stream's "
-            "event ids are epochs, integers >= 0)",
-        )
-    return min(epoch, EPOCH_MAX)  # past every epoch: nothing more to send, as for EPOCH_MAX
-
-
-def _check_job_exists(database: Database, job_id: str) -> None:
-    with database.reads() as session:
-        jobs.get_job(session=session, job_id=job_id)
-
-
-def _poll(database: Database, job_id: str, after_epoch: int) -> jobs.EventsPoll:
-    with database.reads() as session:  # a fresh snapshot each poll
-        return jobs.poll_events(session=session, job_id=job_id, after_epoch=after_epoch)
-
-
-def sse(event: str, data: BaseModel | dict[str, Any], event_id: int | None = None) -> str:
-    """One event in text/event-stream framing. Events without an id keep the last one."""
-    payload = data.model_dump_json() if isinstance(data, BaseModel) else json.dumps(data)
-    head = f"id: {event_id}\n" if event_id is not None else ""
-    return f"{head}event: {event}\ndata: {payload}\n\n"
-
-
-async def _job_events(
-    request: Request, database: Database, job_id: str, after_epoch: int
-) -> AsyncIterator[str]:
-    """Poll the database and turn what changed into events (see get_job_events).
-
-    Order: the snapshot first; then a start (queued -> running) before its epochs, and
-    an end (a terminal status) after every epoch, then `end`.
-    """
-    yield f"retry: {RETRY_MILLISECONDS}\n\n"
-    sent_status: str | None = None
-    last_sent = time.monotonic()
-    while not await request.is_disconnected():
-        poll = await run_in_threadpool(_poll, database, job_id, after_epoch)
-        if poll.job is None:
-            yield sse("end", {"id": job_id, "status": None, "detail": "the job was deleted"})
-            return
-        status = poll.job.status
-        sending = bool(poll.points)
-        if sent_status is None or (status != sent_status and status not in TERMINAL_STATES):
-            yield sse("status", poll.job)
-            sent_status, sending = status, True
-        for point in poll.points:
-            yield sse("epoch", point, event_id=point.epoch)
-            after_epoch = point.epoch
-        if poll.full:
-            continue  # a long history: send the rest before anything else
-        if status != sent_status:  # it ended: after its last epochs
-            yield sse("status", poll.job)
-            sent_status, sending = status, True
-        if status in TERMINAL_STATES:
-            yield sse("end", poll.job)
-            return
-        now = time.monotonic()
-        if sending:
-            last_sent = now
-        elif now - last_sent >= KEEPALIVE_SECONDS:
-            yield ": keep-alive\n\n"
-            last_sent = now
-        await asyncio.sleep(POLL_SECONDS)

@@ -37,7 +37,7 @@ from engine import (
 )
 from service.core.bounds import ID_PATTERN, JsonInt, documented, in_range
 from service.core.errors import register_tagged_union
-from service.core.tables import JOB_STATES
+from service.core.states import JOB_STATES
 
 # Literal[("a", "b")] is Literal["a", "b"]: the enums in the OpenAPI schema are the engine's.
 ModelType = Literal[MODEL_TYPES]  # type: ignore[valid-type]

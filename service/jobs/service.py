@@ -23,7 +23,7 @@ from service.core.errors import NotFound, Unprocessable, field_problem, not_foun
 from service.core.limits import check_work, reserve_queue_room
 from service.core.pagination import CURSOR_FIELD, NOT_ISSUED, decode_cursor, page
 from service.core.settings import Settings
-from service.core.tables import (
+from service.core.states import (
     CANCELLED,
     CANCELLING,
     JOB_STATES,
@@ -31,13 +31,8 @@ from service.core.tables import (
     RUNNING,
     SUCCEEDED,
     TERMINAL_STATES,
-    Dataset,
-    IdempotencyKey,
-    Job,
-    JobHistory,
-    Model,
-    utcnow,
 )
+from service.core.tables import Dataset, IdempotencyKey, Job, JobHistory, Model, could_be_id, utcnow
 from service.jobs.schemas import (
     HistoryPoint,
     JobCreate,
@@ -49,7 +44,6 @@ from service.jobs.schemas import (
 from service.queue.notify import notify_job_queued
 from service.queue.results import finite_or_none
 
-ID_MAX_LENGTH = 32  # ids are uuid4 hex (service.core.tables.new_id)
 HISTORY_DEFAULT_LIMIT = 1_000  # points per history page when not down-sampling
 HISTORY_MAX_LIMIT = 10_000
 HISTORY_MIN_POINTS = 3  # first, last and best always fit
@@ -114,11 +108,6 @@ def request_sha256(job_in: JobCreate) -> str:
     request = {**job_in.model_dump(mode="json"), "model": asdict(job_in.model.to_engine())}
     canonical = json.dumps(request, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def could_be_id(value: str) -> bool:
-    """False for strings no row can have as id; PostgreSQL refuses NUL in text outright."""
-    return 0 < len(value) <= ID_MAX_LENGTH and "\x00" not in value
 
 
 def trainable_dataset(session: Session, dataset_id: str) -> Dataset:

@@ -32,9 +32,8 @@ from service.core.errors import (
     unknown_reference,
 )
 from service.core.pagination import page
-from service.core.tables import Dataset, JobHistory, Model
+from service.core.tables import Dataset, JobHistory, Model, could_be_id
 from service.datasets.storage import labels_of, load_arrays
-from service.jobs.service import could_be_id
 from service.models.label_column import label_message
 from service.models.schemas import (
     ModelDiagnostics,

@@ -1,17 +1,12 @@
 """Liveness and readiness probes."""
 
-from datetime import timedelta
-from functools import cache
-
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import func, select, text
-from sqlalchemy.exc import SQLAlchemyError
 
 from service.core.deps import SessionDep, SettingsDep
 from service.core.errors import problem
 from service.core.schemas import problem_responses
-from service.core.tables import Job, utcnow
+from service.ops import probes
 
 router = APIRouter(tags=["health"])
 
@@ -45,19 +40,6 @@ class Readiness(BaseModel):
 NOT_READY = {503: "the database is unreachable or not migrated"}
 
 
-@cache
-def head_revision() -> str | None:
-    """The newest migration this code ships: fixed for the life of the process.
-
-    Alembic is imported here, not at the top: it costs ~0.13 s at every API start.
-    """
-    from alembic.script import ScriptDirectory
-
-    from service.core.migrate import alembic_config
-
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
-
-
 @router.get("/healthz", summary="The process is up")
 def get_health() -> Health:
     """Answers 200 while the API process runs; checks nothing else."""
@@ -80,20 +62,22 @@ def get_readiness(session: SessionDep, settings: SettingsDep) -> Readiness:
     ``workers_seen_seconds_ago`` reports the latest worker heartbeat (informational:
     an idle queue has no heartbeats).
     """
-    try:
-        current = session.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        last_beat = session.scalar(select(func.max(Job.heartbeat_at)))
-    except SQLAlchemyError:
+    state = probes.database_state(session=session)
+    if state is None:
         return problem(
             503,
             "Service Unavailable",
             "the database is unreachable or not migrated",
             headers={"Retry-After": "1"},
         )
-    head = head_revision()
-    if current != head:
+    head = probes.head_revision()
+    if state.revision != head:
         return problem(
-            503, "Service Unavailable", f"database at revision {current}, code at {head}"
+            503, "Service Unavailable", f"database at revision {state.revision}, code at {head}"
         )
-    seen = (utcnow() - last_beat) / timedelta(seconds=1) if last_beat else None
-    return Readiness(status="ok", database="ok", migration=current, workers_seen_seconds_ago=seen)
+    return Readiness(
+        status="ok",
+        database="ok",
+        migration=state.revision,
+        workers_seen_seconds_ago=state.workers_seen_seconds_ago,
+    )

@@ -57,19 +57,8 @@ from engine import FitResult
 from engine.history import EpochMetrics
 from service.core.database import Database
 from service.core.settings import Settings
-from service.core.tables import (
-    CANCELLED,
-    CANCELLING,
-    FAILED,
-    QUEUED,
-    RUNNING,
-    SUCCEEDED,
-    Checkpoint,
-    Job,
-    JobHistory,
-    Model,
-    utcnow,
-)
+from service.core.states import CANCELLED, CANCELLING, FAILED, QUEUED, RUNNING, SUCCEEDED
+from service.core.tables import Checkpoint, Job, JobHistory, Model, utcnow
 from service.queue.notify import notify_job_queued
 from service.queue.results import finite_or_none, history_values, model_parts, model_values
 

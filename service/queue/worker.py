@@ -75,7 +75,8 @@ from service.core.metrics import (
     RELEASED,
 )
 from service.core.settings import Settings, get_settings
-from service.core.tables import CANCELLED, CANCELLING, FAILED, SUCCEEDED, Dataset
+from service.core.states import CANCELLED, CANCELLING, FAILED, SUCCEEDED
+from service.core.tables import Dataset
 from service.datasets.rows import load_rows, training_dtype
 from service.datasets.storage import labels_of
 from service.queue.claims import (

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Body, Response
 
 from service.core.deps import IdPath, PageDep, SessionDep, SettingsDep, WriteSessionDep
 from service.core.schemas import LIMIT_PROBLEM, problem_responses
-from service.core.tables import CANCELLED, QUEUED
+from service.core.states import CANCELLED, QUEUED
 from service.sweeps import service as sweeps
 from service.sweeps.schemas import (
     CREATE_EXAMPLES,

@@ -34,7 +34,7 @@ from service.core.errors import (
 from service.core.limits import check_work, reserve_queue_room
 from service.core.pagination import page
 from service.core.settings import Settings
-from service.core.tables import (
+from service.core.states import (
     CANCELLED,
     FAILED,
     JOB_STATES,
@@ -42,13 +42,8 @@ from service.core.tables import (
     QUEUED,
     RUNNING,
     SUCCEEDED,
-    Dataset,
-    Job,
-    JobHistory,
-    Model,
-    Sweep,
-    utcnow,
 )
+from service.core.tables import Dataset, Job, JobHistory, Model, Sweep, utcnow
 from service.jobs.schemas import MODEL_SPEC_IN, JobCreate, TrainingSpecIn
 from service.jobs.service import (
     cancel_jobs,

@@ -43,7 +43,7 @@ from engine import ModelSpec, TrainingSpec
 from engine.history import EpochMetrics
 from service.core.database import Database
 from service.core.settings import Settings
-from service.core.tables import (
+from service.core.states import (
     CANCELLED,
     CANCELLING,
     FAILED,
@@ -51,12 +51,8 @@ from service.core.tables import (
     RUNNING,
     SUCCEEDED,
     TERMINAL_STATES,
-    Job,
-    JobHistory,
-    Model,
-    Sweep,
-    utcnow,
 )
+from service.core.tables import Job, JobHistory, Model, Sweep, utcnow
 from service.jobs import service as job_service
 from service.queue import claims as queue
 from service.sweeps import service as sweep_service

@@ -12,7 +12,8 @@ from sqlalchemy import insert, select, update
 import engine
 from engine import ModelSpec, TrainingSpec
 from service.core.database import Database
-from service.core.tables import QUEUED, Dataset, Job, JobHistory, utcnow
+from service.core.states import QUEUED
+from service.core.tables import Dataset, Job, JobHistory, utcnow
 from service.datasets.storage import store_arrays
 from service.queue.notify import notify_job_queued
 from service.queue.results import model_row

@@ -29,7 +29,8 @@ import pytest
 from sqlalchemy import func, select
 
 from engine import ModelSpec, TrainingSpec
-from service.core.tables import TERMINAL_STATES, Job, JobHistory, Model, utcnow
+from service.core.states import TERMINAL_STATES
+from service.core.tables import Job, JobHistory, Model, utcnow
 from service.queue.notify import notify_job_queued
 from tests.service import live
 from tests.service.factories import add_dataset

@@ -16,16 +16,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from service.app import create_app
-from service.core.tables import (
-    CANCELLING,
-    QUEUED,
-    RUNNING,
-    SUCCEEDED,
-    Dataset,
-    DatasetChunk,
-    Job,
-    Model,
-)
+from service.core.states import CANCELLING, QUEUED, RUNNING, SUCCEEDED
+from service.core.tables import Dataset, DatasetChunk, Job, Model
 from service.datasets import service as dataset_service
 from service.datasets import storage
 from service.datasets.parsing import parse_dataset

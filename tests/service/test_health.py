@@ -2,7 +2,7 @@
 
 from sqlalchemy import create_engine, text
 
-from service.ops.health import head_revision
+from service.ops.probes import head_revision
 
 
 def test_healthz_answers_ok(client):

@@ -15,8 +15,9 @@ import pytest
 from sqlalchemy import delete
 
 from service.core.database import Database
-from service.core.tables import QUEUED, RUNNING, SUCCEEDED, Job, utcnow
-from service.jobs import router as jobs_router
+from service.core.states import QUEUED, RUNNING, SUCCEEDED
+from service.core.tables import Job, utcnow
+from service.jobs import events as job_events
 from tests.service import live
 from tests.service.factories import (
     add_dataset,
@@ -77,7 +78,7 @@ def test_stream_sends_status_then_epochs_in_order_and_closes_when_the_job_ends(c
         assert response.headers["content-type"].startswith("text/event-stream")
         assert response.headers["cache-control"] == "no-cache"
         events = EventReader(response.iter_lines())
-        assert events.next() == {"retry": str(jobs_router.RETRY_MILLISECONDS)}
+        assert events.next() == {"retry": str(job_events.RETRY_MILLISECONDS)}
         snapshot = events.next()
         assert snapshot["event"] == "status"
         assert "id" not in snapshot  # status events leave Last-Event-ID at the last epoch
@@ -118,7 +119,7 @@ def test_reconnecting_with_last_event_id_sends_only_later_epochs(client, databas
         "GET", f"/v1/jobs/{job_id}/events", headers={"Last-Event-ID": "3"}
     ) as response:
         blocks = EventReader(response.iter_lines()).rest()
-    assert blocks[0] == {"retry": str(jobs_router.RETRY_MILLISECONDS)}
+    assert blocks[0] == {"retry": str(job_events.RETRY_MILLISECONDS)}
     events = [b for b in blocks if "event" in b]
     assert [e["event"] for e in events] == ["status", "epoch", "epoch", "epoch", "end"]
     assert events[0]["data"]["status"] == SUCCEEDED
@@ -136,7 +137,7 @@ def test_a_finished_job_streams_its_whole_history_then_ends(client, database):
 
 
 def test_an_idle_stream_sends_keep_alive_comments(client, database, monkeypatch):
-    monkeypatch.setattr(jobs_router, "KEEPALIVE_SECONDS", 0.3)
+    monkeypatch.setattr(job_events, "KEEPALIVE_SECONDS", 0.3)
     job_id = add_job(database, add_dataset(database))
     with client.stream("GET", f"/v1/jobs/{job_id}/events") as response:
         lines = response.iter_lines()

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from service.core.database import Database
-from service.core.tables import CANCELLED, RUNNING, SUCCEEDED
+from service.core.states import CANCELLED, RUNNING, SUCCEEDED
 from service.jobs.service import sample_epochs
 from tests.service.factories import (
     add_dataset,

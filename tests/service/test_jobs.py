@@ -21,18 +21,8 @@ from sqlalchemy import func, select
 from engine import ACTIVATION_NAMES, HIDDEN_LAYER_FIELDS, ModelSpec, TrainingSpec
 from engine.specs import model_spec_from_dict
 from service.core.database import Database
-from service.core.tables import (
-    CANCELLED,
-    CANCELLING,
-    FAILED,
-    QUEUED,
-    RUNNING,
-    SUCCEEDED,
-    IdempotencyKey,
-    Job,
-    Model,
-    utcnow,
-)
+from service.core.states import CANCELLED, CANCELLING, FAILED, QUEUED, RUNNING, SUCCEEDED
+from service.core.tables import IdempotencyKey, Job, Model, utcnow
 from service.jobs.schemas import (
     CANONICAL_REQUEST,
     TrainingSpecIn,

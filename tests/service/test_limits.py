@@ -22,7 +22,8 @@ from engine import ModelSpec
 from service.app import create_app
 from service.core.limits import QUEUE_RETRY_AFTER_SECONDS, TooManyRequests
 from service.core.settings import Settings
-from service.core.tables import QUEUED, RUNNING, Job
+from service.core.states import QUEUED, RUNNING
+from service.core.tables import Job
 from service.jobs import service as jobs
 from service.jobs.schemas import JobCreate
 from tests.service.factories import add_dataset, add_job, assert_problem, set_job

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from service.core.logs import JsonFormatter, utc_timestamp
-from service.core.tables import FAILED, SUCCEEDED
+from service.core.states import FAILED, SUCCEEDED
 from tests.service import live
 from tests.service.factories import add_dataset, add_job, get_job
 

@@ -25,7 +25,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from service.app import create_app
 from service.core.settings import Settings
-from service.core.tables import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, utcnow
+from service.core.states import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
+from service.core.tables import utcnow
 from tests.service import live
 from tests.service.factories import add_dataset, add_job
 

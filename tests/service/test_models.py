@@ -24,7 +24,8 @@ import engine
 import service.models.service
 from engine import FitResult, ModelSpec, TrainingSpec
 from service.app import create_app
-from service.core.tables import SUCCEEDED, Dataset, Job, JobHistory, new_id, utcnow
+from service.core.states import SUCCEEDED
+from service.core.tables import Dataset, Job, JobHistory, new_id, utcnow
 from service.datasets.storage import store_arrays
 from service.models.router import INLINE_PREDICTION_ROWS
 from service.queue.results import history_values, model_row

@@ -21,19 +21,8 @@ from engine import ACTIVATION_NAMES, ModelSpec, TrainingSpec
 from service.core.database import Database
 from service.core.migrate import downgrade, upgrade
 from service.core.settings import Settings
-from service.core.tables import (
-    CANCELLED,
-    CANCELLING,
-    FAILED,
-    QUEUED,
-    RUNNING,
-    SUCCEEDED,
-    Base,
-    Job,
-    Model,
-    Sweep,
-    utcnow,
-)
+from service.core.states import CANCELLED, CANCELLING, FAILED, QUEUED, RUNNING, SUCCEEDED
+from service.core.tables import Base, Job, Model, Sweep, utcnow
 from service.sweeps.schemas import CREATE_EXAMPLES, DIMENSIONS, MAX_TRIALS, SweepCreate
 from service.sweeps.service import plan_trials
 from tests.conftest import POSTGRES_URL, create_postgres_database, drop_postgres_database
