@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from service.core.database import Database
 from service.core.errors import field_problem
 from service.core.states import TERMINAL_STATES
+from service.jobs import history
 from service.jobs import service as jobs
 from service.jobs.schemas import EXAMPLE_JOB_ID, HISTORY_EXAMPLE
 
@@ -124,9 +125,9 @@ def check_job_exists(database: Database, job_id: str) -> None:
         jobs.get_job(session=session, job_id=job_id)
 
 
-def _poll(database: Database, job_id: str, after_epoch: int) -> jobs.EventsPoll:
+def _poll(database: Database, job_id: str, after_epoch: int) -> history.EventsPoll:
     with database.reads() as session:  # a fresh snapshot each poll
-        return jobs.poll_events(session=session, job_id=job_id, after_epoch=after_epoch)
+        return history.poll_events(session=session, job_id=job_id, after_epoch=after_epoch)
 
 
 def sse(event: str, data: BaseModel | dict[str, Any], event_id: int | None = None) -> str:

@@ -13,7 +13,9 @@ from service.core.deps import DatabaseDep, IdPath, PageDep, SessionDep, Settings
 from service.core.schemas import LIMIT_PROBLEM, problem_responses
 from service.core.states import CANCELLED, CANCELLING, JOB_STATES
 from service.jobs import events
+from service.jobs import history as histories
 from service.jobs import service as jobs
+from service.jobs.public import job_public
 from service.jobs.schemas import (
     CREATE_EXAMPLES,
     EXAMPLE_JOB_ID,
@@ -143,7 +145,7 @@ def list_jobs(
         cursor=page.cursor,
     )
     models = jobs.model_ids(session=session, job_ids=[job.id for job in rows])
-    data = [jobs.job_public(job, models.get(job.id)) for job in rows]
+    data = [job_public(job, models.get(job.id)) for job in rows]
     return JobsPublic(data=data, next_cursor=next_cursor)
 
 
@@ -168,7 +170,7 @@ def list_jobs(
 def get_job(job_id: IdPath, session: SessionDep) -> JobPublic:
     """The job with its progress: epoch of epochs, latest losses, time left."""
     job = jobs.get_job(session=session, job_id=job_id)
-    return jobs.job_public(job, jobs.model_id_of(session=session, job=job))
+    return job_public(job, jobs.model_id_of(session=session, job=job))
 
 
 @router.post(
@@ -190,7 +192,7 @@ def cancel_job(job_id: IdPath, session: WriteSessionDep, response: Response) -> 
     """Cancel: a queued job at once, a running one at its next epoch; repeating is harmless."""
     job = jobs.cancel_job(session=session, job_id=job_id)
     response.status_code = 202 if job.status == CANCELLING else 200
-    return jobs.job_public(job, jobs.model_id_of(session=session, job=job))
+    return job_public(job, jobs.model_id_of(session=session, job=job))
 
 
 @router.get(
@@ -223,8 +225,8 @@ def get_job_history(
     max_points: Annotated[
         int | None,
         Query(
-            ge=jobs.HISTORY_MIN_POINTS,
-            le=jobs.HISTORY_MAX_LIMIT,
+            ge=histories.HISTORY_MIN_POINTS,
+            le=histories.HISTORY_MAX_LIMIT,
             description="Down-sample evenly to at most this many points, always keeping "
             "the first, the last and the best epoch",
         ),
@@ -233,7 +235,7 @@ def get_job_history(
         int | None,
         Query(
             ge=1,
-            le=jobs.HISTORY_MAX_LIMIT,
+            le=histories.HISTORY_MAX_LIMIT,
             description="Epochs per page (default 1000); with max_points, the epochs the "
             "sample is drawn from (default: all)",
         ),
@@ -241,7 +243,7 @@ def get_job_history(
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Any:
     """Per-epoch losses, accuracies, gradient norm and seconds; null where not finite."""
-    history = jobs.job_history(
+    history = histories.job_history(
         session=session, job_id=job_id, since_epoch=since_epoch, max_points=max_points, limit=limit
     )
     if accept is not None and "text/csv" in accept.lower():
@@ -251,7 +253,7 @@ def get_job_history(
     )
 
 
-def _history_csv(history: jobs.HistoryPage) -> Response:
+def _history_csv(history: histories.HistoryPage) -> Response:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(HISTORY_FIELDS)

@@ -10,7 +10,7 @@ import pytest
 
 from service.core.database import Database
 from service.core.states import CANCELLED, RUNNING, SUCCEEDED
-from service.jobs.service import sample_epochs
+from service.jobs.history import sample_epochs
 from tests.service.factories import (
     add_dataset,
     add_history,
