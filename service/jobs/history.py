@@ -14,10 +14,7 @@ from service.core.states import (
 )
 from service.core.tables import Job, JobHistory, could_be_id
 from service.jobs.public import job_public
-from service.jobs.schemas import (
-    HistoryPoint,
-    JobPublic,
-)
+from service.jobs.schemas import HistoryPoint, JobPublic
 from service.jobs.service import get_job, model_id_of
 from service.queue.results import finite_or_none
 

@@ -8,11 +8,7 @@ from service.core.states import (
     TERMINAL_STATES,
 )
 from service.core.tables import Job
-from service.jobs.schemas import (
-    JobLinks,
-    JobPublic,
-    Progress,
-)
+from service.jobs.schemas import JobLinks, JobPublic, Progress
 from service.queue.results import finite_or_none
 
 

@@ -29,8 +29,8 @@ from service.jobs.schemas import (
     JobCreate,
     JobPublic,
     JobsPublic,
-    ModelType,
 )
+from service.jobs.specs import ModelType
 
 # One `status` value: job states separated by commas, as jobs.parse_statuses reads it.
 StatusList = Annotated[str, WithJsonSchema({"type": "string", "pattern": jobs.STATUS_LIST_PATTERN})]

@@ -32,10 +32,8 @@ from service.core.states import (
 )
 from service.core.tables import Dataset, IdempotencyKey, Job, Model, could_be_id, utcnow
 from service.jobs.public import job_public
-from service.jobs.schemas import (
-    JobCreate,
-    public_model_spec,
-)
+from service.jobs.schemas import JobCreate
+from service.jobs.specs import public_model_spec
 from service.queue.notify import notify_job_queued
 
 

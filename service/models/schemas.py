@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 from pydantic_core import PydanticCustomError
 
 from service.core.bounds import ID_PATTERN, documented
-from service.jobs.schemas import (
+from service.jobs.specs import (
     EXAMPLE_MODEL_SPEC,
     EXAMPLE_TRAINING_SPEC,
     ModelSpecPublic,

@@ -43,8 +43,10 @@ from service.jobs.schemas import (
     EXAMPLE_JOB_ID,
     EXAMPLE_MODEL_ID,
     JOB_EXAMPLE,
-    STRICT_INPUT,
     JobStatus,
+)
+from service.jobs.specs import (
+    STRICT_INPUT,
     ModelSpecIn,
     ModelSpecPublic,
     TrainingSpecIn,

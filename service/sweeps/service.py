@@ -44,7 +44,7 @@ from service.core.states import (
     SUCCEEDED,
 )
 from service.core.tables import Dataset, Job, JobHistory, Model, Sweep, utcnow
-from service.jobs.schemas import MODEL_SPEC_IN, JobCreate, TrainingSpecIn
+from service.jobs.schemas import JobCreate
 from service.jobs.service import (
     cancel_jobs,
     could_be_id,
@@ -52,6 +52,7 @@ from service.jobs.service import (
     queued_job,
     trainable_dataset,
 )
+from service.jobs.specs import MODEL_SPEC_IN, TrainingSpecIn
 from service.queue.notify import notify_job_queued
 from service.queue.results import finite_or_none
 from service.sweeps.schemas import (

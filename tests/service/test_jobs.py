@@ -23,13 +23,9 @@ from engine.specs import model_spec_from_dict
 from service.core.database import Database
 from service.core.states import CANCELLED, CANCELLING, FAILED, QUEUED, RUNNING, SUCCEEDED
 from service.core.tables import IdempotencyKey, Job, Model, utcnow
-from service.jobs.schemas import (
-    CANONICAL_REQUEST,
-    TrainingSpecIn,
-    TwoLayerNetworkIn,
-    default_model,
-)
+from service.jobs.schemas import CANONICAL_REQUEST
 from service.jobs.service import STATUS_LIST_PATTERN
+from service.jobs.specs import TrainingSpecIn, TwoLayerNetworkIn, default_model
 from tests.service import live
 from tests.service.factories import (
     add_dataset,
