@@ -44,7 +44,7 @@ from service.core.public import PUBLIC_PATHS
 from service.core.schemas import problem_example
 from service.core.settings import Settings
 from service.models.schemas import PREDICTION_BODY
-from service.sweeps.schemas import RANGE_MODELS
+from service.sweeps.space import RANGE_MODELS
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 SECURITY_SCHEMES = {

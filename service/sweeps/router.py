@@ -12,13 +12,13 @@ from service.sweeps import service as sweeps
 from service.sweeps.schemas import (
     CREATE_EXAMPLES,
     EXAMPLE_SWEEP_ID,
-    MAX_TRIALS,
     SWEEP_EXAMPLE,
     SWEEP_SUMMARY_EXAMPLE,
     SweepCreate,
     SweepPublic,
     SweepsPublic,
 )
+from service.sweeps.space import MAX_TRIALS
 
 router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"])
 

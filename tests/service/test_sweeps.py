@@ -23,8 +23,9 @@ from service.core.migrate import downgrade, upgrade
 from service.core.settings import Settings
 from service.core.states import CANCELLED, CANCELLING, FAILED, QUEUED, RUNNING, SUCCEEDED
 from service.core.tables import Base, Job, Model, Sweep, utcnow
-from service.sweeps.schemas import CREATE_EXAMPLES, DIMENSIONS, MAX_TRIALS, SweepCreate
-from service.sweeps.service import plan_trials
+from service.sweeps.schemas import CREATE_EXAMPLES, SweepCreate
+from service.sweeps.space import DIMENSIONS, MAX_TRIALS
+from service.sweeps.trials import plan_trials
 from tests.conftest import POSTGRES_URL, create_postgres_database, drop_postgres_database
 from tests.service.factories import (
     add_dataset,
