@@ -23,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
 from service.core.errors import ServiceError
+from service.models.service import ModelCache, cached_model
 
 RECORDS = "records"
 LABEL_COLUMN_ERROR = "label_column"  # the type of a reworded validation error
@@ -58,11 +59,6 @@ def reworded(errors: Sequence[dict[str, Any]], label: str) -> list[dict[str, Any
 
 async def model_label(request: Request, model_id: str) -> str | None:
     """The label column of the model in the request's path; None if unknown or no model."""
-    from service.models.service import (  # service.models.service imports this module
-        ModelCache,
-        cached_model,
-    )
-
     state = request.app.state
     cache = getattr(state, "model_cache", None) or ModelCache()
     try:

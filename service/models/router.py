@@ -16,6 +16,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from service.core.deps import DatabaseDep, IdPath, PageDep, SessionDep, SettingsDep
 from service.core.schemas import LIMIT_PROBLEM, problem_responses
+from service.models import predictions
 from service.models import service as models_service
 from service.models.label_column import RecordsRoute
 from service.models.schemas import (
@@ -227,7 +228,7 @@ async def create_predictions(
         prediction_in.rows is None and prediction_in.records is None
     ):
         chunks = await run_in_threadpool(
-            models_service.predict_dataset,
+            predictions.predict_dataset,
             database=database,
             cache=cache,
             model_id=model_id,
@@ -240,7 +241,7 @@ async def create_predictions(
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
         )
     predict = partial(
-        models_service.predict,
+        predictions.predict,
         database=database,
         cache=cache,
         model_id=model_id,

@@ -21,7 +21,7 @@ from sklearn.datasets import load_breast_cancer, load_iris
 from sqlalchemy import event
 
 import engine
-import service.models.service
+import service.models.predictions
 from engine import FitResult, ModelSpec, TrainingSpec
 from service.app import create_app
 from service.core.states import SUCCEEDED
@@ -584,7 +584,7 @@ def test_dataset_predictions_stream_in_chunks_that_join_seamlessly(
     dataset_id = insert_dataset(app, cancer)
     model_id = insert_model(app, dataset_id, network_fit)
     whole = predict(client, model_id, {"dataset_id": dataset_id}).text
-    monkeypatch.setattr(service.models.service, "CSV_ROWS", 100)  # 6 chunks for 569 rows
+    monkeypatch.setattr(service.models.predictions, "CSV_ROWS", 100)  # 6 chunks for 569 rows
     with client.stream(
         "POST", f"/v1/models/{model_id}/predictions", json={"dataset_id": dataset_id}
     ) as response:
