@@ -1,4 +1,4 @@
-"""The job queue: claiming jobs, leases, progress, checkpoints and the end of a job.
+"""The job queue: claiming jobs, leases, progress and checkpoints.
 
 Every function is one short transaction on the ``writes`` sessions of a
 ``Database`` (on SQLite they begin with BEGIN IMMEDIATE, so writers queue on
@@ -18,19 +18,7 @@ deletes the history rows after the checkpoint's epoch (all of them when there is
 none) in the claim transaction: those epochs are run again and their rows
 written again, and the history stays 1..N with no gap and no repeat.
 
-Decisions the brief left open:
-
-* A run that ends ``diverged`` is ``failed`` (``stop_reason`` "diverged",
-  ``error_code`` "diverged", ``error`` the engine's message) with no model: its
-  parameters are those of the last finite epoch, not a trained model.
-* A job that is ``cancelling`` when its fit ends is ``cancelled`` even if the
-  fit finished on its own: once cancelling, a job only becomes cancelled.
-  ``fail_job`` still records ``failed`` for a cancelling job (the error is the
-  more useful fact).
-* ``release_job`` (SIGTERM) keeps the attempt count; only a lease that expires
-  at ``attempt >= max_attempts`` fails a job as ``worker_lost``.
-* An ended job keeps ``worker`` (who ran its last attempt) and clears its
-  lease; a job queued again clears both.
+How an attempt ends (succeeded, failed, released, expired): service.queue.outcomes.
 """
 
 from collections.abc import Sequence
@@ -40,10 +28,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    String,
     and_,
-    case,
-    cast,
     delete,
     func,
     insert,
@@ -53,14 +38,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from engine import FitResult
 from engine.history import EpochMetrics
 from service.core.database import Database
 from service.core.settings import Settings
-from service.core.states import CANCELLED, CANCELLING, FAILED, QUEUED, RUNNING, SUCCEEDED
-from service.core.tables import Checkpoint, Job, JobHistory, Model, utcnow
-from service.queue.notify import notify_job_queued
-from service.queue.results import finite_or_none, history_values, model_parts, model_values
+from service.core.states import CANCELLING, QUEUED, RUNNING
+from service.core.tables import Checkpoint, Job, JobHistory, utcnow
+from service.queue.results import finite_or_none, history_values
 
 HELD_STATES = (RUNNING, CANCELLING)  # the states in which a worker holds a job
 
@@ -78,7 +61,7 @@ class Claim:
     checkpoint_epoch: int | None
 
 
-def _moment(value: datetime) -> ColumnElement[datetime]:
+def moment(value: datetime) -> ColumnElement[datetime]:
     """A datetime inside a SQL expression, bound as the tables' UTC type (not a bare literal)."""
     return literal(value, Job.finished_at.type)
 
@@ -100,7 +83,7 @@ def claim_job(*, database: Database, worker_id: str, settings: Settings) -> Clai
         "worker": worker_id,
         "lease_expires_at": now + timedelta(seconds=settings.lease_seconds),
         "heartbeat_at": now,
-        "started_at": func.coalesce(Job.started_at, _moment(now)),
+        "started_at": func.coalesce(Job.started_at, moment(now)),
         "updated_at": now,
     }
     oldest = (
@@ -233,162 +216,3 @@ def _hold(session: Session, job_id: str, attempt: int) -> bool:
     """Lock the job's row if this attempt still holds it (SQLite: BEGIN IMMEDIATE locked it)."""
     held = select(Job.id).where(fenced(job_id, attempt)).with_for_update()
     return session.scalar(held) is not None
-
-
-# -- the end of an attempt ------------------------------------------------------------------
-
-
-def complete_job(
-    *,
-    database: Database,
-    job_id: str,
-    attempt: int,
-    result: FitResult,
-    epochs: Sequence[EpochMetrics] = (),
-    elapsed_seconds: float | None = None,
-    dataset_id: str | None = None,
-) -> bool:
-    """Finish the job from its FitResult; a succeeded job gets its Model row. False if fenced out.
-
-    ``epochs``: the history not yet written (the worker's buffer), written in the same
-    transaction, so a finished job always has its whole history and the end of a short
-    job costs one write rather than two.
-    ``dataset_id`` (the claim's): the model's .npz is made before the transaction.
-    """
-    may_succeed = result.stop_reason not in ("cancelled", "diverged")
-    parts = model_parts(job_id, dataset_id, result) if dataset_id and may_succeed else None
-    now = utcnow()
-    with database.writes() as session, session.begin():
-        # Plain rows and Core statements, no ORM objects to load or flush: on SQLite every
-        # other writer waits for this transaction, so it does no more than it must.
-        job = session.execute(
-            select(Job.id, Job.status, Job.dataset_id, Job.model_type)
-            .where(fenced(job_id, attempt))
-            .with_for_update()
-        ).first()
-        if job is None:
-            return False
-        if epochs:
-            rows = [{**history_values(m), "job_id": job_id, "attempt": attempt} for m in epochs]
-            session.execute(insert(JobHistory), rows)
-        last = result.history[-1] if result.history else None
-        values: dict[str, Any] = {
-            "stop_reason": result.stop_reason,
-            "best_epoch": result.best_epoch,
-            "finished_at": now,
-            "lease_expires_at": None,  # the worker stays named: it ran the last attempt
-            "updated_at": now,
-        }
-        if elapsed_seconds is not None:
-            values["elapsed_seconds"] = elapsed_seconds
-        if last is not None:
-            values.update(
-                epoch=last.epoch,
-                train_loss=finite_or_none(last.train_loss),
-                val_loss=finite_or_none(last.val_loss),
-            )
-        if job.status == CANCELLING or result.stop_reason == "cancelled":
-            values.update(status=CANCELLED, stop_reason="cancelled")
-        elif result.stop_reason == "diverged":
-            values.update(status=FAILED, error=result.message, error_code="diverged")
-        else:
-            values.update(status=SUCCEEDED)
-        session.execute(
-            update(Job).where(Job.id == job_id).values(values),
-            execution_options={"synchronize_session": False},  # no Job objects loaded
-        )
-        if values["status"] == SUCCEEDED:
-            session.execute(insert(Model).values(model_values(job, result, parts)))
-        return True
-
-
-def fail_job(*, database: Database, job_id: str, attempt: int, error: str, code: str) -> bool:
-    """Mark the job failed with a message for people (never a traceback); False if fenced out."""
-    now = utcnow()
-    values = {
-        "status": FAILED,
-        "error": error,
-        "error_code": code,
-        "finished_at": now,
-        "lease_expires_at": None,
-        "updated_at": now,
-    }
-    with database.writes() as session, session.begin():
-        failed = session.execute(update(Job).where(fenced(job_id, attempt)).values(values))
-        return failed.rowcount == 1
-
-
-def release_job(*, database: Database, job_id: str, attempt: int) -> bool:
-    """Give the job back (SIGTERM): queued again, or cancelled if it was cancelling.
-
-    The checkpoint stays, so the next attempt resumes from it. A graceful release is
-    not a lost worker: given back on its last allowed attempt, the job gets one more,
-    so the next claim never takes ``attempt`` past ``max_attempts``. False if fenced out.
-    """
-    now = utcnow()
-    was_cancelling = Job.status == CANCELLING
-    values = {
-        "status": case((was_cancelling, CANCELLED), else_=QUEUED),
-        "stop_reason": case((was_cancelling, "cancelled"), else_=Job.stop_reason),
-        "finished_at": case((was_cancelling, _moment(now)), else_=Job.finished_at),
-        "worker": case((was_cancelling, Job.worker), else_=None),  # queued jobs have no worker
-        "max_attempts": case(
-            (and_(~was_cancelling, Job.attempt >= Job.max_attempts), Job.attempt + 1),
-            else_=Job.max_attempts,
-        ),
-        "lease_expires_at": None,
-        "updated_at": now,
-    }
-    with database.writes() as session, session.begin():
-        status = session.scalar(
-            update(Job).where(fenced(job_id, attempt)).values(values).returning(Job.status)
-        )
-        if status == QUEUED:
-            notify_job_queued(session)
-        return status is not None
-
-
-def sweep_expired_leases(*, database: Database, settings: Settings) -> int:
-    """Settle the jobs whose worker went silent; returns how many changed.
-
-    cancelling -> cancelled; running at attempt >= max_attempts -> failed
-    (worker_lost); running otherwise -> queued, to resume from its checkpoint.
-    Each UPDATE re-checks its WHERE on the row it changes, so concurrent sweeps
-    (and a worker renewing its lease meanwhile) never settle a job twice.
-    """
-    now = utcnow()
-    expired = and_(Job.lease_expires_at < now, Job.status.in_(HELD_STATES))
-    released = {"lease_expires_at": None, "updated_at": now}  # ended jobs keep their worker
-    lost = (
-        f"the job's worker stopped renewing its lease (lease_seconds={settings.lease_seconds:g}) "
-        "on its last allowed attempt"
-    )
-    with database.writes() as session, session.begin():
-        cancelled = session.execute(
-            update(Job)
-            .where(expired, Job.status == CANCELLING)
-            .values(status=CANCELLED, stop_reason="cancelled", finished_at=now, **released)
-        ).rowcount
-        failed = session.execute(
-            update(Job)
-            .where(expired, Job.status == RUNNING, Job.attempt >= Job.max_attempts)
-            .values(
-                status=FAILED,
-                error=literal(f"{lost} (attempt ")
-                + cast(Job.attempt, String)
-                + " of "
-                + cast(Job.max_attempts, String)
-                + ")",
-                error_code="worker_lost",
-                finished_at=now,
-                **released,
-            )
-        ).rowcount
-        requeued = session.execute(
-            update(Job)
-            .where(expired, Job.status == RUNNING, Job.attempt < Job.max_attempts)
-            .values(status=QUEUED, worker=None, **released)
-        ).rowcount
-        if requeued:
-            notify_job_queued(session)
-        return cancelled + failed + requeued

@@ -55,6 +55,7 @@ from service.core.states import (
 from service.core.tables import Job, JobHistory, Model, Sweep, utcnow
 from service.jobs import service as job_service
 from service.queue import claims as queue
+from service.queue import outcomes
 from service.sweeps import service as sweep_service
 from tests.property.strategies import DETERMINISTIC
 from tests.service.factories import add_job, get_job, set_job
@@ -238,7 +239,7 @@ class QueueMachine(RuleBasedStateMachine):
     def complete(self, data: st.DataObject, diverged: bool) -> None:
         handle = self.a_handle(data)
         result = replace(self.result, stop_reason="diverged") if diverged else self.result
-        done = queue.complete_job(
+        done = outcomes.complete_job(
             database=self.database, job_id=handle.job_id, attempt=handle.attempt, result=result
         )
         assert done == self.live(handle)
@@ -253,7 +254,7 @@ class QueueMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def fail(self, data: st.DataObject) -> None:
         handle = self.a_handle(data)
-        failed = queue.fail_job(
+        failed = outcomes.fail_job(
             database=self.database,
             job_id=handle.job_id,
             attempt=handle.attempt,
@@ -270,7 +271,7 @@ class QueueMachine(RuleBasedStateMachine):
         """SIGTERM: the worker gives the job back (on its last attempt, with one more)."""
         handle = self.a_handle(data, self.handles)
         job = self.jobs[handle.job_id]
-        released = queue.release_job(
+        released = outcomes.release_job(
             database=self.database, job_id=handle.job_id, attempt=handle.attempt
         )
         assert released == self.live(handle)
@@ -309,7 +310,7 @@ class QueueMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.held_jobs())  # with nothing held, a sweep has nothing to do
     @rule()
     def sweep(self) -> None:
-        changed = queue.sweep_expired_leases(database=self.database, settings=QUEUE_SETTINGS)
+        changed = outcomes.sweep_expired_leases(database=self.database, settings=QUEUE_SETTINGS)
         expected = 0
         for job in self.jobs.values():
             if not (job.expired and job.status in HELD):
@@ -375,7 +376,7 @@ def test_a_job_released_on_its_last_attempt_is_not_claimed_past_max_attempts(dat
     claim = queue.claim_job(database=database, worker_id="a", settings=QUEUE_SETTINGS)
     assert claim is not None
     assert claim.attempt == 1
-    assert queue.release_job(database=database, job_id=job_id, attempt=1)  # SIGTERM
+    assert outcomes.release_job(database=database, job_id=job_id, attempt=1)  # SIGTERM
     queue.claim_job(database=database, worker_id="b", settings=QUEUE_SETTINGS)
     job = get_job(database, job_id)
     assert job.attempt <= job.max_attempts

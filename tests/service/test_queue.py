@@ -12,16 +12,8 @@ from sqlalchemy import func, select
 from engine import EpochMetrics, FitResult, ModelSpec, TrainingSpec, fit
 from service.core.database import Database
 from service.core.tables import Checkpoint, Job, JobHistory, Model, utcnow
-from service.queue.claims import (
-    claim_job,
-    complete_job,
-    fail_job,
-    heartbeat,
-    record_progress,
-    release_job,
-    store_checkpoint,
-    sweep_expired_leases,
-)
+from service.queue.claims import claim_job, heartbeat, record_progress, store_checkpoint
+from service.queue.outcomes import complete_job, fail_job, release_job, sweep_expired_leases
 from tests.service.factories import add_dataset, add_job, get_job, history_epochs, set_job
 
 # -- rows for the tests, written with the ORM (as the API would) ----------------------------
