@@ -35,6 +35,7 @@ from engine.classifier import Classifier, build_model
 from engine.data import TrainingData, prepare
 from engine.diagnostics import Diagnostics, diagnose
 from engine.history import EpochMetrics
+from engine.lbfgs import run_lbfgs
 from engine.models import Model
 from engine.optimizers import OPTIMIZERS, Optimizer
 from engine.parameters import Parameters
@@ -202,7 +203,7 @@ class Trainer:
             last_good = self.params.theta.copy()
             train_loss, train_accuracy = self._train_epoch()
             grad_norm = float(np.linalg.norm(self.epoch_gradient.theta))
-            self._end_epoch(
+            self.end_epoch(
                 epoch, train_loss, train_accuracy, grad_norm, started, last_good, callback
             )
             if self.state.stop_reason is not None:
@@ -240,7 +241,7 @@ class Trainer:
         result = self.runner.loss(validation.X, validation.Y, validation.labels)
         return result.loss_sum / validation.m, result.correct / validation.m
 
-    def _end_epoch(
+    def end_epoch(
         self,
         epoch: int,
         train_loss: float,
@@ -340,62 +341,7 @@ class Trainer:
 
     # -- L-BFGS ------------------------------------------------------------------------------
     def _run_lbfgs(self, callback: Callback | None) -> None:
-        train = self.data.train
-        m = train.m
-        last = {}  # the most recent evaluation: x, J, correct, gradient
-
-        def objective(x: np.ndarray) -> tuple[float, np.ndarray]:
-            self.params.theta[...] = x
-            result = self.runner.loss_and_gradients(train.X, train.Y, train.labels, self.grads)
-            self.grads.theta /= m
-            self.model.add_penalty_gradient(self.grads, self.spec.l2, m)
-            loss = result.loss_sum / m + self.model.penalty(self.spec.l2, m)
-            gradient = self.grads.theta.astype(np.float64)
-            last.update(x=x.copy(), loss=loss, correct=result.correct, gradient=gradient)
-            return loss, gradient
-
-        clock = {"started": time.perf_counter(), "good": self.params.theta.copy()}
-
-        def on_iteration(intermediate_result: object) -> None:
-            x = intermediate_result.x
-            if "x" not in last or not np.array_equal(x, last["x"]):
-                objective(x)
-            self.params.theta[...] = x
-            self.epoch_gradient.theta[...] = last["gradient"]
-            grad_norm = float(np.linalg.norm(last["gradient"]))
-            epoch = self.state.epoch + 1
-            self._end_epoch(
-                epoch,
-                last["loss"],
-                last["correct"] / m,
-                grad_norm,
-                clock["started"],
-                clock["good"],
-                callback,
-            )
-            clock["started"], clock["good"] = time.perf_counter(), self.params.theta.copy()
-            if self.state.stop_reason is not None:
-                raise StopIteration
-
-        # Imported here: scipy.optimize costs ~0.4 s at import, and every API and worker
-        # process imports this module while few jobs ask for L-BFGS.
-        from scipy.optimize import minimize
-
-        result = minimize(
-            objective,
-            self.params.theta.astype(np.float64),
-            jac=True,
-            method="L-BFGS-B",
-            callback=on_iteration,
-            options={"maxiter": self.spec.epochs - self.state.epoch, "gtol": self.spec.tolerance},
-        )
-        if self.state.stop_reason is None:  # scipy stopped on its own test
-            if self.state.epoch == 0 or not np.isfinite(result.fun):
-                self.params.theta[...] = clock["good"]
-            self.state.stop_reason = "converged"
-            self.state.message = (
-                f"L-BFGS stopped after {self.state.epoch} iterations: {result.message}"
-            )
+        run_lbfgs(self, callback)
 
     # -- the end -----------------------------------------------------------------------------
     def _result(self) -> FitResult:
