@@ -1,7 +1,7 @@
 """SIGTERM, on both databases: a worker stops claiming at once, checkpoints and releases its
 running job within the grace period, and exits 0.
 
-tests/service/test_worker.py shows that a released job resumes elsewhere with a continuous
+tests/service/queue/test_worker.py shows that a released job resumes elsewhere with a continuous
 history; this file measures the stop and shows that no claim follows the signal.
 """
 

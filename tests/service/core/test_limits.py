@@ -27,9 +27,9 @@ from service.core.tables import Job
 from service.jobs import service as jobs
 from service.jobs.schemas import JobCreate
 from tests.service.factories import add_dataset, add_job, assert_problem, set_job
-from tests.service.test_models import Data, fit, insert_dataset, insert_model
+from tests.service.models.test_models import Data, fit, insert_dataset, insert_model
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 KEY_A = "key-a-5d0e8b1c7f2a4e39"
 KEY_B = "key-b-93c6a0f4d2e1487b"
 ROWS = 60  # add_dataset's default
