@@ -33,6 +33,8 @@ app = typer.Typer(
     "command's options and examples.",
     rich_markup_mode=RICH_MARKUP_MODE,
     context_settings={"help_option_names": ["-h", "--help"]},
+    # A bug's traceback must never print local variables: they hold the API key.
+    pretty_exceptions_show_locals=False,
 )
 
 

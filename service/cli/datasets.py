@@ -21,7 +21,15 @@ from service.cli.common import (
     examples,
     sub_app,
 )
-from service.cli.output import next_page, print_fields, print_json, print_table, size, timestamp
+from service.cli.output import (
+    first_of,
+    next_page,
+    print_fields,
+    print_json,
+    print_table,
+    size,
+    timestamp,
+)
 
 datasets_app = sub_app("datasets", "List, show and delete the datasets stored on the server.")
 DatasetId = Annotated[str, typer.Argument(metavar="ID", help="the dataset's id")]
@@ -144,13 +152,16 @@ def show_dataset(
         if json_output:
             print_json(dataset)
             return
-        columns = ", ".join(f"{c['name']} ({c['type']})" for c in dataset["columns"])
+        # The JSON names the file's columns "schema".
+        columns = first_of([f"{c['name']} ({c['type']})" for c in dataset["schema"]])
         print_fields(
             [
                 *dataset_fields(dataset),
                 ("columns", columns),
+                ("label type", dataset["label_type"]),
                 ("format", dataset["format"]),
                 ("size", size(dataset["size_bytes"])),
+                ("sha256", dataset["sha256"]),
                 ("created", timestamp(dataset["created_at"])),
             ]
         )

@@ -26,6 +26,7 @@ from service.cli.common import (
 )
 from service.cli.datasets import readable_file
 from service.cli.output import (
+    first_of,
     model_short,
     model_spec_shown,
     next_page,
@@ -193,8 +194,6 @@ def show_model(
 
 def model_fields(model: Model) -> list[tuple[str, Any]]:
     metrics: dict[str, Any] = model["metrics"]
-    features = model["feature_names"]
-    shown_features = ", ".join(features[:5]) + (f", ... ({len(features)})" * (len(features) > 5))
     return [
         ("id", model["id"]),
         ("job", model["job_id"]),
@@ -202,7 +201,7 @@ def model_fields(model: Model) -> list[tuple[str, Any]]:
         ("model", spec_text(model_spec_shown(model["model"]))),
         ("training", spec_text(training_spec_shown(model["training"]))),
         ("classes", ", ".join(str(c) for c in model["classes"])),
-        ("features", shown_features),
+        ("features", first_of(model["feature_names"])),
         ("stop reason", metrics.get("stop_reason") or "-"),
         ("epochs", metrics.get("epochs_run") or "-"),
         ("best epoch", metrics.get("best_epoch") or "-"),

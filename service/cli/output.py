@@ -113,6 +113,11 @@ def size(n_bytes: int) -> str:
     raise AssertionError("unreachable")
 
 
+def first_of(names: list[str], most: int = 4) -> str:
+    """A long list in a `key: value` line: its first names, then how many in all."""
+    return ", ".join(names[:most]) + (f", ... ({len(names)} in all)" if len(names) > most else "")
+
+
 def model_short(spec: dict[str, Any]) -> str:
     """A model spec in a table cell: `logistic`, or `network 16 tanh`."""
     if spec.get("type") == "two_layer_network":

@@ -184,6 +184,8 @@ def create_sweep(
 
 def follow_sweep(api: BackpropClient, sweep: Sweep, *, json_output: bool) -> int:
     """A line on stderr whenever the trials' counts change; at the end, the leaderboard."""
+    # The first line names the sweep only: a worker may have claimed a trial already.
+    print(f"sweep {sweep['id']}: {sweep['counts']['total']} trials", file=sys.stderr)
     shown = None
     while True:
         counts = sweep["counts"]
