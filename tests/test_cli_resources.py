@@ -5,6 +5,7 @@ Each command: its table or `key: value` block, its --json (the server's document
 an error with its exit status.
 """
 
+import io
 import json
 import os
 import pty
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 
 import engine
+from service.cli.output import print_table
 from tests import test_cli_client as live
 from tests.service.live import ROOT, free_port
 from tests.test_cli_client import (
@@ -457,3 +459,20 @@ def test_shell_completion_script_is_offered():
     assert result.returncode == 0, result.stderr
     assert "complete" in result.stdout
     assert "_BACKPROP_COMPLETE" in result.stdout
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_table_on_a_narrow_terminal_keeps_ids_whole(monkeypatch):
+    screen = Terminal()
+    monkeypatch.setattr(sys, "stdout", screen)
+    monkeypatch.setenv("COLUMNS", "30")
+
+    print_table(["ID", "STATUS"], [[NO_SUCH_ID, "succeeded"]])
+
+    assert NO_SUCH_ID in screen.getvalue()
+    assert "succeeded" in screen.getvalue()
+    assert "…" not in screen.getvalue()

@@ -46,14 +46,26 @@ class History(TypedDict):
     next_since_epoch: int | None
 
 
+class Column(TypedDict):
+    name: str
+    type: str
+    role: str
+
+
 class Dataset(TypedDict):
     id: str
     name: str
     rows: int
     features: list[str]
     label: str
+    label_type: str
     classes: list[Any]
     class_counts: dict[str, int]
+    schema: list[Column]  # every column of the file, in order
+    sha256: str
+    format: str
+    size_bytes: int
+    created_at: str
 
 
 class Model(TypedDict):

@@ -6,6 +6,7 @@ code); 3 a followed job or sweep ended failed or cancelled; 130 interrupted.
 """
 
 import importlib
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -184,8 +185,6 @@ CursorOption = Annotated[
 def connected(url: str, api_key: str | None) -> Iterator[BackpropClient]:
     """A client for the command's body; expected failures become one line on stderr and
     an exit code (typer.Exit), never a traceback."""
-    import logging
-
     # httpx logs every request at INFO, which `backprop`'s logging shows: not for a client.
     for name in ("httpx", "httpcore"):
         logging.getLogger(name).setLevel(logging.WARNING)

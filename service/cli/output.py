@@ -14,6 +14,7 @@ from typing import Any
 
 from rich import box
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 # Off a terminal a table is as wide as its cells: a pipe or a log never wraps a row.
@@ -45,7 +46,11 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         table.add_row(*row)
     sys.stdout.flush()  # what print() wrote comes first
     if sys.stdout.isatty():
-        Console(highlight=False).print(table)
+        console = Console(highlight=False)
+        # Never narrower than the table: an id cut to fit a small terminal is useless.
+        wide = console.options.update_width(UNWRAPPED_WIDTH)
+        console.width = max(console.width, Measurement.get(console, wide, table).maximum)
+        console.print(table)
         return
     console = Console(width=UNWRAPPED_WIDTH, highlight=False, color_system=None)
     with console.capture() as captured:
