@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from engine import ModelSpec, TrainingSpec
-from service.client import BackpropClient
+from service.cli.client import BackpropClient
 from service.core.migrate import upgrade
 from service.jobs.schemas import HISTORY_FIELDS
 from tests.service.live import (
@@ -156,8 +156,10 @@ def fields_of(stdout: str) -> dict[str, str]:
 
 
 def table_of(stdout: str) -> list[list[str]]:
-    """A table's rows (the header first), split on runs of two spaces or more."""
-    return [re.split(r"\s{2,}", line.strip()) for line in stdout.splitlines() if line.strip()]
+    """A table's rows (the header first), split on runs of two spaces or more; Rich's
+    rule under the header is left out."""
+    lines = [line.strip() for line in stdout.splitlines()]
+    return [re.split(r"\s{2,}", line) for line in lines if line and set(line) != {"─"}]
 
 
 def assert_no_traceback(result: subprocess.CompletedProcess) -> None:

@@ -3,7 +3,7 @@
 Every method returns the decoded JSON body as the server sent it. An error answer
 (problem+json, or anything else with a 4xx/5xx status) raises ApiError; a server
 that cannot be reached, or stops answering, raises Unreachable. Nothing here
-prints: output is the CLI's business (service.cli_client).
+prints: output is the CLI's business (the command modules of service.cli).
 
     with BackpropClient("http://127.0.0.1:8000") as api:
         dataset, created = api.upload_dataset(Path("cancer.csv"), label="target")
@@ -12,14 +12,25 @@ prints: output is the CLI's business (service.cli_client).
             ...
 """
 
-import json
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NotRequired, TypedDict
+from typing import Any, BinaryIO
 
 import httpx
+
+from service.cli.api_types import (
+    Dataset,
+    FieldError,
+    History,
+    Job,
+    Model,
+    Page,
+    Predictions,
+    Sweep,
+)
+from service.cli.events import Event, EventParser, parse_events
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 USER_AGENT = "backprop-cli"
@@ -34,94 +45,6 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 PARQUET_MAGIC = b"PAR1"
 PARQUET_TYPE = "application/vnd.apache.parquet"
 CSV_TYPE = "text/csv"
-
-
-# The shapes of the bodies the CLI reads (TypedDicts are plain dicts at run time).
-
-
-class Progress(TypedDict):
-    epoch: int
-    epochs: int
-    percent: float
-    train_loss: float | None
-    val_loss: float | None
-    best_epoch: int | None
-    elapsed_seconds: float
-    remaining_seconds: float | None
-
-
-class Job(TypedDict):
-    id: str
-    status: str | None  # None only in the `end` event of a job deleted while followed
-    dataset_id: str | None
-    model: dict[str, Any]
-    training: dict[str, Any]
-    progress: Progress
-    stop_reason: str | None
-    error: str | None
-    model_id: str | None
-    created_at: str
-
-
-class HistoryPoint(TypedDict):
-    epoch: int
-    train_loss: float | None
-    val_loss: float | None
-    train_accuracy: float | None
-    val_accuracy: float | None
-    grad_norm: float | None
-    seconds: float | None
-
-
-class History(TypedDict):
-    job_id: str
-    points: list[HistoryPoint]
-    next_since_epoch: int | None
-
-
-class Dataset(TypedDict):
-    id: str
-    name: str
-    rows: int
-    features: list[str]
-    label: str
-    classes: list[Any]
-    class_counts: dict[str, int]
-
-
-class Model(TypedDict):
-    id: str
-    job_id: str
-    classes: list[Any]
-    feature_names: list[str]
-
-
-class Prediction(TypedDict):
-    label: Any
-    probabilities: dict[str, float]
-
-
-class Predictions(TypedDict):
-    model_id: str
-    classes: list[Any]
-    predictions: list[Prediction]
-
-
-class Page(TypedDict):
-    data: list[Any]
-    next_cursor: str | None
-
-
-class FieldError(TypedDict):
-    field: str
-    message: str
-
-
-class Problem(TypedDict):
-    title: str
-    status: int
-    detail: str
-    errors: NotRequired[list[FieldError]]
 
 
 # Errors.
@@ -150,70 +73,6 @@ class Unreachable(Exception):
         self.url = url
         self.reason = reason
         super().__init__(f"could not reach {url}: {reason}")
-
-
-# Server-sent events.
-
-
-@dataclass(frozen=True)
-class Event:
-    """One server-sent event: its type, decoded JSON data and, if it carried one, its id."""
-
-    event: str
-    data: Any
-    id: str | None = None
-
-
-class EventParser:
-    """text/event-stream framing, one line at a time (WHATWG HTML, "server-sent events").
-
-    ``feed(line)`` returns the event a blank line completes, else None. Comments
-    (``: keep-alive``) are skipped; ``retry`` is kept for the caller's reconnections.
-    """
-
-    def __init__(self) -> None:
-        self.retry_seconds: float | None = None
-        self._reset()
-
-    def _reset(self) -> None:
-        self._event = "message"
-        self._data: list[str] = []
-        self._id: str | None = None
-
-    def feed(self, line: str) -> Event | None:
-        if not line:
-            event = None
-            if self._data:
-                text = "\n".join(self._data)
-                try:
-                    data = json.loads(text)
-                except ValueError:
-                    data = text
-                event = Event(self._event, data, self._id)
-            self._reset()
-            return event
-        if line.startswith(":"):
-            return None
-        name, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if name == "event":
-            self._event = value
-        elif name == "data":
-            self._data.append(value)
-        elif name == "id":
-            self._id = value
-        elif name == "retry" and value.isdigit():
-            self.retry_seconds = int(value) / 1000
-        return None
-
-
-def parse_events(lines: Iterable[str], parser: EventParser | None = None) -> Iterator[Event]:
-    """The events in ``lines`` (a stream's lines, without their line ends)."""
-    parser = parser or EventParser()
-    for line in lines:
-        event = parser.feed(line)
-        if event is not None:
-            yield event
 
 
 # The client.
@@ -314,8 +173,15 @@ class BackpropClient:
             )
         return Uploaded(dataset=response.json(), created=response.status_code == 201)
 
+    def list_datasets(self, *, limit: int | None = None, cursor: str | None = None) -> Page:
+        return self._json("GET", "/v1/datasets", params=_given({"limit": limit, "cursor": cursor}))
+
     def get_dataset(self, dataset_id: str) -> Dataset:
         return self._json("GET", f"/v1/datasets/{dataset_id}")
+
+    def delete_dataset(self, dataset_id: str) -> None:
+        """DELETE: 204; a dataset a queued or running job uses is a 409 (ApiError)."""
+        self._send("DELETE", f"/v1/datasets/{dataset_id}")
 
     # Jobs.
 
@@ -328,11 +194,12 @@ class BackpropClient:
         *,
         statuses: list[str] | None = None,
         dataset_id: str | None = None,
+        sweep_id: str | None = None,
         limit: int | None = None,
         cursor: str | None = None,
     ) -> Page:
         params: dict[str, Any] = {"status": statuses or None, "dataset_id": dataset_id}
-        params |= {"limit": limit, "cursor": cursor}
+        params |= {"sweep_id": sweep_id, "limit": limit, "cursor": cursor}
         return self._json("GET", "/v1/jobs", params=_given(params))
 
     def get_job(self, job_id: str) -> Job:
@@ -416,6 +283,20 @@ class BackpropClient:
 
     # Models.
 
+    def list_models(
+        self,
+        *,
+        dataset_id: str | None = None,
+        job_id: str | None = None,
+        model_type: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Page:
+        """A page of models, newest first, without their parameter arrays."""
+        params = {"dataset_id": dataset_id, "job_id": job_id, "type": model_type}
+        params |= {"limit": limit, "cursor": cursor}
+        return self._json("GET", "/v1/models", params=_given(params))
+
     def get_model(self, model_id: str) -> Model:
         """The model without its parameter arrays (classes, feature_names, metrics...)."""
         return self._json("GET", f"/v1/models/{model_id}", params={"include_parameters": False})
@@ -428,6 +309,38 @@ class BackpropClient:
             json={"records": records},
             timeout=SLOW_TIMEOUT,
         )
+
+    def download_model(self, model_id: str, into: BinaryIO) -> int:
+        """Stream the model's .npz into ``into``; the number of bytes written."""
+        path = f"/v1/models/{model_id}/download"
+        try:
+            with self._http.stream("GET", path, timeout=SLOW_TIMEOUT) as response:
+                if response.is_error:
+                    response.read()
+                    check(response)
+                for chunk in response.iter_bytes():
+                    into.write(chunk)
+                return response.num_bytes_downloaded
+        except httpx.TransportError as error:
+            raise self._unreachable(error) from error
+
+    # Sweeps.
+
+    def create_sweep(self, sweep_in: dict[str, Any]) -> Sweep:
+        """POST /v1/sweeps with a SweepCreate body (a base job and a search)."""
+        return self._json("POST", "/v1/sweeps", json=sweep_in)
+
+    def list_sweeps(self, *, limit: int | None = None, cursor: str | None = None) -> Page:
+        return self._json("GET", "/v1/sweeps", params=_given({"limit": limit, "cursor": cursor}))
+
+    def get_sweep(self, sweep_id: str) -> Sweep:
+        """The sweep with its leaderboard."""
+        return self._json("GET", f"/v1/sweeps/{sweep_id}")
+
+    def cancel_sweep(self, sweep_id: str) -> tuple[Sweep, bool]:
+        """The sweep after the request, and whether trials are still stopping (202)."""
+        response = self._send("POST", f"/v1/sweeps/{sweep_id}/cancel")
+        return response.json(), response.status_code == 202
 
 
 def check(response: httpx.Response) -> None:

@@ -1,0 +1,184 @@
+"""Datasets: `backprop upload FILE` (top level, as before) and `backprop datasets
+list|show|delete`."""
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from service.cli.api_types import Dataset
+from service.cli.client import DEFAULT_URL
+from service.cli.common import (
+    ApiKeyOption,
+    BackpropCommand,
+    CursorOption,
+    JsonOption,
+    LimitOption,
+    LocalError,
+    UrlOption,
+    connected,
+    examples,
+    sub_app,
+)
+from service.cli.output import (
+    first_of,
+    next_page,
+    print_fields,
+    print_json,
+    print_table,
+    size,
+    timestamp,
+)
+
+datasets_app = sub_app("datasets", "List, show and delete the datasets stored on the server.")
+DatasetId = Annotated[str, typer.Argument(metavar="ID", help="the dataset's id")]
+
+
+def register(app: typer.Typer) -> None:
+    """`upload`, a top-level command of ``app`` (the group is added by service.cli.app)."""
+    app.command(
+        "upload",
+        cls=BackpropCommand,
+        epilog=examples(
+            "backprop upload cancer.csv --label target",
+            "backprop upload points.parquet --name points --json",
+        ),
+    )(upload)
+
+
+def upload(
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="a .csv or .parquet file")],
+    label: Annotated[
+        str | None, typer.Option("--label", metavar="COL", help="the label column (default: last)")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="the dataset's name (default: the file's name)")
+    ] = None,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Upload a CSV or Parquet file as a dataset.
+
+    Streams FILE to the server, which validates and stores it. The same file with the
+    same label column again answers the dataset stored before.
+    """
+    with connected(url, api_key) as api:
+        path = readable_file(file)
+        uploaded = api.upload_dataset(path, label=label, name=name)
+        dataset = uploaded.dataset
+        if json_output:
+            print_json(dataset)
+            return
+        if uploaded.created:
+            outcome = "new dataset (201 Created)"
+        else:
+            outcome = "already stored (200 OK: the same file and label were uploaded before)"
+        print_fields([("upload", outcome), *dataset_fields(dataset)])
+
+
+def readable_file(path: Path) -> Path:
+    """``path`` if it is a file this process may read, else LocalError (exit 1)."""
+    if not path.is_file():
+        raise LocalError(f"{path}: no such file")
+    if not os.access(path, os.R_OK):
+        raise LocalError(f"{path}: not readable")
+    return path
+
+
+def dataset_fields(dataset: Dataset) -> list[tuple[str, Any]]:
+    counts = ", ".join(f"{label}: {count}" for label, count in dataset["class_counts"].items())
+    return [
+        ("id", dataset["id"]),
+        ("name", dataset["name"]),
+        ("rows", dataset["rows"]),
+        ("features", len(dataset["features"])),
+        ("label", dataset["label"]),
+        ("classes", ", ".join(str(c) for c in dataset["classes"])),
+        ("class counts", counts),
+    ]
+
+
+@datasets_app.command(
+    "list",
+    cls=BackpropCommand,
+    epilog=examples("backprop datasets list", "backprop datasets list --limit 5 --json"),
+)
+def list_datasets(
+    limit: LimitOption = None,
+    cursor: CursorOption = None,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """List datasets, newest first: id, name, rows, features, label, classes."""
+    with connected(url, api_key) as api:
+        page = api.list_datasets(limit=limit, cursor=cursor)
+        if json_output:
+            print_json(page)
+            return
+        rows = [
+            [
+                dataset["id"],
+                dataset["name"],
+                str(dataset["rows"]),
+                str(len(dataset["features"])),
+                dataset["label"],
+                str(len(dataset["classes"])),
+                timestamp(dataset["created_at"]),
+            ]
+            for dataset in page["data"]
+        ]
+        headers = ["ID", "NAME", "ROWS", "FEATURES", "LABEL", "CLASSES", "CREATED (UTC)"]
+        print_table(headers, rows)
+        next_page("datasets list", page["next_cursor"])
+
+
+@datasets_app.command(
+    "show",
+    cls=BackpropCommand,
+    epilog=examples("backprop datasets show ID", "backprop datasets show ID --json"),
+)
+def show_dataset(
+    dataset_id: DatasetId,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """A dataset's rows, columns, label and classes."""
+    with connected(url, api_key) as api:
+        dataset = api.get_dataset(dataset_id)
+        if json_output:
+            print_json(dataset)
+            return
+        # The JSON names the file's columns "schema".
+        columns = first_of([f"{c['name']} ({c['type']})" for c in dataset["schema"]])
+        print_fields(
+            [
+                *dataset_fields(dataset),
+                ("columns", columns),
+                ("label type", dataset["label_type"]),
+                ("format", dataset["format"]),
+                ("size", size(dataset["size_bytes"])),
+                ("sha256", dataset["sha256"]),
+                ("created", timestamp(dataset["created_at"])),
+            ]
+        )
+
+
+@datasets_app.command("delete", cls=BackpropCommand, epilog=examples("backprop datasets delete ID"))
+def delete_dataset(
+    dataset_id: DatasetId,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Delete a dataset that no queued or running job uses (finished jobs and their
+    models are kept). --json prints {"id": ..., "deleted": true}."""
+    with connected(url, api_key) as api:
+        api.delete_dataset(dataset_id)
+        if json_output:
+            print_json({"id": dataset_id, "deleted": True})
+        else:
+            print_fields([("dataset", dataset_id), ("deleted", "yes")])

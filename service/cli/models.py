@@ -1,0 +1,257 @@
+"""Models: `backprop predict MODEL_ID FILE` (top level, as before) and `backprop models
+list|show|download`."""
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from service.cli.api_types import Model, Predictions
+from service.cli.client import DEFAULT_URL, ApiError, BackpropClient
+from service.cli.common import (
+    ApiKeyOption,
+    BackpropCommand,
+    CursorOption,
+    JsonOption,
+    LimitOption,
+    LocalError,
+    UrlOption,
+    complete_names,
+    connected,
+    engine_choice,
+    examples,
+    sub_app,
+)
+from service.cli.datasets import readable_file
+from service.cli.output import (
+    first_of,
+    model_short,
+    model_spec_shown,
+    next_page,
+    number,
+    print_fields,
+    print_json,
+    print_table,
+    size,
+    spec_text,
+    timestamp,
+    training_spec_shown,
+)
+from service.cli.predict_input import feature_batches
+
+PREDICT_BATCH_ROWS = 1_000  # rows per prediction request (the server allows up to its limit)
+
+models_app = sub_app("models", "List and show fitted models; download one as a .npz file.")
+ModelId = Annotated[str, typer.Argument(metavar="MODEL_ID", help="the model's id")]
+
+
+def register(app: typer.Typer) -> None:
+    """`predict`, a top-level command of ``app`` (the group is added by service.cli.app)."""
+    app.command(
+        "predict",
+        cls=BackpropCommand,
+        epilog=examples(
+            "backprop predict MODEL_ID cancer.csv | head",
+            "backprop predict MODEL_ID rows.parquet --batch-rows 500 --json",
+        ),
+    )(predict)
+
+
+def predict(
+    model_id: ModelId,
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="a .csv or .parquet file")],
+    batch_rows: Annotated[
+        int,
+        typer.Option(
+            "--batch-rows",
+            metavar="N",
+            min=1,
+            help="rows per request (the server's limit is BACKPROP_MAX_PREDICTION_ROWS)",
+        ),
+    ] = PREDICT_BATCH_ROWS,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Predict labels for the rows of a CSV or Parquet file.
+
+    Reads FILE here, keeps the model's feature columns (others, such as a label column,
+    are left out) and prints each row's predicted label and class probabilities. Rows
+    are sent in batches.
+    """
+    with connected(url, api_key) as api:
+        path = readable_file(file)
+        model = api.get_model(model_id)
+        features, classes = model["feature_names"], model["classes"]
+        responses: list[Predictions] = []
+        for matrix in feature_batches(path, features, batch_rows):
+            records = [dict(zip(features, row, strict=True)) for row in matrix.tolist()]
+            responses += predict_records(api, model_id, records)
+        if json_output:
+            print_json(responses)
+            return
+        headers = ["ROW", "LABEL", *(f"P({c})" for c in classes)]
+        rows = []
+        for prediction in (p for response in responses for p in response["predictions"]):
+            probabilities = prediction["probabilities"]
+            row = [str(len(rows) + 1), str(prediction["label"])]
+            rows.append(row + [f"{probabilities[str(c)]:.4f}" for c in classes])
+        print_table(headers, rows)
+
+
+def predict_records(
+    api: BackpropClient, model_id: str, records: list[dict[str, float]]
+) -> list[Predictions]:
+    """One request, or several if the server's row limit is lower than the batch."""
+    try:
+        return [api.predict(model_id, records)]
+    except ApiError as error:
+        limit = error.problem.get("limit")
+        if error.status != 413 or not isinstance(limit, int) or not 0 < limit < len(records):
+            raise
+    return [api.predict(model_id, records[i : i + limit]) for i in range(0, len(records), limit)]
+
+
+@models_app.command(
+    "list",
+    cls=BackpropCommand,
+    epilog=examples(
+        "backprop models list",
+        "backprop models list --dataset ID --type two_layer_network",
+        "backprop models list --job ID --json",
+    ),
+)
+def list_models(
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", metavar="ID", help="only models of this dataset")
+    ] = None,
+    job: Annotated[
+        str | None, typer.Option("--job", metavar="ID", help="only the model of this job")
+    ] = None,
+    model_type: Annotated[
+        str | None,
+        typer.Option(
+            "--type",
+            metavar="TYPE",
+            parser=engine_choice("MODEL_TYPES", "--type"),
+            autocompletion=complete_names("MODEL_TYPES"),
+            help="only models of this type: {MODEL_TYPES}",
+        ),
+    ] = None,
+    limit: LimitOption = None,
+    cursor: CursorOption = None,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """List fitted models, newest first: id, model, job, epochs, final losses."""
+    with connected(url, api_key) as api:
+        page = api.list_models(
+            dataset_id=dataset, job_id=job, model_type=model_type, limit=limit, cursor=cursor
+        )
+        if json_output:
+            print_json(page)
+            return
+        rows = [
+            [
+                model["id"],
+                model_short(model["model"]),
+                model["job_id"],
+                str(model["metrics"].get("epochs_run") or "-"),
+                number(model["metrics"].get("final_train_loss")),
+                number(model["metrics"].get("final_val_loss")),
+                timestamp(model["created_at"]),
+            ]
+            for model in page["data"]
+        ]
+        headers = ["ID", "MODEL", "JOB", "EPOCHS", "TRAIN LOSS", "VAL LOSS", "CREATED (UTC)"]
+        print_table(headers, rows)
+        next_page("models list", page["next_cursor"])
+
+
+@models_app.command(
+    "show",
+    cls=BackpropCommand,
+    epilog=examples("backprop models show MODEL_ID", "backprop models show MODEL_ID --json"),
+)
+def show_model(
+    model_id: ModelId,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """A model's specs, classes, features and metrics (--json: without its parameter
+    arrays; `models download` gets those)."""
+    with connected(url, api_key) as api:
+        model = api.get_model(model_id)
+        if json_output:
+            print_json(model)
+            return
+        print_fields(model_fields(model))
+
+
+def model_fields(model: Model) -> list[tuple[str, Any]]:
+    metrics: dict[str, Any] = model["metrics"]
+    return [
+        ("id", model["id"]),
+        ("job", model["job_id"]),
+        ("dataset", model["dataset_id"] or "- (deleted)"),
+        ("model", spec_text(model_spec_shown(model["model"]))),
+        ("training", spec_text(training_spec_shown(model["training"]))),
+        ("classes", ", ".join(str(c) for c in model["classes"])),
+        ("features", first_of(model["feature_names"])),
+        ("stop reason", metrics.get("stop_reason") or "-"),
+        ("epochs", metrics.get("epochs_run") or "-"),
+        ("best epoch", metrics.get("best_epoch") or "-"),
+        ("train loss", number(metrics.get("final_train_loss"))),
+        ("val loss", number(metrics.get("final_val_loss"))),
+        ("train acc", number(metrics.get("final_train_accuracy"))),
+        ("val acc", number(metrics.get("final_val_accuracy"))),
+        ("created", timestamp(model["created_at"])),
+    ]
+
+
+@models_app.command(
+    "download",
+    cls=BackpropCommand,
+    epilog=examples(
+        "backprop models download MODEL_ID",
+        "backprop models download MODEL_ID -o cancer.npz",
+        "python -c 'import engine; print(engine.load(\"cancer.npz\"))'",
+    ),
+)
+def download_model(
+    model_id: ModelId,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", metavar="FILE", help="where to write it (default: model-ID.npz)"
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="overwrite FILE if it exists")] = False,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Download a model as the engine's portable .npz (engine.load reads it; no pickle)."""
+    path = output or Path(f"model-{model_id}.npz")
+    with connected(url, api_key) as api:
+        if path.exists() and not force:
+            raise LocalError(f"{path} exists; --force overwrites it")
+        if not path.parent.is_dir():
+            raise LocalError(f"{path.parent}: no such folder")
+        # A partial download never takes the file's name: written aside, renamed when whole.
+        handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        try:
+            with os.fdopen(handle, "wb") as file:
+                written = api.download_model(model_id, file)
+            os.replace(partial, path)
+        finally:
+            if os.path.exists(partial):
+                os.unlink(partial)
+        if json_output:
+            print_json({"id": model_id, "path": str(path), "bytes": written})
+        else:
+            print_fields([("model", model_id), ("saved", str(path)), ("size", size(written))])
