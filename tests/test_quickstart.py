@@ -46,6 +46,27 @@ def curl_session(readme: str) -> str:
     return sessions[0]
 
 
+def shown_output(readme: str) -> list[str]:
+    """The lines the Quickstart shows the session printing (the bare ``` block after it)."""
+    blocks, info, lines = [], None, []
+    for line in section(readme, "Quickstart").splitlines():
+        if not line.startswith("```"):
+            lines.append(line)
+        elif info is None:
+            info, lines = line[3:], []
+        else:
+            blocks.append((info, lines))
+            info, lines = None, []
+    bare = [lines for info, lines in blocks if not info]
+    assert len(bare) == 1, "the Quickstart shows what the session prints in one ``` block"
+    return bare[0]
+
+
+def shown_pairs(line: str) -> dict[str, str]:
+    """The `"key": value` pairs a shown line spells out in full (its `...` and `…` elided)."""
+    return dict(re.findall(r'"(\w+)": ?([^,{}\[\]…]+?)(?=,|}|$)', line))
+
+
 def descendants(pid: int) -> set[int]:
     """Every process below ``pid``, from /proc (workers run in process groups of their own)."""
     parents: dict[int, int] = {}
@@ -169,12 +190,20 @@ def test_readme_quickstart_runs_as_written_in_a_fresh_clone(checkout, make_serve
     )
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\n{log.read_text()}"
 
-    # The session prints the network's last history point, then one prediction per model.
+    # The session prints the network's last history point, then one prediction per model,
+    # as the README shows: the same fields, the same epoch, the same classes and labels.
     printed = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    shown = shown_output((checkout / "README.md").read_text())
+    assert len(printed) == len(shown) == 3, (result.stdout, shown)
     last_point, *predictions = printed
-    assert last_point["epoch"] >= 1
+    shown_point = shown_pairs(shown[0])
+    assert set(shown_point) <= set(last_point), (shown_point, last_point)
+    assert last_point["epoch"] == int(shown_point["epoch"])
     assert last_point["train_loss"] is not None
-    assert len(predictions) == 2
+    for line, response in zip(shown[1:], predictions, strict=True):
+        assert json.loads(re.search(r'"classes":(\[.*?\])', line)[1]) == response["classes"]
+        shown_labels = [int(label) for label in re.findall(r'"label":(\d+)', line)]
+        assert [p["label"] for p in response["predictions"]][: len(shown_labels)] == shown_labels
     for response in predictions:
         # The CSV's first two rows are malignant tumours, label 0; both models learn that.
         assert [p["label"] for p in response["predictions"]] == [0, 0]
