@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 
 from tests.browser.conftest import ROOT, screenshot
 
-STATIC = ROOT / "service" / "static"
+STATIC = ROOT / "service" / "pages" / "static"
 README_IMAGE = ROOT / "docs" / "images" / "dashboard.png"
 FEATURES = ["x1", "x2", "x3", "x4"]
 NETWORK = {"type": "two_layer_network", "hidden_units": 8, "activation": "tanh"}
