@@ -1,4 +1,4 @@
-"""Reading ahead within bounds, for the fast path of parsing an upload (service.fast_parsing).
+"""Reading ahead within bounds, for service.reader's streamed reading of an upload.
 
 Decoding the next record batches while the last one is converted and stored
 keeps two cores busy (pyarrow decodes without the GIL, and the database

@@ -278,7 +278,11 @@ class DatasetStream(AbstractContextManager["DatasetStream"]):
             y_index=y_index,
             class_counts={str(c): int(n) for c, n in zip(classes, counts, strict=True)},
             schema=[
-                {"name": name, "type": types[name], "role": "label" if name == self.label else "feature"}
+                {
+                    "name": name,
+                    "type": types[name],
+                    "role": "label" if name == self.label else "feature",
+                }
                 for name in self.names
             ],
             rows=rows,

@@ -169,10 +169,11 @@ class TextColumn(FeatureColumn):
         if self.kind in self.viable and self.first_missing is None:
             numbers = cast[self.kind]
             out[:] = as_floats(numbers)
+            index = None
             if self.kind == "number" and self.first_non_finite is None:
-                if (index := first_index(pc.invert(pc.is_finite(numbers)))) is not None:
-                    cell = f'"{shown(values[index].as_py())}"'
-                    self.first_non_finite = (start + index, cell)
+                index = first_index(pc.invert(pc.is_finite(numbers)))
+            if index is not None:  # quoted as written
+                self.first_non_finite = (start + index, f'"{shown(values[index].as_py())}"')
 
     def _note_first_bad(
         self, values: pa.Array, trimmed: pa.Array, cast: dict[str, Any], start: int
@@ -234,9 +235,10 @@ class UnusableColumn(FeatureColumn):
 # Which reader a feature column gets, by the Arrow type it arrives as (dictionaries by
 # their values' type): the first whose test passes.
 FEATURE_READERS: tuple[tuple[Callable[[pa.DataType], bool], Callable[..., FeatureColumn]], ...] = (
-    (lambda t: numeric_kind(t) is not None, lambda name, t, strict: NumericColumn(
-        name, kind=numeric_kind(t), strict=strict
-    )),
+    (
+        lambda t: numeric_kind(t) is not None,
+        lambda name, t, strict: NumericColumn(name, kind=numeric_kind(t), strict=strict),
+    ),
     (is_text, lambda name, t, strict: TextColumn(name)),
     (lambda t: True, lambda name, t, strict: UnusableColumn(name)),
 )
@@ -277,7 +279,9 @@ class LabelColumn:
         if not pa.types.is_dictionary(values.type):
             values = pc.dictionary_encode(values)
         # The batch's own dictionary is small: map it onto ours.
-        ours = [self.code_of.setdefault(v, len(self.code_of)) for v in values.dictionary.to_pylist()]
+        ours = [
+            self.code_of.setdefault(v, len(self.code_of)) for v in values.dictionary.to_pylist()
+        ]
         indices = values.indices.cast(pa.int32())
         self.chunks.append(np.asarray(ours, dtype=np.int32)[indices.to_numpy(zero_copy_only=False)])
 

@@ -149,8 +149,7 @@ def check_columns(names: list[str], max_columns: int) -> None:
 
 def too_many_rows(rows: str, max_rows: int) -> PayloadTooLarge:
     return PayloadTooLarge(
-        f"the file has {rows} rows; at most {max_rows:,} are allowed "
-        "(BACKPROP_MAX_ROWS, max_rows)",
+        f"the file has {rows} rows; at most {max_rows:,} are allowed (BACKPROP_MAX_ROWS, max_rows)",
         limit=max_rows,
         setting="max_rows",
     )

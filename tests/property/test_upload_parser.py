@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from service.errors import PayloadTooLarge, ServiceError, Unprocessable
-from service.parsing import ParsedDataset, parse_dataset
+from service.reader import ParsedDataset, parse_dataset
 from service.settings import Settings
 from tests.property.strategies import (
     DETERMINISTIC,

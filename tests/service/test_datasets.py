@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from service import datasets as dataset_service
 from service import storage
 from service.app import create_app
-from service.parsing import parse_dataset
+from service.reader import parse_dataset
 from service.tables import (
     CANCELLING,
     QUEUED,
