@@ -247,6 +247,7 @@ class DatasetStream(AbstractContextManager["DatasetStream"]):
         if self.usable:
             labels = LabelColumn(self.label, self.label_type, from_text=self.from_text)
         rows = 0
+        live = len(columns)  # columns still read: those before the first one refused for good
         block = np.empty((0, len(columns)), dtype=np.float64)  # (b, n_x), reused
         with Prefetcher(self.batches(), depth=PREFETCH) as batches:
             for batch in batches:
@@ -256,11 +257,15 @@ class DatasetStream(AbstractContextManager["DatasetStream"]):
                     # Reused from batch to batch: fresh memory would be page-faulted in each time.
                     block = np.empty((batch.num_rows, len(columns)), dtype=np.float64)
                 values = block[: batch.num_rows]  # (b, n_x)
-                for j, column in enumerate(columns):
+                for j, column in enumerate(columns[:live]):
                     column.take(batch.column(column.name), rows, values[:, j])
-                sink.write(values)
-                if labels is not None:
-                    labels.take(batch.column(self.label), rows)
+                    if column.settled:
+                        live = j  # refused: columns after it (and the label) cannot say first
+                        break
+                if live == len(columns):
+                    sink.write(values)
+                    if labels is not None:
+                        labels.take(batch.column(self.label), rows)
                 rows += batch.num_rows
         if (error := shape_error(self.names, self.label, rows)) is not None:
             raise error

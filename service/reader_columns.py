@@ -29,7 +29,8 @@ import pyarrow.compute as pc
 from service.errors import Unprocessable
 from service.reader_errors import cell_error, shown
 
-TEXT_KINDS = ((pa.int64(), "integer"), (pa.float64(), "number"), (pa.bool_(), "boolean"))
+# The kinds a text column may be, in the order tried: the first that every cell is wins.
+TEXT_KINDS = {"integer": pa.int64(), "number": pa.float64(), "boolean": pa.bool_()}
 
 
 class Retype(Exception):
@@ -98,6 +99,11 @@ class FeatureColumn:
     first_missing: int | None = None  # row indices from 0, over the whole file
     first_non_finite: tuple[int, str] | None = None  # (row, the cell as the message shows it)
 
+    @property
+    def settled(self) -> bool:
+        """Whether the column's problem is known for good: later rows cannot change it."""
+        return self.first_missing is not None  # a missing cell is said before a non-finite one
+
     def take(self, values: pa.Array, start: int, out: np.ndarray) -> None:
         raise NotImplementedError
 
@@ -145,13 +151,18 @@ class TextColumn(FeatureColumn):
     when the kind the rows were written in is ruled out, the stream restarts (keeping
     ``viable``: that reading writes in the right kind from the first row)."""
 
-    viable: list[str] = field(default_factory=lambda: [kind for _, kind in TEXT_KINDS])
+    viable: list[str] = field(default_factory=lambda: list(TEXT_KINDS))
     first_blank: int | None = None  # missing, or spaces alone
-    target: tuple[pa.DataType, str] | None = None  # what the first cell is: a number or boolean
+    target: tuple[str, str] | None = None  # what the first cell is: (kind, "a number"...)
     first_bad: tuple[int, str] | None = None  # the first cell that is not the target
 
     def __post_init__(self) -> None:
         self.kind = self.viable[0] if self.viable else "number"
+
+    @property
+    def settled(self) -> bool:
+        # A blank cell is refused (unless a bad cell before it is: found in the same batch).
+        return self.first_blank is not None or (not self.viable and self.first_bad is not None)
 
     def take(self, values: pa.Array, start: int, out: np.ndarray) -> None:
         values = decoded(values)
@@ -161,7 +172,11 @@ class TextColumn(FeatureColumn):
             blank = pc.or_kleene(pc.is_null(values), pc.equal(trimmed, ""))
             if (index := first_index(blank)) is not None:
                 self.first_blank = start + index
-        cast = {kind: cast_or_none(trimmed, target) for target, kind in TEXT_KINDS}
+        self._note_target(trimmed)
+        wanted = set(self.viable)  # kinds ruled out are not cast again
+        if self.target is not None and self.first_bad is None:
+            wanted.add(self.target[0])
+        cast = {kind: cast_or_none(trimmed, TEXT_KINDS[kind]) for kind in wanted}
         self._note_first_bad(values, trimmed, cast, start)
         self.viable = [kind for kind in self.viable if cast[kind] is not None]
         if self.viable and self.viable[0] != self.kind and self.first_missing is None:
@@ -175,26 +190,27 @@ class TextColumn(FeatureColumn):
             if index is not None:  # quoted as written
                 self.first_non_finite = (start + index, f'"{shown(values[index].as_py())}"')
 
-    def _note_first_bad(
-        self, values: pa.Array, trimmed: pa.Array, cast: dict[str, Any], start: int
-    ) -> None:
-        """The first cell that is not what the column's first cell is (a number, or a
-        boolean if it is one and not a number), found by halving the failing batch."""
+    def _note_target(self, trimmed: pa.Array) -> None:
+        """What the column's first cell is: a boolean if it is one and not a number."""
         if self.target is None and (first := first_index(pc.is_valid(trimmed))) is not None:
             cell = trimmed.slice(first, 1)
             boolean = cast_or_none(cell, pa.float64()) is None and (
                 cast_or_none(cell, pa.bool_()) is not None
             )
-            self.target = (pa.bool_(), "a boolean") if boolean else (pa.float64(), "a number")
-        if self.target is None or self.first_bad is not None:
+            self.target = ("boolean", "a boolean") if boolean else ("number", "a number")
+
+    def _note_first_bad(
+        self, values: pa.Array, trimmed: pa.Array, cast: dict[str, Any], start: int
+    ) -> None:
+        """The first cell that is not what the column's first cell is, found by halving
+        the batch whose cast failed."""
+        if self.target is None or self.first_bad is not None or cast[self.target[0]] is not None:
             return
-        target, expected = self.target
-        if cast[{pa.bool_(): "boolean", pa.float64(): "number"}[target]] is not None:
-            return
+        kind, expected = self.target
         low, high = 0, len(trimmed)  # cells [0, low) cast; [low, high) holds one that does not
         while high - low > 1:
             middle = (low + high) // 2
-            if cast_or_none(trimmed.slice(low, middle - low), target) is None:
+            if cast_or_none(trimmed.slice(low, middle - low), TEXT_KINDS[kind]) is None:
                 high = middle
             else:
                 low = middle
@@ -323,8 +339,8 @@ class LabelColumn:
             blank = pc.equal(trimmed, "").to_numpy(zero_copy_only=False)
             if blank.any():  # spaces alone: missing, as features
                 return distinct, "", (blank, lambda i: "label is missing")
-            for target, kind in TEXT_KINDS[:2]:
-                if (numbers := cast_or_none(trimmed, target)) is not None:
+            for kind in ("integer", "number"):
+                if (numbers := cast_or_none(trimmed, TEXT_KINDS[kind])) is not None:
                     return self._numbers(numbers, kind)
             words = pc.utf8_lower(trimmed)
             if pc.all(pc.is_in(words, value_set=pa.array(["true", "false"]))).as_py():
