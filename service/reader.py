@@ -7,35 +7,30 @@ the column and the first bad row (row 1 is the first data row); a file past a
 configured size limit is a PayloadTooLarge (413) naming the setting.
 
 The file is read as a stream of record batches (CSV: pyarrow.csv.open_csv; Parquet:
-ParquetFile.iter_batches), decoded in a thread of its own, and each batch becomes
-rows of the float64 (m, n_x) C-order matrix that go to a sink at once
-(service.storage.ChunkWriter: the database, chunk by chunk). Only the label column is
-kept, as a 4-byte code per row, so memory does not grow with the file otherwise.
-How each column is read and what is wrong with it is service.reader_columns' table.
+ParquetFile.iter_batches), decoded in a thread of its own; each batch becomes rows of
+the float64 (m, n_x) C-order matrix that go to a sink at once (the database, chunk by
+chunk), and the label column a 4-byte code per row. How each column is read and what
+is wrong with it is service.reader_columns' table.
 
-CSV columns are typed as Arrow infers them from the first block (integers, floats),
-or read as text (anything else: booleans, dates, words) for the text rules to
-decide. A typed column that meets a cell it cannot take (a float in an integer
-column, a word, an empty or non-finite cell) is retyped, integers to floats to text,
-and the stream starts over from the first row with the rows written so far dropped:
-text columns find and quote the first bad cell from their batch's row offset, so a
-bad file costs one more reading at most per column, never a second parser. Arrow's
-converters trim spaces and tabs around numbers, as the text rules do (which trim other
-Unicode spaces too: such cells fail to convert, and the column becomes text).
+CSV columns are typed as Arrow infers them from the first block (integers, floats) or
+read as text for the text rules to decide. A typed column that meets a cell it cannot
+take (a float among integers, a word, an empty or non-finite cell) is retyped, integers
+to floats to text, and the stream starts over with the rows written so far dropped;
+text columns find and quote the first bad cell from their batch's row offset. A bad
+file costs at most one more reading per column, never a second parser.
 
-Whatever is wrong, the refusal is the one a reading of the whole file would give:
-the stream reads to the end before it says anything about cells (a ragged row, bytes
-that are not UTF-8 or too many rows later on come first), then checks the shape, the
-feature columns in file order (each its first bad row), the label column, the classes.
+The refusal is the one a reading of the whole file would give: the stream reads to the
+end before it says anything about cells (a ragged row, bytes that are not UTF-8 or too
+many rows later on come first), then checks the shape, the feature columns in file
+order (each its first bad row), the label column, the classes.
 """
 
-import ctypes
 import re
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -43,7 +38,16 @@ import pyarrow.csv as pv
 import pyarrow.parquet as pq
 
 from service.errors import Unprocessable
-from service.readahead import PacedFile, Prefetcher
+from service.readahead import (  # noqa: F401 (the sinks are this module's too)
+    DiscardSink,
+    MatrixSink,
+    PacedFile,
+    Prefetcher,
+    RowSink,
+    first_block_schema,
+    give_back_memory,
+    quote_free,
+)
 from service.reader_columns import (
     FeatureColumn,
     LabelColumn,
@@ -57,6 +61,7 @@ from service.reader_errors import (
     check_columns,
     csv_error,
     header_not_utf8,
+    refuse_nested,
     refuse_other_encodings,
     shape_error,
     too_many_rows,
@@ -69,7 +74,6 @@ QUOTE_FREE_BLOCK_BYTES = 2**20  # CSV blocks when no quote can make rows depend 
 PARQUET_BATCH_BYTES = 8 * 2**20  # rows per Parquet batch: about this much matrix
 PARQUET_BUFFER_BYTES = 64 * 2**10  # column chunks are read in pieces this big, not whole
 PREFETCH = 4  # batches decoded ahead of the one being converted and stored
-SCAN_BYTES = 2**20  # read at a time when looking for quotes
 
 LABEL_TEXT = pa.dictionary(pa.int32(), pa.string())  # a CSV label column, as read here
 # Only an empty cell is missing; "NA", "nan" and the like are values.
@@ -78,22 +82,6 @@ CSV_TYPED = (pa.int64(), pa.float64())  # CSV feature types read as Arrow infers
 CONVERSION_FAILED = re.compile(
     r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to (?:int64|double): "
 )
-try:  # glibc only; elsewhere memory is left to the allocator
-    MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
-except (OSError, AttributeError):
-    MALLOC_TRIM = None
-
-
-class RowSink(Protocol):
-    """Where the matrix goes: (b, n_x) float64 C-order rows, in file order.
-
-    The rows are only lent for the call (their memory holds the next batch's): a sink
-    copies what it keeps. ``reset`` forgets every row so far: the file is read again.
-    """
-
-    def write(self, values: np.ndarray) -> None: ...
-
-    def reset(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -120,35 +108,6 @@ class ParsedDataset(StreamedDataset):
     def labels(self) -> np.ndarray:
         """(m,) the label column's values, in the dataset's own type."""
         return np.asarray(self.classes, dtype=object)[self.y_index]
-
-
-class MatrixSink:
-    """A RowSink that keeps the rows, for a matrix in memory."""
-
-    def __init__(self) -> None:
-        self.blocks: list[np.ndarray] = []
-
-    def write(self, values: np.ndarray) -> None:
-        self.blocks.append(values.copy())
-
-    def reset(self) -> None:
-        self.blocks = []
-
-    def matrix(self, n_x: int) -> np.ndarray:
-        """(m, n_x) float64, C order."""
-        if not self.blocks:
-            return np.empty((0, n_x), dtype=np.float64)
-        return np.concatenate(self.blocks)
-
-
-class DiscardSink:
-    """A RowSink that keeps nothing: for checking a file whose dataset is stored already."""
-
-    def write(self, values: np.ndarray) -> None:
-        pass
-
-    def reset(self) -> None:
-        pass
 
 
 def open_dataset(
@@ -201,17 +160,16 @@ class DatasetStream(AbstractContextManager["DatasetStream"]):
     def features(self) -> list[str]:
         return [name for name in self.names if name != self.label] if self.usable else []
 
+    # Each format's: its rows in typed record batches, columns by name (in the Prefetcher's
+    # thread; may raise Restart or a ServiceError); the type a feature column arrives as;
+    # reading a column by the text rules from now on (CSV only); closing the file.
     def batches(self) -> Iterator[pa.RecordBatch]:
-        """The file's rows in typed record batches, columns by their names (run in the
-        Prefetcher's thread; may raise Restart or a ServiceError)."""
         raise NotImplementedError
 
     def feature_type(self, name: str) -> pa.DataType:
-        """The Arrow type feature column ``name`` arrives as."""
         raise NotImplementedError
 
     def retype(self, name: str) -> None:
-        """Read column ``name`` by the text rules from now on (CSV only)."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -219,7 +177,7 @@ class DatasetStream(AbstractContextManager["DatasetStream"]):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-        _give_back_memory()
+        give_back_memory()
 
     def _column(self, name: str) -> FeatureColumn:
         if name in self.viable:  # a reading before this one ruled some kinds out
@@ -306,7 +264,12 @@ class CsvStream(DatasetStream):
         refuse_other_encodings(path)
         ragged = RaggedRows()
         try:
-            inferred = _first_block_schema(path, ragged)
+            inferred = first_block_schema(
+                path,
+                read_options=pv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False),
+                parse_options=pv.ParseOptions(invalid_row_handler=ragged),
+                convert_options=pv.ConvertOptions(**CSV_CONVERT),
+            )
             self.raw_names = list(inferred.names)
         except pa.ArrowInvalid as error:
             raise csv_error(path, error, ragged=ragged, block_bytes=BLOCK_BYTES) from None
@@ -322,7 +285,7 @@ class CsvStream(DatasetStream):
                 self.types[raw] = LABEL_TEXT
             else:  # text unless Arrow found integers or floats (or there is nothing to read)
                 self.types[raw] = guess if guess in CSV_TYPED and self.usable else pa.string()
-        self.block_bytes = QUOTE_FREE_BLOCK_BYTES if _quote_free(path) else BLOCK_BYTES
+        self.block_bytes = QUOTE_FREE_BLOCK_BYTES if quote_free(path) else BLOCK_BYTES
         self.input: PacedFile | None = None
         self.reader: pv.CSVStreamingReader | None = None
 
@@ -390,15 +353,7 @@ class ParquetStream(DatasetStream):
         try:
             self.names = list(self.schema.names)
             check_columns(self.names, settings.max_columns)
-            for field in self.schema:
-                if pa.types.is_nested(field.type):
-                    raise Unprocessable(
-                        f'column "{field.name}" has a nested type '
-                        f"({str(field.type).split('<')[0]}); "
-                        "only flat columns of numbers, strings or booleans can be used",
-                        field="file",
-                        column=field.name,
-                    )
+            refuse_nested(self.schema)
             rows = self.file.metadata.num_rows
             if rows > settings.max_rows:
                 raise too_many_rows(f"{rows:,}", settings.max_rows)
@@ -423,58 +378,3 @@ class ParquetStream(DatasetStream):
 
     def close(self) -> None:
         self.file.close()
-
-
-# Helpers ---------------------------------------------------------------------------------------
-
-
-def _first_block_schema(path: Path, ragged: RaggedRows) -> pa.Schema:
-    """The CSV header's names and the types Arrow infers from its first block.
-
-    Read from a PacedFile, so that Arrow reads a few blocks ahead, not the 32 it would.
-    """
-    paced = PacedFile(path)
-    options = pv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False)
-    parse = pv.ParseOptions(invalid_row_handler=ragged)
-    convert = pv.ConvertOptions(**CSV_CONVERT)
-    try:
-        with pv.open_csv(
-            paced, read_options=options, parse_options=parse, convert_options=convert
-        ) as block:
-            return block.schema
-    finally:
-        paced.close()
-
-
-def _quote_free(path: Path) -> bool:
-    """Whether no quote character follows the header's first line end.
-
-    Without quotes rows end at line ends, whatever the block size, so such files are
-    read in small blocks (less memory); files with quotes are read in BLOCK_BYTES ones,
-    where a line end inside quotes ends a row only at a block's end, as it always has.
-    """
-    buffer = bytearray(SCAN_BYTES)
-    in_header = True
-    with path.open("rb", buffering=0) as file:
-        while size := file.readinto(buffer):
-            start = 0
-            if in_header:
-                ends = [buffer.find(b"\n", 0, size), buffer.find(b"\r", 0, size)]
-                if max(ends) < 0:
-                    continue
-                start, in_header = min(end for end in ends if end >= 0), False
-            if buffer.find(b'"', start, size) >= 0:
-                return False
-    return True
-
-
-def _give_back_memory() -> None:
-    """Return the memory a read freed to the system, where allocators would keep it.
-
-    mimalloc (Arrow's) keeps freed pages a while and those of finished threads longer:
-    hundreds of MB after a large Parquet file. glibc's malloc keeps what the reading
-    threads freed in their arenas (tens of MB), so later uploads would start higher.
-    """
-    pa.default_memory_pool().release_unused()
-    if MALLOC_TRIM is not None:
-        MALLOC_TRIM(0)

@@ -330,7 +330,7 @@ class LabelColumn:
 
     def _typed(self, distinct: pa.Array) -> tuple[pa.Array, str, Any]:
         """The distinct labels in the column's type, the type, and (mask, reason) of the
-        labels refused, if any: the referee's rules, applied to distinct values."""
+        labels refused, if any: the rules above, applied to the distinct values."""
         kind = numeric_kind(distinct.type)
         if kind is None and not self.from_text:
             return distinct.cast(pa.string()), "string", None

@@ -147,6 +147,18 @@ def check_columns(names: list[str], max_columns: int) -> None:
         raise Unprocessable(f"column names must be unique; repeated: {listed}", field="file")
 
 
+def refuse_nested(schema: pa.Schema) -> None:
+    """Parquet columns of nested types (lists, structs, maps) are refused, the first named."""
+    for field in schema:
+        if pa.types.is_nested(field.type):
+            raise Unprocessable(
+                f'column "{field.name}" has a nested type ({str(field.type).split("<")[0]}); '
+                "only flat columns of numbers, strings or booleans can be used",
+                field="file",
+                column=field.name,
+            )
+
+
 def too_many_rows(rows: str, max_rows: int) -> PayloadTooLarge:
     return PayloadTooLarge(
         f"the file has {rows} rows; at most {max_rows:,} are allowed (BACKPROP_MAX_ROWS, max_rows)",
