@@ -4,7 +4,7 @@ Where each limit is enforced (every refusal is problem+json with ``limit`` and
 ``setting`` members, and its detail names the BACKPROP_ variable):
 
 - upload bytes (413), rows, columns (413) and label classes (422):
-  service.datasets.uploads and service.datasets.parsing, while the file arrives;
+  service.datasets.uploads and service.datasets.reader, while the file arrives;
 - hidden units and epochs (422): service.jobs.service.engine_specs;
 - prediction rows per request (413): service.models.service;
 - the work budget, epochs x rows (422): ``check_work`` here, for a job and for

@@ -15,9 +15,9 @@ from service.core.pagination import page
 from service.core.settings import Settings
 from service.core.states import LIVE_STATES
 from service.core.tables import Dataset, Job, could_be_id
-from service.datasets import fast_parsing, storage
-from service.datasets.fast_parsing import StreamedDataset
-from service.datasets.parsing import ParsedDataset, parse_dataset
+from service.datasets import reader, storage
+from service.datasets.readahead import DiscardSink
+from service.datasets.reader import StreamedDataset
 from service.datasets.uploads import Upload
 
 TEXT_MAX = 200  # the length of the datasets.name and datasets.label columns
@@ -26,57 +26,51 @@ TEXT_MAX = 200  # the length of the datasets.name and datasets.label columns
 def create_dataset(
     *, session: Session, upload: Upload, name: str | None, label: str | None, settings: Settings
 ) -> tuple[Dataset, bool]:
-    """Parse and store ``upload``; (the dataset, True), or (the existing one, False).
+    """Read and store ``upload``; (the dataset, True), or (the existing one, False).
 
     The same bytes with the same label column are the same dataset, so an upload
-    that repeats one returns it instead of storing a copy.
+    that repeats one returns it instead of storing a copy (once the file is read:
+    a file that would be refused is refused, stored or not).
 
-    The fast path (service.datasets.fast_parsing) streams the rows into the database as it
-    reads them. Its transaction starts before the file is read, so on SQLite the
-    write lock is held while it parses (about a second per 200 MB): the price of
-    never holding the whole matrix. If it steps aside, whatever it wrote is rolled
-    back and the file is parsed whole by service.datasets.parsing, which decides and stores
-    as before (taking the write lock only to store).
+    service.datasets.reader streams the rows into the database as it reads them. The
+    transaction starts before the file is read, so on SQLite the write lock is held
+    while it reads (about a second per 200 MB): the price of never holding the whole
+    matrix. If the file is refused, whatever was written is rolled back.
     """
     name = name or upload.default_name
-    streamed = _create_streaming(
-        session=session, upload=upload, name=name, label=label, settings=settings
-    )
-    if streamed is not None:
-        return streamed
-    session.rollback()  # the fast path's rows, if it wrote any
-    return _create_parsed(session=session, upload=upload, name=name, label=label, settings=settings)
-
-
-def _create_streaming(
-    *, session: Session, upload: Upload, name: str, label: str | None, settings: Settings
-) -> tuple[Dataset, bool] | None:
-    """create_dataset's fast path: the result, or None if the file is for the parser."""
-    stream = fast_parsing.open_dataset(
+    with reader.open_dataset(
         upload.path, format=upload.format, label=label, settings=settings
-    )
-    if stream is None:
-        return None
-    with stream:
-        if not (_fits(name) and _fits(stream.label)):
-            return (
-                None  # service.datasets.parsing's path refuses them, after parsing as it always has
-            )
+    ) as stream:
+        if not (_fits(name) and stream.usable and _fits(stream.label)):
+            # Refusals of the file come first: read it, then say what is wrong with the names.
+            stream.read(DiscardSink())
+            _storable(name, field="name", what="name")
+            _storable(stream.label, field="label", what="the label column's name")
         existing = _find(session, sha256=upload.sha256, label=stream.label)
         if existing is not None:
             session.commit()  # nothing to write: end the transaction (and SQLite's lock)
-            checked = stream.read(fast_parsing.DiscardSink())
-            return None if checked is None else (existing, False)
+            stream.read(DiscardSink())
+            return existing, False
         dataset = _new_dataset(upload, name=name, label=stream.label)
         try:
             session.add(dataset)
             session.flush()
         except IntegrityError:
-            return None  # stored by another request meanwhile: the parser's path finds it
+            # Another request stored the same upload between our look-up and insert
+            # (PostgreSQL; SQLite's write lock serialises them): answer with its dataset.
+            session.rollback()
+            stream.read(DiscardSink())
+            existing = _find(session, sha256=upload.sha256, label=stream.label)
+            if existing is None:
+                raise
+            session.commit()
+            return existing, False
         rows = storage.ChunkWriter(session, dataset.id, "X")
-        streamed = stream.read(rows)
-        if streamed is None:
-            return None
+        try:
+            streamed = stream.read(rows)
+        except BaseException:
+            session.rollback()  # the dataset row and the rows written so far
+            raise
         rows.close()
         storage.store_part(session, dataset.id, "y", streamed.y_index)
         _describe(dataset, streamed)
@@ -108,45 +102,14 @@ def _new_dataset(upload: Upload, *, name: str, label: str) -> Dataset:
     )
 
 
-def _describe(dataset: Dataset, parsed: ParsedDataset | StreamedDataset) -> None:
+def _describe(dataset: Dataset, streamed: StreamedDataset) -> None:
     """Copy what the file turned out to hold onto the dataset row."""
-    dataset.features = parsed.features
-    dataset.schema = parsed.schema
-    dataset.label_type = parsed.label_type
-    dataset.rows = parsed.rows
-    dataset.classes = parsed.classes
-    dataset.class_counts = parsed.class_counts
-
-
-def _create_parsed(
-    *, session: Session, upload: Upload, name: str, label: str | None, settings: Settings
-) -> tuple[Dataset, bool]:
-    """create_dataset by service.datasets.parsing: the whole file parsed before the first statement,
-    so on SQLite the write lock is taken only to store."""
-    parsed = parse_dataset(upload.path, format=upload.format, label=label, settings=settings)
-    name = _storable(name, field="name", what="name")
-    _storable(parsed.label, field="label", what="the label column's name")
-    existing = _find(session, sha256=upload.sha256, label=parsed.label)
-    if existing is not None:
-        session.commit()  # ends the transaction (and SQLite's write lock) at once
-        return existing, False
-    dataset = _new_dataset(upload, name=name, label=parsed.label)
-    _describe(dataset, parsed)
-    try:
-        session.add(dataset)
-        session.flush()
-        storage.store_arrays(session, dataset.id, parsed.X, parsed.y_index)
-        session.commit()
-    except IntegrityError:
-        # Another request stored the same upload between our look-up and insert
-        # (PostgreSQL; SQLite's write lock serialises them): answer with its dataset.
-        session.rollback()
-        existing = _find(session, sha256=upload.sha256, label=parsed.label)
-        if existing is None:
-            raise
-        session.commit()
-        return existing, False
-    return dataset, True
+    dataset.features = streamed.features
+    dataset.schema = streamed.schema
+    dataset.label_type = streamed.label_type
+    dataset.rows = streamed.rows
+    dataset.classes = streamed.classes
+    dataset.class_counts = streamed.class_counts
 
 
 def get_dataset(*, session: Session, dataset_id: str) -> Dataset:

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from service.core.errors import PayloadTooLarge, ServiceError, Unprocessable
 from service.core.settings import Settings
-from service.datasets.parsing import ParsedDataset, parse_dataset
+from service.datasets.reader import ParsedDataset, parse_dataset
 from tests.property.strategies import (
     DETERMINISTIC,
     INVALID_UTF8,

@@ -20,7 +20,7 @@ from service.core.states import CANCELLING, QUEUED, RUNNING, SUCCEEDED
 from service.core.tables import Dataset, DatasetChunk, Job, Model
 from service.datasets import service as dataset_service
 from service.datasets import storage
-from service.datasets.parsing import parse_dataset
+from service.datasets.reader import parse_dataset
 from service.datasets.uploads import Upload
 from tests.service.factories import add_job
 from tests.service.live import free_port, service_env, start_api, stop, wait_until_ready

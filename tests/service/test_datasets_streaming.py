@@ -1,6 +1,6 @@
-"""Streamed uploads on SQLite and PostgreSQL: rows go to the database as they are parsed, in
-the stored format the text path has always written (and readers read), and a file the fast
-path gives up on midway is stored once, by the text path, or refused by it."""
+"""Streamed uploads on SQLite and PostgreSQL: rows go to the database as they are read, in
+the stored chunk format (the format readers read), and a file whose column is retyped
+midway (the stream starts over) is stored once, or refused with nothing left stored."""
 
 import io
 
@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import func, select
 
 from service.core.tables import Dataset, DatasetChunk
-from service.datasets import fast_parsing, parsing, storage
-from service.datasets.parsing import parse_dataset
+from service.datasets import reader, storage
+from service.datasets.reader import parse_dataset
 from service.datasets.storage import ChunkWriter
 
 NOTE = "(row 1 is the first data row)"
@@ -62,17 +62,15 @@ def part_chunks(part: str, values: np.ndarray) -> list[tuple[str, int, bytes]]:
     return [(part, i, raw[start : start + storage.CHUNK_BYTES]) for i, start in enumerate(starts)]
 
 
-def referee(tmp_path, data: bytes, settings, format="csv", *, fast: bool = True):
-    """parse_dataset's reading of ``data``, after checking that the fast path reads it
-    (``fast``), so that the upload took that path, or gives up on it."""
+def in_memory(tmp_path, data: bytes, settings, format="csv"):
+    """The reader's dataset of ``data`` with its matrix gathered in memory (parse_dataset):
+    what the stored chunks must hold."""
     path = tmp_path / f"upload.{format}"
     path.write_bytes(data)
-    streamed = fast_parsing.parse_fast(path, format=format, label=None, settings=settings)
-    assert (streamed is not None) == fast
     return parse_dataset(path, format=format, label=None, settings=settings)
 
 
-def assert_stored_as_the_referee_reads(client, app, body, expected) -> None:
+def assert_stored_as_read(client, app, body, expected) -> None:
     assert body["rows"] == expected.rows
     assert body["features"] == expected.features
     assert body["schema"] == expected.schema
@@ -94,16 +92,16 @@ def count(database, table) -> int:
 # Through the API ------------------------------------------------------------------------------
 
 
-def test_a_csv_larger_than_a_chunk_is_stored_in_the_chunks_the_text_path_writes(
+def test_a_csv_larger_than_a_chunk_is_stored_in_the_chunks_of_the_format(
     client, app, settings, tmp_path
 ):
     X, labels = random_table(70_000, 8)  # 4.5 MB of rows: two chunks of 4 MiB
     data = numbers_csv(X, labels)
     response = client.post("/v1/datasets", content=data, headers={"content-type": "text/csv"})
     assert response.status_code == 201, response.text
-    expected = referee(tmp_path, data, settings)
+    expected = in_memory(tmp_path, data, settings)
     assert len(chunks_of(expected.X, expected.y_index)) == 3  # X in 2, y in 1
-    assert_stored_as_the_referee_reads(client, app, response.json(), expected)
+    assert_stored_as_read(client, app, response.json(), expected)
 
 
 def test_rows_straddling_small_chunks_are_stored_byte_for_byte(
@@ -114,27 +112,24 @@ def test_rows_straddling_small_chunks_are_stored_byte_for_byte(
     files = {"file": ("data.csv", data, "text/csv")}
     response = client.post("/v1/datasets", files=files)
     assert response.status_code == 201, response.text
-    assert_stored_as_the_referee_reads(
-        client, app, response.json(), referee(tmp_path, data, settings)
-    )
+    assert_stored_as_read(client, app, response.json(), in_memory(tmp_path, data, settings))
 
 
-def test_a_file_the_fast_path_gives_up_on_in_its_last_row_is_stored_once_by_the_text_path(
+def test_a_column_retyped_as_text_by_its_last_row_is_stored_once(
     client, app, settings, tmp_path, small_chunks
 ):
-    # A no-break space: the text path trims it, Arrow's number parser does not.
+    # A no-break space: the text rules trim it, Arrow's number parser does not, so the
+    # column is read again as text (the stream starts over) and its rows written again.
     X, labels = random_table(2_000, 3)
     data = numbers_csv(X, labels, last_cell="\u00a07")
     response = client.post("/v1/datasets", content=data, headers={"content-type": "text/csv"})
     assert response.status_code == 201, response.text
-    expected = referee(tmp_path, data, settings, fast=False)
+    expected = in_memory(tmp_path, data, settings)
     assert expected.X[-1, 0] == 7.0
-    assert_stored_as_the_referee_reads(client, app, response.json(), expected)
+    assert_stored_as_read(client, app, response.json(), expected)
 
 
-def test_a_bad_cell_in_the_last_row_is_the_text_paths_422_and_nothing_stays_stored(
-    client, app, small_chunks
-):
+def test_a_bad_cell_in_the_last_row_is_a_422_and_nothing_stays_stored(client, app, small_chunks):
     X, labels = random_table(2_000, 3)
     data = numbers_csv(X, labels, last_cell="nan")
     response = client.post("/v1/datasets", content=data, headers={"content-type": "text/csv"})
@@ -147,21 +142,21 @@ def test_a_bad_cell_in_the_last_row_is_the_text_paths_422_and_nothing_stays_stor
 def test_integers_that_turn_to_floats_late_are_reread_as_numbers_and_stored_once(
     client, app, settings, tmp_path, small_chunks, monkeypatch
 ):
-    monkeypatch.setattr(parsing, "BLOCK_BYTES", 1024)  # the first block: integers only
-    monkeypatch.setattr(fast_parsing, "QUOTE_FREE_BLOCK_BYTES", 256)
+    monkeypatch.setattr(reader, "BLOCK_BYTES", 1024)  # the first block: integers only
+    monkeypatch.setattr(reader, "QUOTE_FREE_BLOCK_BYTES", 256)
     lines = [f"{i},{i * 3},{'ab'[i % 2]}" for i in range(1_000)] + ["2.5,7,a"]
     data = ("x,z,y\n" + "\n".join(lines) + "\n").encode()
     response = client.post("/v1/datasets", content=data, headers={"content-type": "text/csv"})
     assert response.status_code == 201, response.text
     body = response.json()
     assert [c["type"] for c in body["schema"]] == ["number", "integer", "string"]
-    assert_stored_as_the_referee_reads(client, app, body, referee(tmp_path, data, settings))
+    assert_stored_as_read(client, app, body, in_memory(tmp_path, data, settings))
 
 
-def test_a_parquet_file_is_stored_batch_by_batch_as_the_text_path_stores_it(
+def test_a_parquet_file_is_stored_batch_by_batch_in_the_chunks_of_the_format(
     client, app, settings, tmp_path, small_chunks, monkeypatch
 ):
-    monkeypatch.setattr(fast_parsing, "PARQUET_BATCH_BYTES", 2_000)  # batches of 1024 rows
+    monkeypatch.setattr(reader, "PARQUET_BATCH_BYTES", 2_000)  # batches of 1024 rows
     X, labels = random_table(5_000, 3)
     table = pa.table(
         {
@@ -178,8 +173,8 @@ def test_a_parquet_file_is_stored_batch_by_batch_as_the_text_path_stores_it(
         "/v1/datasets", content=data, headers={"content-type": "application/vnd.apache.parquet"}
     )
     assert response.status_code == 201, response.text
-    expected = referee(tmp_path, data, settings, format="parquet")
-    assert_stored_as_the_referee_reads(client, app, response.json(), expected)
+    expected = in_memory(tmp_path, data, settings, format="parquet")
+    assert_stored_as_read(client, app, response.json(), expected)
 
 
 # The chunk writer -----------------------------------------------------------------------------

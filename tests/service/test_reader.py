@@ -12,8 +12,8 @@ import pytest
 
 from service.core.errors import PayloadTooLarge, Unprocessable
 from service.core.settings import Settings
-from service.datasets import parsing
-from service.datasets.parsing import parse_dataset
+from service.datasets import reader
+from service.datasets.reader import parse_dataset
 
 NOTE = "(row 1 is the first data row)"
 
@@ -131,7 +131,8 @@ def test_non_numeric_feature_names_the_column_and_first_bad_row(tmp_path):
 
 
 def test_first_bad_row_is_found_beyond_the_first_block(tmp_path, monkeypatch):
-    monkeypatch.setattr(parsing, "BLOCK_BYTES", 64 * 1024)  # about 300 kB: several blocks
+    monkeypatch.setattr(reader, "BLOCK_BYTES", 64 * 1024)  # about 300 kB: several blocks
+    monkeypatch.setattr(reader, "QUOTE_FREE_BLOCK_BYTES", 16 * 1024)
     lines = [f"{i}.25,{i % 2}" for i in range(30_000)]
     lines[25_000] = "12;13,0"
     data = ("x,y\n" + "\n".join(lines) + "\n").encode()
@@ -140,7 +141,7 @@ def test_first_bad_row_is_found_beyond_the_first_block(tmp_path, monkeypatch):
 
 
 def test_a_row_longer_than_a_block_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(parsing, "BLOCK_BYTES", 2**20)
+    monkeypatch.setattr(reader, "BLOCK_BYTES", 2**20)
     error = refusal(tmp_path, b"x,y\n1,0\n" + b"2" * 2**21 + b",1\n")
     assert error.detail == "a row of the CSV file is longer than 1 MiB"
 
