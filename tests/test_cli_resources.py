@@ -450,7 +450,9 @@ def test_shell_completion_script_is_offered():
     env = {k: v for k, v in os.environ.items() if not k.startswith("BACKPROP_")}
     result = subprocess.run(
         [sys.executable, "-m", "service.cli", "--show-completion", "bash"],
-        env={**env, "PYTHONPATH": str(ROOT), "SHELL": "/bin/bash"},
+        # Typer otherwise asks shellingham which shell runs it (under make: sh, which it
+        # cannot complete); with detection off, --show-completion takes the shell's name.
+        env={**env, "PYTHONPATH": str(ROOT), "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"},
         capture_output=True,
         text=True,
         timeout=60,
