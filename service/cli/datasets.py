@@ -22,11 +22,11 @@ from service.cli.common import (
     sub_app,
 )
 from service.cli.output import (
+    Column,
     first_of,
-    next_page,
     print_fields,
     print_json,
-    print_table,
+    print_page,
     size,
     timestamp,
 )
@@ -100,6 +100,17 @@ def dataset_fields(dataset: Dataset) -> list[tuple[str, Any]]:
     ]
 
 
+DATASET_COLUMNS: tuple[Column, ...] = (
+    ("ID", lambda dataset: dataset["id"]),
+    ("NAME", lambda dataset: dataset["name"]),
+    ("ROWS", lambda dataset: str(dataset["rows"])),
+    ("FEATURES", lambda dataset: str(len(dataset["features"]))),
+    ("LABEL", lambda dataset: dataset["label"]),
+    ("CLASSES", lambda dataset: str(len(dataset["classes"]))),
+    ("CREATED (UTC)", lambda dataset: timestamp(dataset["created_at"])),
+)
+
+
 @datasets_app.command(
     "list",
     cls=BackpropCommand,
@@ -115,24 +126,7 @@ def list_datasets(
     """List datasets, newest first: id, name, rows, features, label, classes."""
     with connected(url, api_key) as api:
         page = api.list_datasets(limit=limit, cursor=cursor)
-        if json_output:
-            print_json(page)
-            return
-        rows = [
-            [
-                dataset["id"],
-                dataset["name"],
-                str(dataset["rows"]),
-                str(len(dataset["features"])),
-                dataset["label"],
-                str(len(dataset["classes"])),
-                timestamp(dataset["created_at"]),
-            ]
-            for dataset in page["data"]
-        ]
-        headers = ["ID", "NAME", "ROWS", "FEATURES", "LABEL", "CLASSES", "CREATED (UTC)"]
-        print_table(headers, rows)
-        next_page("datasets list", page["next_cursor"])
+    print_page(page, DATASET_COLUMNS, command="datasets list", json_output=json_output)
 
 
 @datasets_app.command(

@@ -23,13 +23,14 @@ from service.cli.common import (
     examples,
 )
 from service.cli.output import (
+    Column,
     duration,
     model_short,
     model_spec_shown,
-    next_page,
     number,
     print_fields,
     print_json,
+    print_page,
     print_table,
     spec_text,
     timestamp,
@@ -70,6 +71,17 @@ def register(app: typer.Typer) -> None:
     )(history)
 
 
+JOB_COLUMNS: tuple[Column, ...] = (
+    ("ID", lambda job: job["id"]),
+    ("STATUS", lambda job: job["status"]),
+    ("MODEL", lambda job: model_short(job["model"])),
+    ("EPOCH", lambda job: f"{job['progress']['epoch']}/{job['progress']['epochs']}"),
+    ("TRAIN LOSS", lambda job: number(job["progress"]["train_loss"])),
+    ("VAL LOSS", lambda job: number(job["progress"]["val_loss"])),
+    ("CREATED (UTC)", lambda job: timestamp(job["created_at"])),
+)
+
+
 def list_jobs(
     status: Annotated[
         list[str] | None,
@@ -100,24 +112,7 @@ def list_jobs(
         page = api.list_jobs(
             statuses=status, dataset_id=dataset, sweep_id=sweep, limit=limit, cursor=cursor
         )
-        if json_output:
-            print_json(page)
-            return
-        rows = [
-            [
-                job["id"],
-                job["status"],
-                model_short(job["model"]),
-                f"{job['progress']['epoch']}/{job['progress']['epochs']}",
-                number(job["progress"]["train_loss"]),
-                number(job["progress"]["val_loss"]),
-                timestamp(job["created_at"]),
-            ]
-            for job in page["data"]
-        ]
-        headers = ["ID", "STATUS", "MODEL", "EPOCH", "TRAIN LOSS", "VAL LOSS", "CREATED (UTC)"]
-        print_table(headers, rows)
-        next_page("jobs", page["next_cursor"])
+    print_page(page, JOB_COLUMNS, command="jobs", json_output=json_output)
 
 
 def show_status(

@@ -26,13 +26,14 @@ from service.cli.common import (
 )
 from service.cli.datasets import readable_file
 from service.cli.output import (
+    Column,
     first_of,
     model_short,
     model_spec_shown,
-    next_page,
     number,
     print_fields,
     print_json,
+    print_page,
     print_table,
     size,
     spec_text,
@@ -114,6 +115,17 @@ def predict_records(
     return [api.predict(model_id, records[i : i + limit]) for i in range(0, len(records), limit)]
 
 
+MODEL_COLUMNS: tuple[Column, ...] = (
+    ("ID", lambda model: model["id"]),
+    ("MODEL", lambda model: model_short(model["model"])),
+    ("JOB", lambda model: model["job_id"]),
+    ("EPOCHS", lambda model: str(model["metrics"].get("epochs_run") or "-")),
+    ("TRAIN LOSS", lambda model: number(model["metrics"].get("final_train_loss"))),
+    ("VAL LOSS", lambda model: number(model["metrics"].get("final_val_loss"))),
+    ("CREATED (UTC)", lambda model: timestamp(model["created_at"])),
+)
+
+
 @models_app.command(
     "list",
     cls=BackpropCommand,
@@ -151,24 +163,7 @@ def list_models(
         page = api.list_models(
             dataset_id=dataset, job_id=job, model_type=model_type, limit=limit, cursor=cursor
         )
-        if json_output:
-            print_json(page)
-            return
-        rows = [
-            [
-                model["id"],
-                model_short(model["model"]),
-                model["job_id"],
-                str(model["metrics"].get("epochs_run") or "-"),
-                number(model["metrics"].get("final_train_loss")),
-                number(model["metrics"].get("final_val_loss")),
-                timestamp(model["created_at"]),
-            ]
-            for model in page["data"]
-        ]
-        headers = ["ID", "MODEL", "JOB", "EPOCHS", "TRAIN LOSS", "VAL LOSS", "CREATED (UTC)"]
-        print_table(headers, rows)
-        next_page("models list", page["next_cursor"])
+    print_page(page, MODEL_COLUMNS, command="models list", json_output=json_output)
 
 
 @models_app.command(

@@ -8,7 +8,7 @@ terminal (no colours, no control codes), and NO_COLOR is honoured.
 import json
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -57,6 +57,23 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         console.print(table)
     # Rich pads every line to the table's width: the padding is no part of a result.
     sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
+
+
+# A listing's column: its header, and how to read its cell from an item of the page.
+Column = tuple[str, Callable[[dict[str, Any]], str]]
+
+
+def print_page(
+    page: dict[str, Any], columns: Sequence[Column], *, command: str, json_output: bool
+) -> None:
+    """One page of a listing: the server's JSON as it came, or a table of ``columns`` and,
+    on stderr, how to ask for the next page (``backprop <command> --cursor ...``)."""
+    if json_output:
+        print_json(page)
+        return
+    rows = [[cell(item) for _, cell in columns] for item in page["data"]]
+    print_table([header for header, _ in columns], rows)
+    next_page(command, page["next_cursor"])
 
 
 def next_page(command: str, cursor: str | None) -> None:

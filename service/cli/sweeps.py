@@ -31,11 +31,12 @@ from service.cli.common import (
     sub_app,
 )
 from service.cli.output import (
+    Column,
     model_spec_shown,
-    next_page,
     number,
     print_fields,
     print_json,
+    print_page,
     print_table,
     spec_text,
     timestamp,
@@ -261,6 +262,25 @@ def show(sweep: Sweep, *, json_output: bool) -> None:
     print_table(headers, rows)
 
 
+def trials_done(sweep: dict[str, Any]) -> int:
+    return sum(sweep["counts"][state] for state in TERMINAL_STATES)
+
+
+SWEEP_COLUMNS: tuple[Column, ...] = (
+    ("ID", lambda sweep: sweep["id"]),
+    ("STATUS", lambda sweep: sweep["status"]),
+    ("STRATEGY", lambda sweep: sweep["search"]["strategy"]),
+    ("SEARCH", lambda sweep: ",".join(sweep["search"]["space"])),
+    (
+        "DONE",
+        lambda sweep: (
+            f"{sum(sweep['counts'][s] for s in TERMINAL_STATES)}/{sweep['counts']['total']}"
+        ),
+    ),
+    ("CREATED (UTC)", lambda sweep: timestamp(sweep["created_at"])),
+)
+
+
 @sweeps_app.command(
     "list",
     cls=BackpropCommand,
@@ -276,23 +296,7 @@ def list_sweeps(
     """List sweeps, newest first: id, status, search, trials done."""
     with connected(url, api_key) as api:
         page = api.list_sweeps(limit=limit, cursor=cursor)
-        if json_output:
-            print_json(page)
-            return
-        rows = [
-            [
-                sweep["id"],
-                sweep["status"],
-                sweep["search"]["strategy"],
-                ",".join(sweep["search"]["space"]),
-                f"{sum(sweep['counts'][s] for s in TERMINAL_STATES)}/{sweep['counts']['total']}",
-                timestamp(sweep["created_at"]),
-            ]
-            for sweep in page["data"]
-        ]
-        headers = ["ID", "STATUS", "STRATEGY", "SEARCH", "DONE", "CREATED (UTC)"]
-        print_table(headers, rows)
-        next_page("sweeps list", page["next_cursor"])
+    print_page(page, SWEEP_COLUMNS, command="sweeps list", json_output=json_output)
 
 
 @sweeps_app.command(

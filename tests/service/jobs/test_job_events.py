@@ -14,7 +14,6 @@ import httpx
 import pytest
 from sqlalchemy import delete
 
-from service.core.database import Database
 from service.core.states import QUEUED, RUNNING, SUCCEEDED
 from service.core.tables import Job, utcnow
 from service.jobs import events as job_events
@@ -27,13 +26,6 @@ from tests.service.factories import (
     history_row,
     set_job,
 )
-
-
-@pytest.fixture
-def database(database_url) -> Iterator[Database]:
-    db = Database(database_url)
-    yield db
-    db.dispose()
 
 
 class EventReader:

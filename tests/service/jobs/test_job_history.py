@@ -4,11 +4,9 @@ import csv
 import io
 import itertools
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
-from service.core.database import Database
 from service.core.states import CANCELLED, RUNNING, SUCCEEDED
 from service.jobs.history import sample_epochs
 from tests.service.factories import (
@@ -19,13 +17,6 @@ from tests.service.factories import (
     history_row,
     set_job,
 )
-
-
-@pytest.fixture
-def database(database_url) -> Iterator[Database]:
-    db = Database(database_url)
-    yield db
-    db.dispose()
 
 
 def running_job(database, epochs: int, total: int = 500, **job_values) -> str:

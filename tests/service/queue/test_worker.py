@@ -47,13 +47,6 @@ LONG_JOB = {
 
 
 @pytest.fixture
-def database(database_url) -> Iterator[Database]:
-    db = Database(database_url)
-    yield db
-    db.dispose()
-
-
-@pytest.fixture
 def spawn(database_url) -> Iterator[Callable[..., subprocess.Popen]]:
     """Starts workers (TIMINGS, overridable); stops those still running at the end."""
     processes: list[subprocess.Popen] = []
