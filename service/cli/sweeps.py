@@ -43,25 +43,10 @@ from service.cli.output import (
     training_spec_shown,
 )
 from service.cli.training import (
-    L2,
-    Activation,
-    BatchSize,
-    Dtype,
-    Epochs,
-    HiddenUnits,
-    Init,
-    InitScale,
-    LearningRate,
-    MinDelta,
-    ModelType,
-    NoEarlyStopping,
-    Optimizer,
-    Patience,
-    Seed,
-    TimeLimit,
-    Tolerance,
-    ValidationFraction,
+    NO_SPEC,
+    SpecOptions,
     job_specs,
+    with_spec_options,
 )
 
 FOLLOW_POLL_SECONDS = 1.0  # a sweep has no event stream: --follow polls it
@@ -113,6 +98,7 @@ SWEEP_EXAMPLES = examples(
 
 
 @sweeps_app.command("create", cls=BackpropCommand, epilog=SWEEP_EXAMPLES)
+@with_spec_options
 def create_sweep(
     dataset: Annotated[str, typer.Option("--dataset", metavar="ID", help="the dataset")],
     vary: Annotated[
@@ -134,24 +120,7 @@ def create_sweep(
     search_seed: Annotated[
         int | None, typer.Option("--search-seed", metavar="N", help="random search: its seed")
     ] = None,
-    model: ModelType = None,
-    hidden_units: HiddenUnits = None,
-    activation: Activation = None,
-    init: Init = None,
-    init_scale: InitScale = None,
-    optimizer: Optimizer = None,
-    learning_rate: LearningRate = None,
-    epochs: Epochs = None,
-    batch_size: BatchSize = None,
-    l2: L2 = None,
-    validation_fraction: ValidationFraction = None,
-    patience: Patience = None,
-    no_early_stopping: NoEarlyStopping = False,
-    min_delta: MinDelta = None,
-    tolerance: Tolerance = None,
-    seed: Seed = None,
-    dtype: Dtype = None,
-    time_limit: TimeLimit = None,
+    spec: SpecOptions = NO_SPEC,  # the spec options, given by with_spec_options
     follow: Annotated[
         bool,
         typer.Option(
@@ -172,7 +141,7 @@ def create_sweep(
     if strategy == "random":
         search["n_trials"] = trials
         search |= {"seed": search_seed} if search_seed is not None else {}
-    body = {"dataset_id": dataset, **job_specs(locals()), "search": search}
+    body = {"dataset_id": dataset, **job_specs(spec), "search": search}
     with connected(url, api_key) as api:
         sweep = api.create_sweep(body)
         if follow:

@@ -4,7 +4,10 @@ The spec options are shared with `backprop sweeps create` (service.cli.sweeps), 
 base job they describe. Following reads the job's event stream (service.cli.client).
 """
 
+import functools
+import inspect
 import sys
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -94,6 +97,59 @@ TimeLimit = Annotated[
 ]
 Follow = Annotated[bool, typer.Option("--follow", help=FOLLOW_HELP)]
 
+# The job spec's options, shared by `train` and `sweeps create`: name, type, default.
+SPEC_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
+    ("model", ModelType, None),
+    ("hidden_units", HiddenUnits, None),
+    ("activation", Activation, None),
+    ("init", Init, None),
+    ("init_scale", InitScale, None),
+    ("optimizer", Optimizer, None),
+    ("learning_rate", LearningRate, None),
+    ("epochs", Epochs, None),
+    ("batch_size", BatchSize, None),
+    ("l2", L2, None),
+    ("validation_fraction", ValidationFraction, None),
+    ("patience", Patience, None),
+    ("no_early_stopping", NoEarlyStopping, False),
+    ("min_delta", MinDelta, None),
+    ("tolerance", Tolerance, None),
+    ("seed", Seed, None),
+    ("dtype", Dtype, None),
+    ("time_limit", TimeLimit, None),
+)
+SpecOptions = dict[str, Any]  # SPEC_OPTIONS' values, by name (see with_spec_options)
+NO_SPEC: SpecOptions = {}  # a spec parameter's stand-in default; with_spec_options fills it
+
+
+def with_spec_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``command`` with SPEC_OPTIONS in its signature where its ``spec`` parameter stands.
+
+    Typer reads a command's options from its signature; this states the eighteen spec
+    options once for both commands that take them, and hands them to ``command`` as one
+    dict, ``spec``.
+    """
+    signature = inspect.signature(command)
+    parameters: list[inspect.Parameter] = []
+    for parameter in signature.parameters.values():
+        if parameter.name != "spec":
+            parameters.append(parameter)
+            continue
+        parameters += [
+            inspect.Parameter(name, parameter.kind, default=default, annotation=annotation)
+            for name, annotation, default in SPEC_OPTIONS
+        ]
+
+    @functools.wraps(command)
+    def with_options(**options: Any) -> None:
+        spec = {name: options.pop(name) for name, _, _ in SPEC_OPTIONS}
+        command(**options, spec=spec)
+
+    with_options.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    with_options.__annotations__ = {p.name: p.annotation for p in parameters}
+    return with_options
+
+
 TRAIN_EXAMPLES = examples(
     "backprop train --dataset ID",
     "backprop train --dataset ID --model two_layer_network --hidden-units 16 \\",
@@ -102,26 +158,10 @@ TRAIN_EXAMPLES = examples(
 )
 
 
+@with_spec_options
 def train(
     dataset: Annotated[str, typer.Option("--dataset", metavar="ID", help="the dataset")],
-    model: ModelType = None,
-    hidden_units: HiddenUnits = None,
-    activation: Activation = None,
-    init: Init = None,
-    init_scale: InitScale = None,
-    optimizer: Optimizer = None,
-    learning_rate: LearningRate = None,
-    epochs: Epochs = None,
-    batch_size: BatchSize = None,
-    l2: L2 = None,
-    validation_fraction: ValidationFraction = None,
-    patience: Patience = None,
-    no_early_stopping: NoEarlyStopping = False,
-    min_delta: MinDelta = None,
-    tolerance: Tolerance = None,
-    seed: Seed = None,
-    dtype: Dtype = None,
-    time_limit: TimeLimit = None,
+    spec: SpecOptions = NO_SPEC,  # the spec options, given by with_spec_options
     follow: Follow = False,
     url: UrlOption = DEFAULT_URL,
     api_key: ApiKeyOption = None,
@@ -132,7 +172,7 @@ def train(
     Only the options given are sent: the server fills in the engine's defaults for the
     rest. --follow shows its progress until it ends.
     """
-    body = {"dataset_id": dataset, **job_specs(locals())}
+    body = {"dataset_id": dataset, **job_specs(spec)}
     with connected(url, api_key) as api:
         job = api.create_job(body)
         if follow:
