@@ -17,15 +17,7 @@ from sqlalchemy import delete
 from service.core.states import QUEUED, RUNNING, SUCCEEDED
 from service.core.tables import Job, utcnow
 from service.jobs import events as job_events
-from tests.service import live
-from tests.service.factories import (
-    add_dataset,
-    add_history,
-    add_job,
-    assert_problem,
-    history_row,
-    set_job,
-)
+from tests.service import factories, live
 
 
 class EventReader:
@@ -58,13 +50,13 @@ class EventReader:
 
 
 def epoch_event(epoch: int) -> dict[str, Any]:
-    row = history_row(epoch)
+    row = factories.history_row(epoch)
     del row["attempt"]
     return {"id": str(epoch), "event": "epoch", "data": row}
 
 
 def test_stream_sends_status_then_epochs_in_order_and_closes_when_the_job_ends(client, database):
-    job_id = add_job(database, add_dataset(database))
+    job_id = factories.add_job(database, factories.add_dataset(database))
     with client.stream("GET", f"/v1/jobs/{job_id}/events") as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
@@ -77,17 +69,19 @@ def test_stream_sends_status_then_epochs_in_order_and_closes_when_the_job_ends(c
         assert snapshot["data"] == client.get(f"/v1/jobs/{job_id}").json()
         assert snapshot["data"]["status"] == QUEUED
 
-        set_job(database, job_id, status=RUNNING, attempt=1, started_at=utcnow())
+        factories.set_job(database, job_id, status=RUNNING, attempt=1, started_at=utcnow())
         running = events.next()
         assert (running["event"], running["data"]["status"]) == ("status", RUNNING)
 
-        add_history(database, job_id, [history_row(e) for e in (1, 2, 3)], epoch=3)
+        factories.add_history(
+            database, job_id, [factories.history_row(e) for e in (1, 2, 3)], epoch=3
+        )
         assert [events.next() for _ in range(3)] == [epoch_event(e) for e in (1, 2, 3)]
 
-        add_history(
+        factories.add_history(
             database,
             job_id,
-            [history_row(4), history_row(5)],
+            [factories.history_row(4), factories.history_row(5)],
             epoch=5,
             status=SUCCEEDED,
             stop_reason="max_epochs",
@@ -104,9 +98,13 @@ def test_stream_sends_status_then_epochs_in_order_and_closes_when_the_job_ends(c
 
 
 def test_reconnecting_with_last_event_id_sends_only_later_epochs(client, database):
-    job_id = add_job(database, add_dataset(database), status=RUNNING)
-    add_history(database, job_id, [history_row(e) for e in range(1, 7)], epoch=6)
-    set_job(database, job_id, status=SUCCEEDED, stop_reason="max_epochs", finished_at=utcnow())
+    job_id = factories.add_job(database, factories.add_dataset(database), status=RUNNING)
+    factories.add_history(
+        database, job_id, [factories.history_row(e) for e in range(1, 7)], epoch=6
+    )
+    factories.set_job(
+        database, job_id, status=SUCCEEDED, stop_reason="max_epochs", finished_at=utcnow()
+    )
     with client.stream(
         "GET", f"/v1/jobs/{job_id}/events", headers={"Last-Event-ID": "3"}
     ) as response:
@@ -119,9 +117,11 @@ def test_reconnecting_with_last_event_id_sends_only_later_epochs(client, databas
 
 
 def test_a_finished_job_streams_its_whole_history_then_ends(client, database):
-    job_id = add_job(database, add_dataset(database), status=RUNNING)
-    add_history(database, job_id, [history_row(e) for e in range(1, 4)], epoch=3)
-    set_job(database, job_id, status=SUCCEEDED, finished_at=utcnow())
+    job_id = factories.add_job(database, factories.add_dataset(database), status=RUNNING)
+    factories.add_history(
+        database, job_id, [factories.history_row(e) for e in range(1, 4)], epoch=3
+    )
+    factories.set_job(database, job_id, status=SUCCEEDED, finished_at=utcnow())
     with client.stream("GET", f"/v1/jobs/{job_id}/events") as response:
         events = [b for b in EventReader(response.iter_lines()).rest() if "event" in b]
     assert [e["event"] for e in events] == ["status", "epoch", "epoch", "epoch", "end"]
@@ -130,7 +130,7 @@ def test_a_finished_job_streams_its_whole_history_then_ends(client, database):
 
 def test_an_idle_stream_sends_keep_alive_comments(client, database, monkeypatch):
     monkeypatch.setattr(job_events, "KEEPALIVE_SECONDS", 0.3)
-    job_id = add_job(database, add_dataset(database))
+    job_id = factories.add_job(database, factories.add_dataset(database))
     with client.stream("GET", f"/v1/jobs/{job_id}/events") as response:
         lines = response.iter_lines()
         for line in lines:
@@ -142,7 +142,7 @@ def test_an_idle_stream_sends_keep_alive_comments(client, database, monkeypatch)
 
 
 def test_the_stream_ends_if_the_job_is_deleted(client, database):
-    job_id = add_job(database, add_dataset(database))
+    job_id = factories.add_job(database, factories.add_dataset(database))
     with client.stream("GET", f"/v1/jobs/{job_id}/events") as response:
         events = EventReader(response.iter_lines())
         assert events.next()["retry"]
@@ -160,21 +160,21 @@ def test_the_stream_ends_if_the_job_is_deleted(client, database):
 
 def test_events_of_an_unknown_job_is_a_404_problem(client):
     missing = uuid.uuid4().hex
-    problem = assert_problem(client.get(f"/v1/jobs/{missing}/events"), 404)
+    problem = factories.assert_problem(client.get(f"/v1/jobs/{missing}/events"), 404)
     assert problem["detail"] == f"job '{missing}' does not exist"
 
 
 @pytest.mark.parametrize("value", ["abc", "-1", "3.5"])
 def test_a_last_event_id_that_is_not_an_epoch_is_422(client, database, value):
-    job_id = add_job(database, add_dataset(database))
+    job_id = factories.add_job(database, factories.add_dataset(database))
     response = client.get(f"/v1/jobs/{job_id}/events", headers={"Last-Event-ID": value})
-    problem = assert_problem(response, 422)
+    problem = factories.assert_problem(response, 422)
     assert [e["field"] for e in problem["errors"]] == ["header.Last-Event-ID"]
 
 
 @pytest.mark.slow
 def test_a_real_server_streams_epochs_as_they_happen_and_resumes(database_url, database):
-    job_id = add_job(database, add_dataset(database))
+    job_id = factories.add_job(database, factories.add_dataset(database))
     port = live.free_port()
     api = live.start_api(live.service_env(database_url), port)
     base_url = f"http://127.0.0.1:{port}"
@@ -182,13 +182,17 @@ def test_a_real_server_streams_epochs_as_they_happen_and_resumes(database_url, d
 
     def train() -> None:  # the worker's part, in another thread
         time.sleep(0.6)
-        set_job(database, job_id, status=RUNNING, attempt=1, started_at=utcnow())
+        factories.set_job(database, job_id, status=RUNNING, attempt=1, started_at=utcnow())
         time.sleep(0.6)
-        add_history(database, job_id, [history_row(e) for e in (1, 2, 3)], epoch=3)
+        factories.add_history(
+            database, job_id, [factories.history_row(e) for e in (1, 2, 3)], epoch=3
+        )
         time.sleep(0.8)
-        add_history(database, job_id, [history_row(e) for e in (4, 5, 6)], epoch=6)
+        factories.add_history(
+            database, job_id, [factories.history_row(e) for e in (4, 5, 6)], epoch=6
+        )
         time.sleep(0.6)
-        set_job(database, job_id, status=SUCCEEDED, finished_at=utcnow())
+        factories.set_job(database, job_id, status=SUCCEEDED, finished_at=utcnow())
         ended_at.append(time.monotonic())
 
     try:

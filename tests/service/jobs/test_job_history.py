@@ -9,21 +9,18 @@ import pytest
 
 from service.core.states import CANCELLED, RUNNING, SUCCEEDED
 from service.jobs.history import sample_epochs
-from tests.service.factories import (
-    add_dataset,
-    add_history,
-    add_job,
-    assert_problem,
-    history_row,
-    set_job,
-)
+from tests.service import factories
 
 
 def running_job(database, epochs: int, total: int = 500, **job_values) -> str:
-    job_id = add_job(database, add_dataset(database), status=RUNNING, epochs=total)
-    add_history(database, job_id, [history_row(e) for e in range(1, epochs + 1)], epoch=epochs)
+    job_id = factories.add_job(
+        database, factories.add_dataset(database), status=RUNNING, epochs=total
+    )
+    factories.add_history(
+        database, job_id, [factories.history_row(e) for e in range(1, epochs + 1)], epoch=epochs
+    )
     if job_values:
-        set_job(database, job_id, **job_values)
+        factories.set_job(database, job_id, **job_values)
     return job_id
 
 
@@ -69,7 +66,9 @@ def test_since_epoch_returns_only_later_epochs_for_incremental_polling(client, d
     # Nothing new yet: an empty page that says where to poll from.
     body = client.get(f"/v1/jobs/{job_id}/history", params={"since_epoch": 5}).json()
     assert body == {"job_id": job_id, "points": [], "next_since_epoch": 5}
-    add_history(database, job_id, [history_row(6), history_row(7)], epoch=7)
+    factories.add_history(
+        database, job_id, [factories.history_row(6), factories.history_row(7)], epoch=7
+    )
     body = client.get(f"/v1/jobs/{job_id}/history", params={"since_epoch": 5}).json()
     assert epochs_of(body) == [6, 7]
     assert body["next_since_epoch"] == 7
@@ -77,7 +76,7 @@ def test_since_epoch_returns_only_later_epochs_for_incremental_polling(client, d
 
 def test_next_since_epoch_is_null_once_a_finished_job_has_nothing_more(client, database):
     job_id = running_job(database, 4)
-    set_job(database, job_id, status=SUCCEEDED, stop_reason="max_epochs")
+    factories.set_job(database, job_id, status=SUCCEEDED, stop_reason="max_epochs")
     body = client.get(f"/v1/jobs/{job_id}/history", params={"since_epoch": 2}).json()
     assert epochs_of(body) == [3, 4]
     assert body["next_since_epoch"] is None
@@ -85,7 +84,7 @@ def test_next_since_epoch_is_null_once_a_finished_job_has_nothing_more(client, d
 
 def test_a_cancelled_job_keeps_its_partial_history(client, database):
     job_id = running_job(database, 3)
-    set_job(database, job_id, status=CANCELLED, stop_reason="cancelled")
+    factories.set_job(database, job_id, status=CANCELLED, stop_reason="cancelled")
     body = client.get(f"/v1/jobs/{job_id}/history").json()
     assert epochs_of(body) == [1, 2, 3]
     assert body["next_since_epoch"] is None
@@ -93,16 +92,18 @@ def test_a_cancelled_job_keeps_its_partial_history(client, database):
 
 def test_limit_pages_through_the_history_with_next_since_epoch(client, database):
     job_id = running_job(database, 7)
-    set_job(database, job_id, status=SUCCEEDED)
+    factories.set_job(database, job_id, status=SUCCEEDED)
     assert pages_of(client, job_id, limit=3) == [[1, 2, 3], [4, 5, 6], [7]]
 
 
 def test_pages_are_whole_even_where_the_history_has_a_gap(client, database):
     # Epochs never skip (the worker's invariant), and pages are read within a bound that
     # assumes it; were one missing, the page must still be full and continue correctly.
-    job_id = add_job(database, add_dataset(database), status=SUCCEEDED, epochs=10)
+    job_id = factories.add_job(
+        database, factories.add_dataset(database), status=SUCCEEDED, epochs=10
+    )
     epochs = [1, 2, 3, 5, 6, 7, 8, 9]
-    add_history(database, job_id, [history_row(e) for e in epochs], epoch=9)
+    factories.add_history(database, job_id, [factories.history_row(e) for e in epochs], epoch=9)
     assert pages_of(client, job_id, limit=3) == [[1, 2, 3], [5, 6, 7], [8, 9]]
 
 
@@ -116,10 +117,12 @@ def test_a_page_after_the_largest_epoch_is_empty_not_an_error(client, database):
 
 def test_max_points_downsamples_a_long_run_keeping_first_last_and_best(client, database):
     # 10,000 epochs; the lowest validation loss is at 7,777, the job names no best epoch.
-    rows = [history_row(e, val_loss=1.0 + 1e-6 * e) for e in range(1, 10_001)]
+    rows = [factories.history_row(e, val_loss=1.0 + 1e-6 * e) for e in range(1, 10_001)]
     rows[7776]["val_loss"] = 0.5
-    job_id = add_job(database, add_dataset(database), status=SUCCEEDED, epochs=10_000)
-    add_history(database, job_id, rows, epoch=10_000)
+    job_id = factories.add_job(
+        database, factories.add_dataset(database), status=SUCCEEDED, epochs=10_000
+    )
+    factories.add_history(database, job_id, rows, epoch=10_000)
     response = client.get(f"/v1/jobs/{job_id}/history", params={"max_points": 500})
     assert response.status_code == 200
     epochs = epochs_of(response.json())
@@ -133,7 +136,7 @@ def test_max_points_downsamples_a_long_run_keeping_first_last_and_best(client, d
     assert max(gaps) <= 21  # evenly spread: 9,999 epochs over ~499 gaps
     assert response.json()["next_since_epoch"] is None
     # The job's own best epoch (the engine's judgement, with min_delta) wins when it has one.
-    set_job(database, job_id, best_epoch=4_321)
+    factories.set_job(database, job_id, best_epoch=4_321)
     body = client.get(f"/v1/jobs/{job_id}/history", params={"max_points": 500}).json()
     assert 4_321 in epochs_of(body)
     assert len(body["points"]) <= 500
@@ -168,13 +171,13 @@ def test_sample_epochs_spreads_evenly_and_keeps_the_ends_and_the_kept_epoch():
 
 
 def test_csv_has_a_header_row_and_empty_cells_for_nulls(client, database):
-    job_id = add_job(database, add_dataset(database), status=RUNNING)
+    job_id = factories.add_job(database, factories.add_dataset(database), status=RUNNING)
     rows = [
-        history_row(1),
-        history_row(2, val_loss=None, val_accuracy=None),  # no validation split
-        history_row(3, train_loss=None, grad_norm=None),  # diverged: NaN stored as NULL
+        factories.history_row(1),
+        factories.history_row(2, val_loss=None, val_accuracy=None),  # no validation split
+        factories.history_row(3, train_loss=None, grad_norm=None),  # diverged: NaN stored as NULL
     ]
-    add_history(database, job_id, rows, epoch=3)
+    factories.add_history(database, job_id, rows, epoch=3)
     response = client.get(f"/v1/jobs/{job_id}/history", headers={"Accept": "text/csv"})
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/csv; charset=utf-8"
@@ -209,9 +212,12 @@ def test_csv_honours_since_epoch_and_max_points(client, database):
 
 
 def test_nan_never_reaches_json_for_a_diverged_run(client, database):
-    job_id = add_job(database, add_dataset(database), status=SUCCEEDED)
-    rows = [history_row(1), history_row(2, train_loss=None, val_loss=None, grad_norm=None)]
-    add_history(database, job_id, rows, epoch=2, stop_reason="diverged")
+    job_id = factories.add_job(database, factories.add_dataset(database), status=SUCCEEDED)
+    rows = [
+        factories.history_row(1),
+        factories.history_row(2, train_loss=None, val_loss=None, grad_norm=None),
+    ]
+    factories.add_history(database, job_id, rows, epoch=2, stop_reason="diverged")
     response = client.get(f"/v1/jobs/{job_id}/history")
     assert "NaN" not in response.text
     assert response.json()["points"][1]["train_loss"] is None
@@ -220,7 +226,7 @@ def test_nan_never_reaches_json_for_a_diverged_run(client, database):
 
 def test_history_of_an_unknown_job_is_a_404_problem(client):
     missing = uuid.uuid4().hex
-    problem = assert_problem(client.get(f"/v1/jobs/{missing}/history"), 404)
+    problem = factories.assert_problem(client.get(f"/v1/jobs/{missing}/history"), 404)
     assert problem["detail"] == f"job '{missing}' does not exist"
 
 
@@ -236,5 +242,5 @@ def test_history_of_an_unknown_job_is_a_404_problem(client):
 )
 def test_bad_history_parameters_are_422(client, database, params, field):
     job_id = running_job(database, 2)
-    problem = assert_problem(client.get(f"/v1/jobs/{job_id}/history", params=params), 422)
+    problem = factories.assert_problem(client.get(f"/v1/jobs/{job_id}/history", params=params), 422)
     assert [error["field"] for error in problem["errors"]] == [field]
