@@ -36,7 +36,7 @@ from service.cli.output import (
     timestamp,
     training_spec_shown,
 )
-from service.cli.training import TRAIN_EXAMPLES, Follow, follow_job, train
+from service.cli.training import TRAIN_EXAMPLES, Follow, show_job, train
 
 JobId = Annotated[str, typer.Argument(metavar="ID", help="the job's id")]
 
@@ -127,13 +127,7 @@ def show_status(
     With --follow, its live progress until it ends.
     """
     with connected(url, api_key) as api:
-        job = api.get_job(job_id)
-        if follow:
-            raise typer.Exit(follow_job(api, job, json_output=json_output))
-        if json_output:
-            print_json(job)
-        else:
-            print_fields(job_fields(job))
+        show_job(api, api.get_job(job_id), follow=follow, json_output=json_output)
 
 
 def cancel(

@@ -174,15 +174,20 @@ def train(
     """
     body = {"dataset_id": dataset, **job_specs(spec)}
     with connected(url, api_key) as api:
-        job = api.create_job(body)
-        if follow:
-            raise typer.Exit(follow_job(api, job, json_output=json_output))
-        if json_output:
-            print_json(job)
-        else:
-            from service.cli.jobs import job_fields
+        show_job(api, api.create_job(body), follow=follow, json_output=json_output)
 
-            print_fields(job_fields(job))
+
+def show_job(api: BackpropClient, job: Job, *, follow: bool, json_output: bool) -> None:
+    """A job just queued or read: followed to its end (exit 0, or 3 if it failed or was
+    cancelled), or its JSON, or its fields."""
+    if follow:
+        raise typer.Exit(follow_job(api, job, json_output=json_output))
+    if json_output:
+        print_json(job)
+    else:
+        from service.cli.jobs import job_fields  # service.cli.jobs imports this module
+
+        print_fields(job_fields(job))
 
 
 def job_specs(options: dict[str, Any]) -> dict[str, Any]:
