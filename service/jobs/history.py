@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
+from service.core.json_values import finite_or_none
 from service.core.states import (
     TERMINAL_STATES,
 )
@@ -16,7 +17,6 @@ from service.core.tables import Job, JobHistory, could_be_id
 from service.jobs.public import job_public
 from service.jobs.schemas import HistoryPoint, JobPublic
 from service.jobs.service import get_job, model_id_of
-from service.queue.results import finite_or_none
 
 HISTORY_DEFAULT_LIMIT = 1_000  # points per history page when not down-sampling
 

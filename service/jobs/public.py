@@ -2,6 +2,7 @@
 
 import math
 
+from service.core.json_values import finite_or_none
 from service.core.states import (
     CANCELLING,
     SUCCEEDED,
@@ -9,7 +10,6 @@ from service.core.states import (
 )
 from service.core.tables import Job
 from service.jobs.schemas import JobLinks, JobPublic, Progress
-from service.queue.results import finite_or_none
 
 
 def job_public(job: Job, model_id: str | None = None) -> JobPublic:

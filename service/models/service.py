@@ -25,6 +25,7 @@ from service.core.errors import (
     ServiceError,
     not_found,
 )
+from service.core.json_values import finite_or_none
 from service.core.pagination import page
 from service.core.tables import Dataset, JobHistory, Model, could_be_id
 from service.models.schemas import (
@@ -33,7 +34,6 @@ from service.models.schemas import (
     ModelMetrics,
     ModelPublic,
 )
-from service.queue.results import finite_or_none
 
 CACHE_SIZE = 32  # loaded classifiers kept per process
 

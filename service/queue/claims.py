@@ -40,10 +40,11 @@ from sqlalchemy.orm import Session
 
 from engine.history import EpochMetrics
 from service.core.database import Database
+from service.core.json_values import finite_or_none
 from service.core.settings import Settings
 from service.core.states import CANCELLING, QUEUED, RUNNING
 from service.core.tables import Checkpoint, Job, JobHistory, utcnow
-from service.queue.results import finite_or_none, history_values
+from service.queue.results import history_values
 
 HELD_STATES = (RUNNING, CANCELLING)  # the states in which a worker holds a job
 

@@ -35,12 +35,13 @@ from sqlalchemy import (
 from engine import FitResult
 from engine.history import EpochMetrics
 from service.core.database import Database
+from service.core.json_values import finite_or_none
 from service.core.settings import Settings
 from service.core.states import CANCELLED, CANCELLING, FAILED, QUEUED, RUNNING, SUCCEEDED
 from service.core.tables import Job, JobHistory, Model, utcnow
 from service.queue.claims import HELD_STATES, fenced, moment
 from service.queue.notify import notify_job_queued
-from service.queue.results import finite_or_none, history_values, model_parts, model_values
+from service.queue.results import history_values, model_parts, model_values
 
 
 def complete_job(

@@ -1,6 +1,5 @@
 """What a finished fit leaves in the database: a JSON-safe summary and the Model row."""
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -8,18 +7,8 @@ from sqlalchemy import Row
 
 from engine import FitResult, to_bytes
 from engine.history import EpochMetrics
+from service.core.json_values import finite_or_none
 from service.core.tables import Job, Model
-
-
-def finite_or_none(value: Any) -> Any:
-    """JSON has no NaN or infinity: such floats become null, recursively."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: finite_or_none(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [finite_or_none(item) for item in value]
-    return value
 
 
 def history_values(metrics: EpochMetrics) -> dict[str, Any]:

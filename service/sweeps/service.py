@@ -22,6 +22,7 @@ from service.core.errors import (
     not_found,
     unknown_reference,
 )
+from service.core.json_values import finite_or_none
 from service.core.limits import check_work, reserve_queue_room
 from service.core.pagination import page
 from service.core.settings import Settings
@@ -44,7 +45,6 @@ from service.jobs.service import (
     trainable_dataset,
 )
 from service.queue.notify import notify_job_queued
-from service.queue.results import finite_or_none
 from service.sweeps.schemas import (
     SweepCounts,
     SweepCreate,
