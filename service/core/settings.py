@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     max_rows: int = 5_000_000
     max_columns: int = 2_000
     max_classes: int = 1_000
+    # Distinct levels a categorical column may have (and distinct values a column's
+    # summary counts); past it a column is left out of training with a warning.
+    max_levels: int = 10_000
     max_hidden_units: int = 4_096
     max_epochs: int = 1_000_000
     max_prediction_rows: int = 10_000

@@ -192,6 +192,45 @@ def shape_error(names: list[str], label: str | None, rows: int) -> Unprocessable
     return None
 
 
+def override_error(
+    names: list[str], label: str, *, categorical: list[str], ignore: list[str]
+) -> Unprocessable | None:
+    """What is wrong with the columns the upload named in ``categorical`` and ``ignore``:
+    names that are not columns of the file, the label (always read, as classes), a column
+    named in both, or no feature column left."""
+    listed = ", ".join(f'"{name}"' for name in names)
+    for field, given in (("categorical", categorical), ("ignore", ignore)):
+        unknown = [name for name in dict.fromkeys(given) if name not in names]
+        if unknown:
+            which = ", ".join(f'"{name}"' for name in unknown)
+            are = "is not a column" if len(unknown) == 1 else "are not columns"
+            return Unprocessable(
+                f"{field} names {which}, which {are} of the file; its columns are {listed}",
+                field=field,
+                columns=unknown,
+            )
+        if label in given:
+            return Unprocessable(
+                f'{field} names the label column "{label}"; the label is always read, '
+                "as the classes (name another label column with label=)",
+                field=field,
+                columns=[label],
+            )
+    both = [name for name in dict.fromkeys(categorical) if name in ignore]
+    if both:
+        which = ", ".join(f'"{name}"' for name in both)
+        return Unprocessable(
+            f"{which} named in both categorical and ignore; a column is one or the other",
+            field="ignore",
+            columns=both,
+        )
+    if len(set(ignore)) >= len(names) - 1:
+        return Unprocessable(
+            "ignore leaves no feature column; a dataset needs at least one", field="ignore"
+        )
+    return None
+
+
 def cell_error(name: str, index: int, reason: str) -> Unprocessable:
     """A refusal of one cell: ``index`` is its 0-based row, said 1-based."""
     row = index + 1
