@@ -89,7 +89,9 @@ class Dataset(Base):
     name: Mapped[str] = mapped_column(String(200))
     label: Mapped[str] = mapped_column(String(200))  # the label column's name
     features: Mapped[list[Any]] = mapped_column()  # feature column names, in order
-    schema: Mapped[list[Any]] = mapped_column()  # [{"name", "type", "role"}] of every column
+    # One entry per column of the file: name, role, type, kind, missing, distinct, levels,
+    # top_levels, min, max, mean, warning (service.datasets.reader_summary).
+    schema: Mapped[list[Any]] = mapped_column()
     label_type: Mapped[str] = mapped_column(String(20))  # integer, number, string, boolean
     rows: Mapped[int] = mapped_column(BigInteger)
     classes: Mapped[list[Any]] = mapped_column()  # sorted label values
@@ -97,11 +99,14 @@ class Dataset(Base):
     sha256: Mapped[str] = mapped_column(String(64))  # of the uploaded bytes
     format: Mapped[str] = mapped_column(String(20))  # csv or parquet
     size_bytes: Mapped[int] = mapped_column(BigInteger)  # uploaded bytes
+    # SHA-256 of the upload's categorical= and ignore= (service.datasets.service), "" for none.
+    overrides: Mapped[str] = mapped_column(String(64), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (
-        # The same bytes with the same label column are the same dataset.
-        Index("uq_datasets_sha256_label", "sha256", "label", unique=True),
+        # The same bytes read the same way (label column, categorical=, ignore=) are the
+        # same dataset.
+        Index("uq_datasets_sha256_label_overrides", "sha256", "label", "overrides", unique=True),
         Index("ix_datasets_created_at_id", "created_at", "id"),
     )
 

@@ -23,16 +23,19 @@ CSV_EXAMPLE = (
 BINARY = {"type": "string", "format": "binary"}  # Swagger UI offers a file picker for these
 # The body is read as a stream by the route itself (never held whole in memory), so
 # FastAPI cannot derive its description from parameters: it is declared here.
-# The form's optional `name` and `label` parts are described in words, not as schema
-# properties: Swagger UI's "Try it out" would send each one pre-filled with "string".
+# The form's optional `name`, `label`, `categorical` and `ignore` parts are described in
+# words, not as schema properties: Swagger UI's "Try it out" would send each one pre-filled
+# with "string".
 UPLOAD_BODY = {
     "required": True,
     "description": (
-        "The file, as a multipart/form-data part named `file` (with optional `name` and "
-        "`label` parts, the same as the query parameters), or as the whole body with a CSV or "
-        "Parquet Content-Type. "
+        "The file, as a multipart/form-data part named `file` (with optional `name`, "
+        "`label`, `categorical` and `ignore` parts, the same as the query parameters), or as "
+        "the whole body with a CSV or Parquet Content-Type. "
         "`application/octet-stream` is read as Parquet when it starts with `PAR1`, else as CSV. "
-        "CSV files are comma-separated UTF-8 with a header row."
+        "CSV files are comma-separated UTF-8 with a header row; an empty cell and `NA`, "
+        "`N/A`, `NaN`, `nan`, `null`, `NULL`, `None` are missing. Columns are typed at upload: "
+        "numeric (integers, numbers) or categorical (strings, booleans; Parquet dictionaries)."
     ),
     "content": {
         "multipart/form-data": {
@@ -62,7 +65,8 @@ ERROR_EXAMPLES = {
     415: "Content-Type 'application/json' is not supported; send multipart/form-data with a "
     'part named "file", or the file as the body with one of: text/csv, application/csv, '
     "application/vnd.apache.parquet, application/x-parquet, application/octet-stream",
-    422: 'column "mean radius" row 17: "abc" is not a number (row 1 is the first data row)',
+    422: 'label column "species" is missing in 2 rows: rows 4, 272 (row 1 is the first data '
+    "row); every row needs its label: fill them in or leave those rows out",
 }
 TITLES = {
     400: "Bad Request",
@@ -100,6 +104,27 @@ NameQuery = Annotated[
         max_length=NAME_MAX,
         description="The dataset's name (default: the uploaded file's name, else `dataset`)",
         examples=["cancer"],
+    ),
+]
+NAMES_MAX = 64 * 1024  # categorical= and ignore=: comma-separated column names
+CategoricalQuery = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=NAMES_MAX,
+        description="Columns to read as categorical, comma-separated (e.g. an integer store "
+        "id): each distinct value is a level",
+        examples=["store,year"],
+    ),
+]
+IgnoreQuery = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=NAMES_MAX,
+        description="Columns to leave out, comma-separated: not read, not stored, not "
+        "trained on (the label cannot be)",
+        examples=["name"],
     ),
 ]
 LabelQuery = Annotated[
@@ -141,6 +166,8 @@ async def create_dataset(
     settings: SettingsDep,
     name: NameQuery = None,
     label: LabelQuery = None,
+    categorical: CategoricalQuery = None,
+    ignore: IgnoreQuery = None,
 ) -> DatasetPublic:
     """Stream the file to disk, validate and store it (201), or return its earlier upload (200)."""
     async with receive_upload(request, max_bytes=settings.max_upload_bytes) as upload:
@@ -152,6 +179,8 @@ async def create_dataset(
             name=_given_once("name", name, upload.fields),
             label=_given_once("label", label, upload.fields),
             settings=settings,
+            categorical=_names(_given_once("categorical", categorical, upload.fields)),
+            ignore=_names(_given_once("ignore", ignore, upload.fields)),
         )
     response.status_code = 201 if created else 200
     response.headers["Location"] = f"{router.prefix}/{dataset.id}"
@@ -203,11 +232,19 @@ def delete_dataset(session: WriteSessionDep, dataset_id: IdPath) -> Response:
 def _given_once(name: str, query: str | None, fields: dict[str, str]) -> str | None:
     """A parameter sent as a query parameter or a multipart field (the same value if both)."""
     form = fields.get(name)
-    if form is not None and not 1 <= len(form) <= NAME_MAX:
-        raise Unprocessable(f"{name} must be 1 to {NAME_MAX} characters long", field=name)
+    longest = NAMES_MAX if name in ("categorical", "ignore") else NAME_MAX
+    if form is not None and not 1 <= len(form) <= longest:
+        raise Unprocessable(f"{name} must be 1 to {longest} characters long", field=name)
     if query is not None and form is not None and query != form:
         raise Unprocessable(
             f"{name} is given twice, as the query parameter {query!r} and the form field {form!r}",
             field=name,
         )
     return query if query is not None else form
+
+
+def _names(given: str | None) -> list[str]:
+    """Comma-separated column names, each trimmed (as the reader trims CSV header names)."""
+    if given is None:
+        return []
+    return [name.strip() for name in given.split(",") if name.strip()]

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 # The canonical example: scikit-learn's breast cancer data with its "target" column.
 _CANCER_MEASURES = (
@@ -24,22 +24,103 @@ CANCER_FEATURES = [
     *(f"worst {measure}" for measure in _CANCER_MEASURES),
 ]
 
+
+def _column(name: str, role: str, type: str, kind: str, **stats: object) -> dict[str, object]:
+    """A schema entry of the examples: the fields not given are null."""
+    entry = {"name": name, "role": role, "type": type, "kind": kind, "missing": 0}
+    entry |= dict.fromkeys(("distinct", "levels", "top_levels", "min", "max", "mean", "warning"))
+    return entry | stats
+
+
+# The canonical example: palmerpenguins' penguins (some of its columns), a table of words,
+# numbers and empty cells, uploaded as a CSV with a row number in its first column.
+PENGUIN_COLUMNS = [
+    _column(
+        "rowid",
+        "ignored",
+        "integer",
+        "numeric",
+        distinct=344,
+        min=1.0,
+        max=344.0,
+        mean=172.5,
+        warning="a row number (each value is the previous one + 1): left out of training",
+    ),
+    _column(
+        "island",
+        "feature",
+        "string",
+        "categorical",
+        distinct=3,
+        levels=["Torgersen", "Biscoe", "Dream"],
+        top_levels=[
+            {"level": "Biscoe", "count": 168},
+            {"level": "Dream", "count": 124},
+            {"level": "Torgersen", "count": 52},
+        ],
+    ),
+    _column(
+        "bill_length_mm",
+        "feature",
+        "number",
+        "numeric",
+        missing=2,
+        distinct=164,
+        min=32.1,
+        max=59.6,
+        mean=43.9219298245614,
+    ),
+    _column(
+        "body_mass_g",
+        "feature",
+        "number",
+        "numeric",
+        missing=2,
+        distinct=94,
+        min=2700.0,
+        max=6300.0,
+        mean=4201.754385964912,
+    ),
+    _column(
+        "sex",
+        "feature",
+        "string",
+        "categorical",
+        missing=11,
+        distinct=2,
+        levels=["male", "female"],
+        top_levels=[{"level": "male", "count": 168}, {"level": "female", "count": 165}],
+    ),
+    _column(
+        "species",
+        "label",
+        "string",
+        "categorical",
+        distinct=3,
+        levels=["Adelie", "Chinstrap", "Gentoo"],
+        top_levels=[
+            {"level": "Adelie", "count": 152},
+            {"level": "Gentoo", "count": 124},
+            {"level": "Chinstrap", "count": 68},
+        ],
+    ),
+]
 DATASET_EXAMPLE = {
     "id": "3f9c2a7be41d4c0f9a55e7d1c2b8a610",
-    "name": "cancer",
-    "rows": 569,
-    "features": CANCER_FEATURES,
-    "label": "target",
-    "label_type": "integer",
-    "classes": [0, 1],
-    "class_counts": {"0": 212, "1": 357},
-    "schema": [
-        *({"name": name, "type": "number", "role": "feature"} for name in CANCER_FEATURES),
-        {"name": "target", "type": "integer", "role": "label"},
+    "name": "penguins",
+    "rows": 344,
+    "features": ["rowid", "island", "bill_length_mm", "body_mass_g", "sex"],
+    "label": "species",
+    "label_type": "string",
+    "classes": ["Adelie", "Chinstrap", "Gentoo"],
+    "class_counts": {"Adelie": 152, "Chinstrap": 68, "Gentoo": 124},
+    "schema": PENGUIN_COLUMNS,
+    "warnings": [
+        "column rowid: a row number (each value is the previous one + 1): left out of training"
     ],
     "sha256": "9a3e1c5b7f0d2e4a6c8b0d1f3e5a7c9b1d3f5e7a9c0b2d4f6e8a1c3b5d7f9e0a",
     "format": "csv",
-    "size_bytes": 121_946,
+    "size_bytes": 12_486,
     "created_at": "2026-11-27T10:15:30.123456Z",
 }
 
@@ -47,12 +128,41 @@ ColumnType = Literal["integer", "number", "string", "boolean"]
 Label = bool | int | float | str
 
 
+class LevelCount(BaseModel):
+    """A level of a categorical column and the rows that hold it."""
+
+    level: str
+    count: int
+
+
 class ColumnPublic(BaseModel):
-    """One column of the uploaded file."""
+    """One column of the uploaded file: how it was read and what it holds."""
 
     name: str
+    role: Literal["feature", "label", "ignored"] = Field(
+        description="ignored: not used in training, named in ignore= (not read: its counts "
+        "are null) or left out by the reader (its warning says why)"
+    )
     type: ColumnType = Field(description="How its cells were read")
-    role: Literal["feature", "label"]
+    kind: Literal["numeric", "categorical"] = Field(
+        description="numeric: numbers; categorical: levels (strings, booleans, or numbers "
+        "named in categorical=). The label's kind is its own, as read"
+    )
+    missing: int | None = Field(description="Missing cells: empty, NA, NaN, null...")
+    distinct: int | None = Field(
+        description="Distinct values (levels); null when more than BACKPROP_MAX_LEVELS "
+        "(default 10,000), which are not counted"
+    )
+    levels: list[str] | None = Field(
+        description="Categorical: every level, in code order (code i is levels[i]); numeric: null"
+    )
+    top_levels: list[LevelCount] | None = Field(
+        description="Categorical: up to 10 levels, most frequent first"
+    )
+    min: float | None = Field(description="Numeric: the smallest value (null: none present)")
+    max: float | None = Field(description="Numeric: the largest value")
+    mean: float | None = Field(description="Numeric: the mean of the values present")
+    warning: str | None = Field(description="Why the reader left the column out of training")
 
 
 class DatasetPublic(BaseModel):
@@ -76,12 +186,18 @@ class DatasetPublic(BaseModel):
     columns: list[ColumnPublic] = Field(
         validation_alias="schema",
         serialization_alias="schema",
-        description="Every column of the file, in order, with its type and role",
+        description="Every column of the file, in order: its role, type, kind, missing "
+        "cells, distinct values and levels or range",
     )
     sha256: str = Field(description="SHA-256 of the uploaded bytes")
     format: Literal["csv", "parquet"]
     size_bytes: int = Field(description="Size of the uploaded file")
     created_at: datetime
+
+    @computed_field(description="What the reader left out of training, and why, by column")
+    @property
+    def warnings(self) -> list[str]:
+        return [f"column {c.name}: {c.warning}" for c in self.columns if c.warning is not None]
 
 
 class DatasetsPublic(BaseModel):

@@ -4,6 +4,9 @@ These run in the threadpool with a synchronous session; the routers hand them
 a read session (GET) or a write session (POST, DELETE).
 """
 
+import hashlib
+import json
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -24,13 +27,21 @@ TEXT_MAX = 200  # the length of the datasets.name and datasets.label columns
 
 
 def create_dataset(
-    *, session: Session, upload: Upload, name: str | None, label: str | None, settings: Settings
+    *,
+    session: Session,
+    upload: Upload,
+    name: str | None,
+    label: str | None,
+    settings: Settings,
+    categorical: Sequence[str] = (),
+    ignore: Sequence[str] = (),
 ) -> tuple[Dataset, bool]:
     """Read and store ``upload``; (the dataset, True), or (the existing one, False).
 
-    The same bytes with the same label column are the same dataset, so an upload
-    that repeats one returns it instead of storing a copy (once the file is read:
-    a file that would be refused is refused, stored or not).
+    The same bytes with the same label column, read with the same ``categorical`` and
+    ``ignore`` names, are the same dataset, so an upload that repeats one returns it
+    instead of storing a copy (once the file is read: a file that would be refused is
+    refused, stored or not).
 
     service.datasets.reader streams the rows into the database as it reads them. The
     transaction starts before the file is read, so on SQLite the write lock is held
@@ -38,20 +49,22 @@ def create_dataset(
     matrix. If the file is refused, whatever was written is rolled back.
     """
     name = name or upload.default_name
+    overrides = {"categorical": categorical, "ignore": ignore}
+    key = overrides_key(**overrides)
     with reader.open_dataset(
-        upload.path, format=upload.format, label=label, settings=settings
+        upload.path, format=upload.format, label=label, settings=settings, **overrides
     ) as stream:
         if not (_fits(name) and stream.usable and _fits(stream.label)):
             # Refusals of the file come first: read it, then say what is wrong with the names.
             stream.read(DiscardSink())
             _storable(name, field="name", what="name")
             _storable(stream.label, field="label", what="the label column's name")
-        existing = _find(session, sha256=upload.sha256, label=stream.label)
+        existing = _find(session, sha256=upload.sha256, label=stream.label, overrides=key)
         if existing is not None:
             session.commit()  # nothing to write: end the transaction (and SQLite's lock)
             stream.read(DiscardSink())
             return existing, False
-        dataset = _new_dataset(upload, name=name, label=stream.label)
+        dataset = _new_dataset(upload, name=name, label=stream.label, overrides=key)
         try:
             session.add(dataset)
             session.flush()
@@ -60,7 +73,7 @@ def create_dataset(
             # (PostgreSQL; SQLite's write lock serialises them): answer with its dataset.
             session.rollback()
             stream.read(DiscardSink())
-            existing = _find(session, sha256=upload.sha256, label=stream.label)
+            existing = _find(session, sha256=upload.sha256, label=stream.label, overrides=key)
             if existing is None:
                 raise
             session.commit()
@@ -90,11 +103,20 @@ _PENDING: dict[str, Any] = {
 }
 
 
-def _new_dataset(upload: Upload, *, name: str, label: str) -> Dataset:
+def overrides_key(*, categorical: Sequence[str], ignore: Sequence[str]) -> str:
+    """What tells apart readings of the same bytes: SHA-256 of the sorted names, "" for none."""
+    if not categorical and not ignore:
+        return ""
+    names = {"categorical": sorted(set(categorical)), "ignore": sorted(set(ignore))}
+    return hashlib.sha256(json.dumps(names, ensure_ascii=False).encode()).hexdigest()
+
+
+def _new_dataset(upload: Upload, *, name: str, label: str, overrides: str) -> Dataset:
     """The dataset row of ``upload``, its columns from the file still to be described."""
     return Dataset(
         name=name,
         label=label,
+        overrides=overrides,
         sha256=upload.sha256,
         format=upload.format,
         size_bytes=upload.size_bytes,
@@ -177,5 +199,9 @@ def _storable(text: str, *, field: str, what: str) -> str:
     return text
 
 
-def _find(session: Session, *, sha256: str, label: str) -> Dataset | None:
-    return session.scalar(select(Dataset).where(Dataset.sha256 == sha256, Dataset.label == label))
+def _find(session: Session, *, sha256: str, label: str, overrides: str) -> Dataset | None:
+    return session.scalar(
+        select(Dataset).where(
+            Dataset.sha256 == sha256, Dataset.label == label, Dataset.overrides == overrides
+        )
+    )

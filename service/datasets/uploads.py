@@ -1,9 +1,9 @@
 """Receiving an upload: the request body streamed to a temporary file, never held whole.
 
 ``POST /v1/datasets`` takes either a multipart/form-data body with a part named
-"file" (and optional "name" and "label" parts), or the file itself as the body
-with a Content-Type that says CSV or Parquet. Bytes are counted and hashed as
-they arrive and written to disk by a thread of the upload's own; past
+"file" (and optional "name", "label", "categorical" and "ignore" parts), or the file
+itself as the body with a Content-Type that says CSV or Parquet. Bytes are counted and
+hashed as they arrive and written to disk by a thread of the upload's own; past
 ``max_upload_bytes`` the request is refused at once (413), whether or not it
 declared a Content-Length.
 The client's file name is kept only as a default dataset name, never as a path.
@@ -39,8 +39,8 @@ PARQUET_MAGIC = b"PAR1"
 # (.csv is application/vnd.ms-excel on Windows): these are sniffed like SNIFFED_TYPE.
 UNTYPED_PARTS = ("", SNIFFED_TYPE, "text/plain", "application/vnd.ms-excel")
 FILE_PART = "file"
-FIELD_PARTS = ("name", "label")
-FIELD_MAX_BYTES = 1024
+FIELD_PARTS = ("name", "label", "categorical", "ignore")
+FIELD_MAX_BYTES = {"name": 1024, "label": 1024, "categorical": 64 * 1024, "ignore": 64 * 1024}
 # Room for boundaries, part headers and the small fields around the file in a
 # multipart body; the file part itself is held to max_upload_bytes.
 MULTIPART_ALLOWANCE = 64 * 1024
@@ -57,7 +57,7 @@ class Upload:
     sha256: str  # hex digest of the file's bytes
     size_bytes: int
     filename: str | None = None  # the client's name for it: shown, never used as a path
-    fields: dict[str, str] = field(default_factory=dict)  # "name" / "label" multipart parts
+    fields: dict[str, str] = field(default_factory=dict)  # FIELD_PARTS sent as multipart parts
 
     @property
     def default_name(self) -> str:
@@ -229,9 +229,9 @@ class MultipartForm:
             self.spool.add(data[start:end])
         elif self._part is not None:
             self._value += data[start:end]
-            if len(self._value) > FIELD_MAX_BYTES:
+            if len(self._value) > FIELD_MAX_BYTES[self._part]:
                 raise Unprocessable(
-                    f'form field "{self._part}" is longer than {FIELD_MAX_BYTES} bytes',
+                    f'form field "{self._part}" is longer than {FIELD_MAX_BYTES[self._part]} bytes',
                     field=self._part,
                 )
 
