@@ -138,7 +138,7 @@ class CsvStream(DatasetStream):
         check_columns(self.names, settings.max_columns)
         self._resolve_label()
         self.types: dict[str, pa.DataType] = {}  # by raw name, as Arrow wants them
-        self.guessed = {name: inferred.field(raw).type for raw, name in self.raw_by_name.items()}
+        self.guessed = {name: inferred.field(raw).type for name, raw in self.raw_by_name.items()}
         for raw, name in zip(self.raw_names, self.names, strict=True):
             guess = inferred.field(raw).type
             if name not in self.read_names:
