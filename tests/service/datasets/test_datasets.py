@@ -84,11 +84,13 @@ def test_upload_csv_as_multipart_file_is_201_with_location(client):
     assert (body["label"], body["label_type"]) == ("label", "string")
     assert body["classes"] == ["no", "yes"]
     assert body["class_counts"] == {"no": 1, "yes": 2}
-    assert body["schema"] == [
-        {"name": "a", "type": "integer", "role": "feature"},
-        {"name": "b", "type": "number", "role": "feature"},
-        {"name": "label", "type": "string", "role": "label"},
+    assert [(c["name"], c["type"], c["role"], c["kind"]) for c in body["schema"]] == [
+        ("a", "integer", "feature", "numeric"),
+        ("b", "number", "feature", "numeric"),
+        ("label", "string", "label", "categorical"),
     ]
+    assert body["schema"][1] | {"min": 2.5, "max": 6.0, "mean": 12.5 / 3} == body["schema"][1]
+    assert body["warnings"] == []
     assert (body["format"], body["size_bytes"]) == ("csv", len(CSV))
     assert len(body["sha256"]) == 64
     assert body["created_at"].endswith("Z") or "+00:00" in body["created_at"]
@@ -391,7 +393,7 @@ def test_temporary_files_are_deleted_after_every_outcome(
 ):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     assert post_raw(client, CSV).status_code == 201
-    assert post_file(client, b"x,y\nabc,1\n2,0\n").status_code == 422
+    assert post_file(client, b"x,y\ninf,1\n2,0\n").status_code == 422
     assert post_raw(small_client, iter([b"x,y\n", b"1,0\n" * 300])).status_code == 413
     assert post_file(client, b"", "empty.csv").status_code == 422
     assert list(tmp_path.iterdir()) == []
@@ -404,13 +406,23 @@ def test_temporary_files_are_deleted_after_every_outcome(
     ("data", "params", "detail"),
     [
         (
-            b"age,y\n" + b"30,0\n" * 16 + b"abc,1\n",
+            b"town,y\n" + b"Biscoe,0\n" * 16,
             {},
-            f'column "age" row 17: "abc" is not a number {NOTE}',
+            'column "town" holds one level ("Biscoe") in every row: a column of one level '
+            "tells no rows apart; leave it out with ignore=town",
         ),
-        (b"x,y\n1,0\n,1\n", {}, f'column "x" row 2: value is missing {NOTE}'),
+        (
+            b"x,w,y\n1,,0\n2,NA,1\n",
+            {},
+            'column "w" has no values: all 2 of its cells are missing; leave it out with ignore=w',
+        ),
         (b"x,y\n1,0\ninf,1\n", {}, f'column "x" row 2: value "inf" is not finite {NOTE}'),
-        (b"x,y\n1,0\nnan,1\n", {}, f'column "x" row 2: value "nan" is not finite {NOTE}'),
+        (
+            b"x,y\n1,0\n2,nan\n3,1\n",
+            {},
+            f'label column "y" is missing in 1 row: row 2 {NOTE}; every row needs its label: '
+            "fill them in or leave those rows out",
+        ),
         (
             b"x,y\n1,0\n2,1\n",
             {"label": "target"},
@@ -436,10 +448,10 @@ def test_temporary_files_are_deleted_after_every_outcome(
         ),
     ],
     ids=[
-        "non-numeric",
-        "missing",
+        "one-level",
+        "all-missing",
         "inf",
-        "nan",
+        "missing-label",
         "unknown-label",
         "single-class",
         "header-only",
@@ -563,13 +575,21 @@ def test_openapi_describes_the_multipart_and_raw_upload_bodies(client):
     assert {"text/csv", "application/csv", "application/vnd.apache.parquet"} <= set(content)
     assert operation["operationId"] == "datasets-create_dataset"
     assert {"200", "201", "413", "415", "422"} <= set(operation["responses"])
-    assert [p["name"] for p in operation["parameters"]] == ["name", "label"]
+    assert [p["name"] for p in operation["parameters"]] == [
+        "name",
+        "label",
+        "categorical",
+        "ignore",
+    ]
 
 
 def test_openapi_has_examples_for_every_dataset_operation(client):
     document = client.get("/openapi.json").json()
     example = document["components"]["schemas"]["DatasetPublic"]["examples"][0]
-    assert (example["name"], example["rows"], example["classes"]) == ("cancer", 569, [0, 1])
+    assert (example["name"], example["rows"], example["label"]) == ("penguins", 344, "species")
+    assert example["warnings"] == [
+        f"column {c['name']}: {c['warning']}" for c in example["schema"] if c["warning"]
+    ]
     assert document["components"]["schemas"]["DatasetsPublic"]["examples"]
     for path, method, code in [
         ("/v1/datasets/{dataset_id}", "get", "404"),

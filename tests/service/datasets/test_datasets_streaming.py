@@ -131,10 +131,10 @@ def test_a_column_retyped_as_text_by_its_last_row_is_stored_once(
 
 def test_a_bad_cell_in_the_last_row_is_a_422_and_nothing_stays_stored(client, app, small_chunks):
     X, labels = random_table(2_000, 3)
-    data = numbers_csv(X, labels, last_cell="nan")
+    data = numbers_csv(X, labels, last_cell="inf")
     response = client.post("/v1/datasets", content=data, headers={"content-type": "text/csv"})
     assert response.status_code == 422
-    assert response.json()["detail"] == f'column "x0" row 2000: value "nan" is not finite {NOTE}'
+    assert response.json()["detail"] == f'column "x0" row 2000: value "inf" is not finite {NOTE}'
     assert count(app.state.database, Dataset) == 0
     assert count(app.state.database, DatasetChunk) == 0
 

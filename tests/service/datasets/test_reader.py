@@ -18,15 +18,17 @@ from service.datasets.reader import parse_dataset
 NOTE = "(row 1 is the first data row)"
 
 
-def parse(tmp_path, content, *, format="csv", label=None, **limits):
-    """parse_dataset on ``content`` (bytes, or a pyarrow Table written as Parquet)."""
+def parse(tmp_path, content, *, format="csv", label=None, categorical=(), ignore=(), **limits):
+    """parse_dataset on ``content`` (bytes, or a pyarrow Table written as Parquet), with
+    ``limits`` as settings."""
     path = tmp_path / f"upload.{format}"
     if isinstance(content, pa.Table):
         pq.write_table(content, path)
     else:
         path.write_bytes(content)
     settings = Settings(database_url="sqlite://").model_copy(update=limits)
-    return parse_dataset(path, format=format, label=label, settings=settings)
+    overrides = {"categorical": categorical, "ignore": ignore}
+    return parse_dataset(path, format=format, label=label, settings=settings, **overrides)
 
 
 def refusal(tmp_path, content, error=Unprocessable, **options):
@@ -54,8 +56,35 @@ def test_breast_cancer_csv_reads_as_569_rows_30_features_and_classes_0_1(tmp_pat
     np.testing.assert_array_equal(parsed.X, frame.iloc[:, :-1].to_numpy())
     np.testing.assert_array_equal(parsed.y_index, frame["target"].to_numpy())
     assert parsed.y_index.dtype == np.int32
-    assert parsed.schema[0] == {"name": "mean radius", "type": "number", "role": "feature"}
-    assert parsed.schema[-1] == {"name": "target", "type": "integer", "role": "label"}
+    radius = frame["mean radius"]
+    assert parsed.schema[0] == {
+        "name": "mean radius",
+        "role": "feature",
+        "type": "number",
+        "kind": "numeric",
+        "missing": 0,
+        "distinct": radius.nunique(),
+        "levels": None,
+        "top_levels": None,
+        "min": radius.min(),
+        "max": radius.max(),
+        "mean": pytest.approx(radius.mean(), rel=1e-12),
+        "warning": None,
+    }
+    assert parsed.schema[-1] == {
+        "name": "target",
+        "role": "label",
+        "type": "integer",
+        "kind": "numeric",
+        "missing": 0,
+        "distinct": 2,
+        "levels": None,
+        "top_levels": None,
+        "min": 0.0,
+        "max": 1.0,
+        "mean": 357 / 569,
+        "warning": None,
+    }
 
 
 def test_label_defaults_to_the_last_column_and_may_be_named(tmp_path):
@@ -66,9 +95,17 @@ def test_label_defaults_to_the_last_column_and_may_be_named(tmp_path):
     assert named.X.tolist() == [[1, 5], [2, 6], [3, 7]]
 
 
-def test_a_named_label_column_is_refused_as_feature_if_not_numeric(tmp_path):
-    error = refusal(tmp_path, b"a,b,c\n1,0,x\n2,1,y\n", label="b")
-    assert error.detail == f'column "c" row 1: "x" is not a number {NOTE}'
+def test_a_column_of_words_is_a_categorical_feature_coded_in_the_order_first_met(tmp_path):
+    parsed = parse(tmp_path, b"a,b,c\n1,0,y\n2,1,x\n3,0,y\n", label="b")
+    c = parsed.schema[2]
+    assert (c["type"], c["kind"], c["levels"], c["distinct"]) == (
+        "string",
+        "categorical",
+        ["y", "x"],
+        2,
+    )
+    assert c["top_levels"] == [{"level": "y", "count": 2}, {"level": "x", "count": 1}]
+    assert parsed.X[:, 1].tolist() == [0, 1, 0]
 
 
 def test_string_labels_are_sorted_classes_and_rows_point_into_them(tmp_path):
@@ -83,7 +120,12 @@ def test_string_labels_are_sorted_classes_and_rows_point_into_them(tmp_path):
 def test_boolean_cells_read_as_booleans_in_features_and_labels(tmp_path):
     parsed = parse(tmp_path, b"flag,x,ok\ntrue,1,True\nfalse,2,FALSE\ntrue,3,false\n")
     assert parsed.X[:, 0].tolist() == [1.0, 0.0, 1.0]
-    assert parsed.schema[0]["type"] == "boolean"
+    flag = parsed.schema[0]
+    assert (flag["type"], flag["kind"], flag["levels"]) == (
+        "boolean",
+        "categorical",
+        ["false", "true"],
+    )
     assert parsed.label_type == "boolean"
     assert parsed.classes == [False, True]
     assert parsed.class_counts == {"False": 2, "True": 1}
@@ -123,63 +165,146 @@ def test_quoted_cells_and_crlf_line_ends_read(tmp_path):
 # What is refused, and the detail that says why -------------------------------------------------
 
 
-def test_non_numeric_feature_names_the_column_and_first_bad_row(tmp_path):
-    rows = "".join(f"{i},{i % 2}\n" for i in range(16)) + "abc,1\n17,0\nxyz,1\n"
-    error = refusal(tmp_path, f"age,y\n{rows}".encode())
-    assert error.detail == f'column "age" row 17: "abc" is not a number {NOTE}'
-    assert (error.extra["column"], error.extra["row"]) == ("age", 17)
-
-
-def test_first_bad_row_is_found_beyond_the_first_block(tmp_path, monkeypatch):
+def test_a_word_far_into_a_numeric_column_makes_it_categorical(tmp_path, monkeypatch):
     monkeypatch.setattr(reader, "BLOCK_BYTES", 64 * 1024)  # about 300 kB: several blocks
     monkeypatch.setattr(reader, "QUOTE_FREE_BLOCK_BYTES", 16 * 1024)
-    lines = [f"{i}.25,{i % 2}" for i in range(30_000)]
+    lines = [f"{i % 7}.25,{i % 2}" for i in range(30_000)]
     lines[25_000] = "12;13,0"
-    data = ("x,y\n" + "\n".join(lines) + "\n").encode()
-    error = refusal(tmp_path, data)
-    assert error.detail == f'column "x" row 25001: "12;13" is not a number {NOTE}'
+    parsed = parse(tmp_path, ("x,y\n" + "\n".join(lines) + "\n").encode())
+    x = parsed.schema[0]
+    assert (x["type"], x["kind"], x["distinct"]) == ("string", "categorical", 8)
+    assert x["levels"] == [f"{i}.25" for i in range(7)] + ["12;13"]  # the file read again
+    assert parsed.X[:9, 0].tolist() == [0, 1, 2, 3, 4, 5, 6, 0, 1]
+    assert parsed.X[25_000, 0] == 7
 
 
-def test_a_row_longer_than_a_block_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(reader, "BLOCK_BYTES", 2**20)
-    error = refusal(tmp_path, b"x,y\n1,0\n" + b"2" * 2**21 + b",1\n")
-    assert error.detail == "a row of the CSV file is longer than 1 MiB"
+def test_a_column_with_more_levels_than_max_levels_is_left_out_with_a_warning(tmp_path):
+    rows = "".join(f"w{i % 30},{i % 2}\n" for i in range(100))
+    parsed = parse(tmp_path, f"x,y\n{rows}".encode(), max_levels=20)
+    x = parsed.schema[0]
+    assert (x["role"], x["distinct"], x["levels"], x["top_levels"]) == ("ignored", None, None, None)
+    assert x["warning"] == (
+        "more than 20 distinct levels (BACKPROP_MAX_LEVELS, max_levels): left out of training"
+    )
+    assert parsed.features == ["x"]  # still a column of X, though training leaves it out
 
 
-def test_a_long_cell_is_quoted_shortened(tmp_path):
-    error = refusal(tmp_path, b"x,y\n1,0\n" + b"a" * 100 + b",1\n")
-    assert error.detail == f'column "x" row 2: "{"a" * 40}..." is not a number {NOTE}'
+def test_a_numeric_column_past_max_levels_has_no_distinct_count_but_stays(tmp_path):
+    rows = "".join(f"{i}.5,{i % 2}\n" for i in range(100))
+    x = parse(tmp_path, f"x,y\n{rows}".encode(), max_levels=20).schema[0]
+    assert (x["role"], x["distinct"], x["min"], x["max"]) == ("feature", None, 0.5, 99.5)
 
 
-def test_a_boolean_column_with_a_number_in_it_says_a_boolean_was_expected(tmp_path):
-    error = refusal(tmp_path, b"flag,y\ntrue,0\nfalse,1\n1.5,0\n")
-    assert error.detail == f'column "flag" row 3: "1.5" is not a boolean {NOTE}'
+def test_boolean_text_with_a_number_in_it_is_a_column_of_words(tmp_path):
+    parsed = parse(tmp_path, b"flag,y\ntrue,0\nfalse,1\n1.5,0\n")
+    assert parsed.schema[0]["levels"] == ["true", "false", "1.5"]
+    assert parsed.schema[0]["type"] == "string"
 
 
-def test_missing_feature_value_names_the_row(tmp_path):
-    error = refusal(tmp_path, b"x,w,y\n1,2,0\n3,4,1\n,5,0\n")
-    assert error.detail == f'column "x" row 3: value is missing {NOTE}'
+def test_missing_feature_cells_are_nan_and_counted(tmp_path):
+    parsed = parse(tmp_path, b"x,w,y\n1,2,0\n3,4,1\n,5,0\n")
+    assert np.isnan(parsed.X[2, 0])
+    assert parsed.schema[0]["missing"] == 1
+    assert (parsed.schema[0]["min"], parsed.schema[0]["mean"]) == (1.0, 2.0)
 
 
-def test_a_missing_value_before_a_bad_one_is_the_one_reported(tmp_path):
-    error = refusal(tmp_path, b"x,y\n1,0\n,1\nabc,0\n")
-    assert error.detail == f'column "x" row 2: value is missing {NOTE}'
+@pytest.mark.parametrize("token", ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", " NA "])
+def test_null_tokens_are_missing_in_numbers_and_in_words(tmp_path, token):
+    parsed = parse(tmp_path, f"x,w,y\n1,a,0\n{token},{token},1\n3,b,0\n".encode())
+    assert [c["missing"] for c in parsed.schema[:2]] == [1, 1]
+    assert parsed.schema[0]["type"] == "integer"
+    assert parsed.schema[1]["levels"] == ["a", "b"]
+    assert np.isnan(parsed.X[1]).all()
 
 
-@pytest.mark.parametrize("token", ["inf", "-inf", "nan", "NaN", "Infinity"])
-def test_non_finite_tokens_are_refused_with_the_cell_as_written(tmp_path, token):
+@pytest.mark.parametrize("token", ["inf", "-inf", "Infinity", "1e999"])
+def test_non_finite_numbers_are_refused_with_the_cell_as_written(tmp_path, token):
     error = refusal(tmp_path, f"x,y\n1,0\n2,1\n{token},0\n".encode())
     assert error.detail == f'column "x" row 3: value "{token}" is not finite {NOTE}'
 
 
-def test_na_is_not_a_number(tmp_path):
-    error = refusal(tmp_path, b"x,y\nNA,0\n2,1\n")
-    assert error.detail == f'column "x" row 1: "NA" is not a number {NOTE}'
+def test_an_all_missing_feature_column_is_refused(tmp_path):
+    error = refusal(tmp_path, b"x,w,y\n1,,0\n2,NA,1\n")
+    assert error.detail == (
+        'column "w" has no values: all 2 of its cells are missing; leave it out with ignore=w'
+    )
+    assert error.extra["column"] == "w"
 
 
-def test_missing_label_names_the_row(tmp_path):
-    error = refusal(tmp_path, b"x,y\n1,a\n2,\n3,b\n")
-    assert error.detail == f'column "y" row 2: label is missing {NOTE}'
+def test_a_categorical_of_one_level_is_refused_unless_some_cell_is_missing(tmp_path):
+    error = refusal(tmp_path, b"x,w,y\n1,a,0\n2, a,1\n")
+    assert error.detail == (
+        'column "w" holds one level ("a") in every row: a column of one level tells no rows '
+        "apart; leave it out with ignore=w"
+    )
+    assert parse(tmp_path, b"x,w,y\n1,a,0\n2,,1\n").schema[1]["distinct"] == 1
+
+
+def test_a_boolean_column_of_one_value_is_a_column_of_one_level(tmp_path):
+    error = refusal(tmp_path, b"x,w,y\n1,true,0\n2,true,1\n")
+    assert error.detail.startswith('column "w" holds one level ("true") in every row')
+
+
+def test_a_constant_numeric_column_is_kept(tmp_path):
+    assert parse(tmp_path, b"x,w,y\n1,0,0\n2,0,1\n").schema[1]["role"] == "feature"
+
+
+def test_unique_words_are_left_out_from_ten_rows_on(tmp_path):
+    rows = "".join(f"name {i},{i % 3},{i % 2}\n" for i in range(10))
+    parsed = parse(tmp_path, f"who,x,y\n{rows}".encode())
+    assert parsed.schema[0]["role"] == "ignored"
+    assert parsed.schema[0]["warning"] == "unique per row (names or ids): left out of training"
+    nine = parse(tmp_path, f"who,x,y\n{rows[: rows.index('name 9')]}".encode())
+    assert nine.schema[0]["role"] == "feature"
+
+
+def test_a_row_number_is_left_out_but_an_id_with_a_gap_is_not(tmp_path):
+    rows = [f"{i},{i % 3},{i % 2}" for i in range(5, 17)]
+    parsed = parse(tmp_path, ("id,x,y\n" + "\n".join(rows) + "\n").encode())
+    assert parsed.schema[0]["warning"] == (
+        "a row number (each value is the previous one + 1): left out of training"
+    )
+    rows[6] = "99,0,0"
+    parsed = parse(tmp_path, ("id,x,y\n" + "\n".join(rows) + "\n").encode())
+    assert (parsed.schema[0]["role"], parsed.schema[0]["warning"]) == ("feature", None)
+
+
+def test_missing_labels_are_refused_with_their_count_and_first_rows(tmp_path):
+    rows = "".join(f"{i},{'' if i % 3 == 0 else 'a' if i % 2 else 'b'}\n" for i in range(1, 25))
+    error = refusal(tmp_path, f"x,y\n{rows}".encode())
+    assert error.detail == (
+        f'label column "y" is missing in 8 rows: rows 3, 6, 9, 12, 15 and 3 more {NOTE}; '
+        "every row needs its label: fill them in or leave those rows out"
+    )
+    assert (error.extra["rows"], error.extra["missing"]) == ([3, 6, 9, 12, 15], 8)
+
+
+def test_a_single_missing_label_is_said_in_the_singular(tmp_path):
+    error = refusal(tmp_path, b"x,y\n1,a\n2, NA\n3,b\n")
+    assert error.detail.startswith('label column "y" is missing in 1 row: row 2 (row 1')
+
+
+# What the upload names: categorical= and ignore= ----------------------------------------------
+
+
+def test_categorical_integers_are_coded_by_their_sorted_levels(tmp_path, monkeypatch):
+    monkeypatch.setattr(reader, "QUOTE_FREE_BLOCK_BYTES", 64)  # met 30, 7, 100 over batches
+    rows = "".join(f"{store},{i % 2}\n" for i, store in enumerate([30, 7, 100, 7, 30, 7]))
+    parsed = parse(tmp_path, f"store,y\n{rows}".encode(), categorical=["store"])
+    store = parsed.schema[0]
+    assert (store["type"], store["kind"], store["levels"]) == (
+        "integer",
+        "categorical",
+        ["7", "30", "100"],
+    )
+    assert parsed.X[:, 0].tolist() == [1, 0, 2, 0, 1, 0]
+
+
+def test_ignored_columns_are_not_read_whatever_they_hold(tmp_path):
+    parsed = parse(tmp_path, b"x,notes,y\n1,,0\n2,,1\n", ignore=["notes"])
+    assert parsed.features == ["x"]
+    assert parsed.X.shape == (2, 1)
+    assert parsed.schema[1]["role"] == "ignored"
 
 
 def test_unknown_label_column_lists_the_columns(tmp_path):
@@ -296,6 +421,7 @@ def test_more_classes_than_max_classes_is_422_naming_the_setting(tmp_path):
 
 
 def test_parquet_columns_keep_their_types(tmp_path):
+    """Booleans are categorical (false, true: codes 0, 1), dictionaries of text too."""
     table = pa.table(
         {
             "count": pa.array([1, 2, 3], pa.int32()),
@@ -305,18 +431,17 @@ def test_parquet_columns_keep_their_types(tmp_path):
             "kind": pa.array(["b", "a", "b"]).dictionary_encode(),
         }
     )
-    parsed = parse(tmp_path, table, format="parquet")
-    assert parsed.features == ["count", "ratio", "flag", "price"]
-    assert [c["type"] for c in parsed.schema] == [
-        "integer",
-        "number",
-        "boolean",
-        "number",
-        "string",
+    parsed = parse(tmp_path, table, format="parquet", label="count")
+    assert parsed.features == ["ratio", "flag", "price", "kind"]
+    assert [(c["type"], c["kind"]) for c in parsed.schema] == [
+        ("integer", "numeric"),
+        ("number", "numeric"),
+        ("boolean", "categorical"),
+        ("number", "numeric"),
+        ("string", "categorical"),
     ]
-    assert parsed.X.tolist() == [[1, 0.5, 1, 1.25], [2, 1.5, 0, 1.25], [3, 2.5, 1, 1.25]]
-    assert parsed.classes == ["a", "b"]
-    assert parsed.y_index.tolist() == [1, 0, 1]
+    assert parsed.schema[4]["levels"] == ["b", "a"]
+    assert parsed.X.tolist() == [[0.5, 1, 1.25, 0], [1.5, 0, 1.25, 1], [2.5, 1, 1.25, 0]]
 
 
 def test_parquet_boolean_labels(tmp_path):
@@ -324,16 +449,19 @@ def test_parquet_boolean_labels(tmp_path):
     assert (parsed.label_type, parsed.classes) == ("boolean", [False, True])
 
 
-def test_parquet_null_feature_names_the_row(tmp_path):
-    table = pa.table({"x": [1.0, None, 3.0], "y": [0, 1, 0]})
-    error = refusal(tmp_path, table, format="parquet")
-    assert error.detail == f'column "x" row 2: value is missing {NOTE}'
+def test_parquet_nulls_and_nans_are_missing(tmp_path):
+    table = pa.table(
+        {"x": [1.0, None, float("nan")], "w": pa.array(["a", None, "b"]), "y": [0, 1, 0]}
+    )
+    parsed = parse(tmp_path, table, format="parquet")
+    assert [c["missing"] for c in parsed.schema] == [2, 1, 0]
+    assert np.isnan(parsed.X[1:, 0]).all()
 
 
-def test_parquet_nan_feature_names_the_row(tmp_path):
-    table = pa.table({"x": [1.0, 2.0, float("nan")], "y": [0, 1, 0]})
+def test_parquet_infinite_feature_names_the_row(tmp_path):
+    table = pa.table({"x": [1.0, 2.0, float("-inf")], "y": [0, 1, 0]})
     error = refusal(tmp_path, table, format="parquet")
-    assert error.detail == f'column "x" row 3: value nan is not finite {NOTE}'
+    assert error.detail == f'column "x" row 3: value -inf is not finite {NOTE}'
 
 
 def test_parquet_nan_label_is_refused(tmp_path):
@@ -342,13 +470,14 @@ def test_parquet_nan_label_is_refused(tmp_path):
     assert error.detail == f'column "y" row 2: label inf is not finite {NOTE}'
 
 
-def test_parquet_timestamp_feature_is_not_a_number(tmp_path):
+def test_parquet_timestamp_feature_is_refused_naming_ignore(tmp_path):
     # Parquet has no seconds unit: the column comes back as timestamp[ms].
     moment = datetime.datetime(2026, 1, 2, 3, 4, 5)
     table = pa.table({"when": pa.array([moment, moment], pa.timestamp("s")), "y": [0, 1]})
     error = refusal(tmp_path, table, format="parquet")
     assert error.detail == (
-        f'column "when" row 1: 2026-01-02 03:04:05 (timestamp[ms]) is not a number {NOTE}'
+        'column "when" has the type timestamp[ms]; feature columns must hold numbers, text or '
+        "booleans: leave it out with ignore=when"
     )
 
 
