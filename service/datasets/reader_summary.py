@@ -43,6 +43,7 @@ class NumberSummary:
         self.missing = 0
         self.count = 0  # values present
         self.total = 0.0
+        self.mean: float | None = None  # kept instead of total once a sum overflows
         self.low, self.high = np.inf, -np.inf
         self.distinct: set[float] | None = set()  # None: more than max_distinct
         self.counts_rows = integer  # still possibly a row number
@@ -51,7 +52,8 @@ class NumberSummary:
     def add(self, floats: np.ndarray) -> int | None:
         """Take a batch's (b,) values (NaN: missing); the index of its first infinite
         value, if any (the caller refuses it)."""
-        total = float(np.add.reduce(floats))
+        with np.errstate(over="ignore"):
+            total = float(np.add.reduce(floats))
         if total != total or abs(total) == np.inf:  # a NaN or an infinity somewhere (or overflow)
             missing = np.isnan(floats)
             infinite = np.flatnonzero(np.isinf(floats))
@@ -62,11 +64,11 @@ class NumberSummary:
                 self.missing += n_missing
                 self.counts_rows = False
                 floats = floats[~missing]
-                total = float(np.add.reduce(floats))
+                with np.errstate(over="ignore"):
+                    total = float(np.add.reduce(floats))
         if len(floats) == 0:
             return None
-        self.count += len(floats)
-        self.total += total
+        self._sum(floats, total)
         self.low = min(self.low, float(np.fmin.reduce(floats)))
         self.high = max(self.high, float(np.fmax.reduce(floats)))
         if self.distinct is not None:
@@ -79,9 +81,23 @@ class NumberSummary:
             self.last = float(floats[-1])
         return None
 
+    def _sum(self, floats: np.ndarray, total: float) -> None:
+        """Add a batch's values (none missing) and their ``total`` to the running sum; past
+        float64's range, to a running mean of weighted means (no term past the largest)."""
+        if self.mean is None and abs(self.total + total) < np.inf:
+            self.total += total
+            self.count += len(floats)
+            return
+        mean = self.total / max(self.count, 1) if self.mean is None else self.mean
+        batch_mean = float(np.add.reduce(floats / len(floats)))
+        count = self.count + len(floats)
+        self.mean = mean * (self.count / count) + batch_mean * (len(floats) / count)
+        self.count = count
+
     def entry(self, rows: int) -> dict[str, Any]:
         """The schema entry's statistics."""
         present = self.count > 0
+        mean = self.mean if self.mean is not None else self.total / max(self.count, 1)
         return {
             "kind": NUMERIC,
             "missing": self.missing,
@@ -90,7 +106,7 @@ class NumberSummary:
             "top_levels": None,
             "min": self.low if present else None,
             "max": self.high if present else None,
-            "mean": self.total / self.count if present else None,
+            "mean": mean if present else None,
             "warning": self.warning(rows),
         }
 

@@ -3,10 +3,15 @@
 The oracle reads CSV with Python's csv module and decides every cell with Python's
 int() and float() behind regular expressions of what Arrow's parsers take; Parquet it
 reads whole (pyarrow.parquet.read_table) and converts value by value in Python. It
-applies the rules in their plainest form: a feature column is integers if every cell
-is one, else numbers, else booleans; the first column (in file order) with a problem
-is refused at its first bad row. The reader must give the same dataset (the matrix
-bit for bit, schema, classes, counts) or the same refusal (detail, column and row).
+applies the rules in their plainest form: a cell is missing when it is empty, blank, a
+null token (NA, N/A, NaN, nan, null, NULL, None) or a NaN number; a text column is
+integers if every present cell is one, else numbers, else booleans, else strings (words
+are categorical, levels in the order first met); the first column (in file order) with a
+problem is refused: an infinite number at its first row, then a column with no value, then
+a categorical of one level and no missing cell. Every column's description (missing and
+distinct counts, levels, the most frequent ones, min, max, mean, the warnings of columns
+left out) is the oracle's too. The reader must give the same dataset (the matrix bit for
+bit, schema, classes, counts) or the same refusal (detail).
 Block sizes are made small, so that files span many blocks: types inferred from the
 first block meet other cells later, labels arrive in many batches, columns are
 retyped mid-file and the stream starts over.
@@ -15,6 +20,7 @@ retyped mid-file and the stream starts over.
 import contextlib
 import csv
 import io
+import itertools
 import math
 import re
 import tempfile
@@ -80,6 +86,10 @@ def read(data: bytes, *, format: str = "csv", label: str | None = None) -> Any:
 INTEGER = re.compile(r"-?[0-9]+|0[xX][0-9a-fA-F]+")
 DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 SPECIAL = re.compile(r"[+-]?(nan|inf|infinity)", re.IGNORECASE)
+NULL_TOKENS = ("", "NA", "N/A", "NaN", "nan", "null", "NULL", "None")
+UNIQUE_MIN_ROWS = 10
+ROW_NUMBER = "a row number (each value is the previous one + 1): left out of training"
+UNIQUE = "unique per row (names or ids): left out of training"
 
 
 def as_integer(cell: str) -> int | None:
@@ -113,54 +123,128 @@ def shown(text: str) -> str:
     return text if len(text) <= 40 else f"{text[:40]}..."
 
 
-def oracle_feature(name: str, cells: list[str | None]) -> tuple[list[float], str]:
-    """A text feature column (None: an empty cell) as floats and its kind, or Refused."""
-    trimmed = [None if c is None else c.strip() for c in cells]
+def present(text: str | None) -> str | None:
+    """A text cell trimmed, or None when it is missing."""
+    trimmed = None if text is None else text.strip()
+    return None if trimmed in (None, *NULL_TOKENS) else trimmed
+
+
+def numeric_entry(kind: str, floats: list[float]) -> dict:
+    """A numeric column's entry from its values (NaN: missing)."""
+    values = [x for x in floats if not math.isnan(x)]
+    follows = all(b == a + 1 for a, b in itertools.pairwise(values))
+    counts_rows = kind == "integer" and len(values) == len(floats) >= UNIQUE_MIN_ROWS and follows
+    return {
+        "type": kind,
+        "kind": "numeric",
+        "missing": len(floats) - len(values),
+        "distinct": len({x + 0.0 for x in values}),
+        "levels": None,
+        "top_levels": None,
+        "min": min(values) if values else None,
+        "max": max(values) if values else None,
+        "mean": math.fsum(x / len(values) for x in values) if values else None,
+        "warning": ROW_NUMBER if counts_rows else None,
+    }
+
+
+def categorical_entry(kind: str, cells: list[str | None], levels: list[str]) -> tuple[list, dict]:
+    """A categorical column's codes (NaN: missing) and entry, from each row's level."""
+    code = {level: i for i, level in enumerate(levels)}
+    counts = [0] * len(levels)
+    for cell in cells:
+        if cell is not None:
+            counts[code[cell]] += 1
+    used = [i for i in range(len(levels)) if counts[i]]
+    top = sorted(used, key=lambda i: (-counts[i], i))[:10]
+    missing = cells.count(None)
+    unique = len(used) == len(cells) >= UNIQUE_MIN_ROWS and missing == 0
+    entry = {
+        "type": kind,
+        "kind": "categorical",
+        "missing": missing,
+        "distinct": len(used),
+        "levels": levels,
+        "top_levels": [{"level": levels[i], "count": counts[i]} for i in top],
+        **dict.fromkeys(("min", "max", "mean")),
+        "warning": UNIQUE if unique else None,
+    }
+    return [math.nan if cell is None else float(code[cell]) for cell in cells], entry
+
+
+def first_met(cells: list[str | None]) -> list[str]:
+    return list(dict.fromkeys(cell for cell in cells if cell is not None))
+
+
+def checked(name: str, floats: list[float], entry: dict, m: int) -> tuple[list[float], dict]:
+    """The column, or Refused: no value at all, or a categorical of one level and no gap."""
+    leave_out = f"leave it out with ignore={name}"
+    if entry["missing"] == m:
+        raise Refused(
+            f'column "{name}" has no values: all {m:,} of its cells are missing; {leave_out}'
+        )
+    if entry["kind"] == "categorical" and entry["distinct"] == 1 and entry["missing"] == 0:
+        level = entry["top_levels"][0]["level"]
+        raise Refused(
+            f'column "{name}" holds one level ("{level}") in every row: a column of one level '
+            f"tells no rows apart; {leave_out}"
+        )
+    return floats, entry
+
+
+def oracle_feature(name: str, cells: list[str | None]) -> tuple[list[float], dict]:
+    """A text feature column (None: an empty cell) as floats and its entry, or Refused."""
+    trimmed = [present(c) for c in cells]
     for kind, parse in PARSERS.items():
         values = [None if t is None else parse(t) for t in trimmed]
-        if all(v is not None for v, t in zip(values, trimmed, strict=True) if t is not None):
-            if None in values:
-                raise cell_refusal(name, values.index(None), "value is missing")
-            floats = [float(v) for v in values]
-            for i, x in enumerate(floats):
-                if not math.isfinite(x):
-                    raise cell_refusal(name, i, f'value "{shown(cells[i])}" is not finite')
-            return floats, kind
-    blank = (
-        next(i for i, t in enumerate(trimmed) if t is None or t == "")
-        if (None in trimmed or "" in trimmed)
-        else None
+        if any(v is None for v, t in zip(values, trimmed, strict=True) if t is not None):
+            continue
+        if kind == "boolean":
+            levels = [None if v is None else ("true" if v else "false") for v in values]
+            return checked(name, *categorical_entry(kind, levels, ["false", "true"]), len(cells))
+        floats = [math.nan if v is None else float(v) for v in values]
+        for i, x in enumerate(floats):
+            if math.isinf(x):
+                raise cell_refusal(name, i, f'value "{shown(cells[i])}" is not finite')
+        return checked(name, floats, numeric_entry(kind, floats), len(cells))
+    return checked(name, *categorical_entry("string", trimmed, first_met(trimmed)), len(cells))
+
+
+def missing_labels(name: str, rows: list[int]) -> Refused:
+    listed = ", ".join(str(i + 1) for i in rows[:5])
+    if len(rows) > 5:
+        listed += f" and {len(rows) - 5:,} more"
+    counted = "1 row: row" if len(rows) == 1 else f"{len(rows):,} rows: rows"
+    return Refused(
+        f'label column "{name}" is missing in {counted} {listed} {NOTE}; every row needs its '
+        "label: fill them in or leave those rows out"
     )
-    first = next(t for t in trimmed if t is not None)
-    boolean = as_number(first) is None and as_boolean(first) is not None
-    parse, expected = (as_boolean, "a boolean") if boolean else (as_number, "a number")
-    bad = next(i for i, t in enumerate(trimmed) if t is not None and parse(t) is None)
-    if blank is not None and blank <= bad:
-        raise cell_refusal(name, blank, "value is missing")
-    raise cell_refusal(name, bad, f'"{shown(cells[bad])}" is not {expected}')
 
 
 def oracle_labels(name: str, cells: list[str | None]) -> tuple[list[Any], str]:
     """A text label column as values and its type, or Refused."""
-    # An empty cell is said first, then one of spaces alone (also missing).
-    for i in [cells.index(None)] if None in cells else []:
-        raise cell_refusal(name, i, "label is missing")
-    for i, c in enumerate(cells):
-        if c.strip() == "":
-            raise cell_refusal(name, i, "label is missing")
-    trimmed = [c.strip() for c in cells]
+    trimmed = [present(c) for c in cells]
+    if None in trimmed:
+        raise missing_labels(name, [i for i, t in enumerate(trimmed) if t is None])
     for kind in ("integer", "number"):
         values = [PARSERS[kind](t) for t in trimmed]
         if None not in values:
-            if kind == "number":
-                for i, x in enumerate(values):
-                    if not math.isfinite(x):
-                        raise cell_refusal(name, i, f"label {x} is not finite")
-                values = [x + 0.0 for x in values]
-            return values, kind
+            return oracle_numeric_labels(name, values, kind)
     if all(t.lower() in ("true", "false") for t in trimmed):
         return [t.lower() == "true" for t in trimmed], "boolean"
     return trimmed, "string"
+
+
+def oracle_numeric_labels(name: str, values: list, kind: str) -> tuple[list[Any], str]:
+    if kind == "number":
+        values = [float(v) for v in values]
+        for i, x in enumerate(values):
+            if math.isnan(x):
+                raise cell_refusal(name, i, "label is missing")
+            if not math.isfinite(x):
+                raise cell_refusal(name, i, f"label {x} is not finite")
+        values = [x + 0.0 for x in values]
+    return values, kind
 
 
 def oracle_classes(name: str, labels: list[Any]) -> tuple[list[Any], list[int]]:
@@ -177,22 +261,47 @@ def oracle_classes(name: str, labels: list[Any]) -> tuple[list[Any], list[int]]:
     return classes, y
 
 
-def oracle_table(names: list[str], label: str | None, columns: dict[str, list]) -> dict:
-    """What the rules make of the columns of a file that reads (Refused otherwise)."""
-    m = len(columns[names[0]][0])  # (values, kind) per column
+def label_entry(name: str, kind: str, classes: list[Any], y: list[int]) -> dict:
+    counts = [y.count(k) for k in range(len(classes))]
+    entry = {"name": name, "role": "label"}
+    if kind in ("integer", "number"):
+        mean = sum(c * n for c, n in zip(classes, counts, strict=True)) / len(y)
+        stats = numeric_entry(kind, [float(c) for c in classes]) | {"mean": mean}
+        return entry | stats | {"missing": 0, "distinct": len(classes), "warning": None}
+    levels = [("true" if c else "false") if isinstance(c, bool) else c.strip() for c in classes]
+    top = sorted(range(len(classes)), key=lambda k: (-counts[k], k))[:10]
+    return entry | {
+        "type": kind,
+        "kind": "categorical",
+        "missing": 0,
+        "distinct": len(classes),
+        "levels": levels,
+        "top_levels": [{"level": levels[k], "count": counts[k]} for k in top],
+        **dict.fromkeys(("min", "max", "mean")),
+        "warning": None,
+    }
+
+
+def oracle_table(names: list[str], label: str, m: int, columns: dict[str, Any]) -> dict:
+    """What the rules make of the m rows of a file (Refused if they break one). ``columns``:
+    by name, what reads each feature ((floats, entry)) and the label ((values, type)), each
+    called in file order, the features first, as the reader checks them."""
     if m < 2:
         raise Refused("the file has 1 data row; training needs at least 2")
-    label = names[-1] if label is None else label
     features = [n for n in names if n != label]
-    X = np.empty((m, len(features)))
-    kinds = {}
-    for j, name in enumerate(features):
-        X[:, j], kinds[name] = columns[name]
-    labels, kinds[label] = columns[label]
+    described = {name: columns[name]() for name in features}
+    labels, label_kind = columns[label]()
     classes, y = oracle_classes(label, labels)
-    schema = [
-        {"name": n, "type": kinds[n], "role": "label" if n == label else "feature"} for n in names
-    ]
+    X = np.empty((m, len(features)))
+    schema = []
+    for name in names:
+        if name == label:
+            schema.append(label_entry(name, label_kind, classes, y))
+            continue
+        floats, entry = described[name]
+        X[:, features.index(name)] = floats
+        role = "feature" if entry["warning"] is None else "ignored"
+        schema.append({"name": name, "role": role} | entry)
     return {
         "features": features,
         "X": X,
@@ -209,8 +318,19 @@ def oracle_csv(data: bytes, label: str | None) -> dict:
     body = [[c if c != "" else None for c in row] for row in rows[1:] if row]
     columns = {n: [row[j] for row in body] for j, n in enumerate(names)}
     label = names[-1] if label is None else label
-    typed = {n: oracle_feature(n, c) for n, c in columns.items() if n != label}
-    return oracle_table(names, label, {**typed, label: oracle_labels(label, columns[label])})
+    readers = {n: (lambda n=n: oracle_feature(n, columns[n])) for n in names if n != label}
+    readers[label] = lambda: oracle_labels(label, columns[label])
+    return oracle_table(names, label, len(body), readers)
+
+
+def assert_same_schema(got: list[dict], expected: list[dict]) -> None:
+    """Entries equal, the means to float64's rounding of a sum in another order (relative
+    to the largest value: the values may cancel)."""
+    for mine, theirs in zip(got, expected, strict=True):
+        if theirs["mean"] is not None:
+            largest = max(abs(theirs["min"]), abs(theirs["max"]))
+            assert mine["mean"] == pytest.approx(theirs["mean"], rel=1e-9, abs=1e-12 * largest)
+        assert mine | {"mean": None} == theirs | {"mean": None}
 
 
 def assert_as_oracle(data: bytes, *, label: str | None = None, format: str = "csv") -> Any:
@@ -228,7 +348,7 @@ def assert_as_oracle(data: bytes, *, label: str | None = None, format: str = "cs
     assert isinstance(got, ParsedDataset), got.detail
     assert got.features == expected["features"]
     assert got.label == expected["label"]
-    assert got.schema == expected["schema"]
+    assert_same_schema(got.schema, expected["schema"])
     assert got.label_type == next(c["type"] for c in expected["schema"] if c["role"] == "label")
     assert got.classes == expected["classes"]
     assert [type(c) for c in got.classes] == [type(c) for c in expected["classes"]]
@@ -240,7 +360,12 @@ def assert_as_oracle(data: bytes, *, label: str | None = None, format: str = "cs
     assert got.X.dtype == np.float64
     assert got.X.flags.c_contiguous
     assert got.X.shape == expected["X"].shape
-    assert got.X.tobytes() == expected["X"].tobytes()  # bit for bit: -0.0 is not 0.0
+    missing = np.isnan(expected["X"])
+    np.testing.assert_array_equal(np.isnan(got.X), missing)
+    # Bit for bit (-0.0 is not 0.0), NaN (a missing cell) whatever its payload.
+    assert (
+        np.where(missing, 0.0, got.X).tobytes() == np.where(missing, 0.0, expected["X"]).tobytes()
+    )
     return got
 
 
@@ -259,6 +384,7 @@ ODD_FLOATS = st.sampled_from(
 ODD_CELLS = st.sampled_from(
     ["", " ", "nan", "inf", "-inf", "1e999", "NA", "true", "False", "abc", "2024-01-02", "1_000"]
 )
+GAPS = st.sampled_from(["", " ", "NA", "null", " None "])  # missing cells
 WORDS = st.text(alphabet="abcxyz", min_size=1, max_size=4) | st.sampled_from(["a b", "x,y", " cat"])
 
 
@@ -274,8 +400,22 @@ FLOATS = cells_of(PLAIN_FLOATS, ODD_FLOATS)
 
 @st.composite
 def feature_column(draw: st.DrawFn, m: int) -> list[str]:
-    """m cells: integers, floats, integers then floats (a retype mid-file), or a mix."""
-    kind = draw(st.sampled_from(["integers", "floats", "integers then floats", "mixed"]))
+    """m cells: integers, floats, integers then floats (a retype mid-file), a mix, words or
+    booleans (with missing cells), or row numbers."""
+    kind = draw(
+        st.sampled_from(
+            ["integers", "floats", "integers then floats", "mixed", "words", "booleans", "rows"]
+        )
+    )
+    if kind == "words":
+        return draw(st.lists(WORDS | GAPS, min_size=m, max_size=m))
+    if kind == "booleans":
+        return draw(
+            st.lists(st.sampled_from(["true", "False", " TRUE"]) | GAPS, min_size=m, max_size=m)
+        )
+    if kind == "rows":
+        start = draw(st.integers(-5, 5))
+        return [str(start + i) for i in range(m)]
     if kind == "integers":
         return draw(st.lists(INTEGERS, min_size=m, max_size=m))
     if kind == "floats":
@@ -347,7 +487,7 @@ def test_a_column_of_integers_that_turns_to_floats_is_retyped():
     rows = "".join(f"{i},{i % 2}\n" for i in range(200)) + "2.5,1\n"
     with blocks(256, 64):
         got = assert_as_oracle(f"x,y\n{rows}".encode())
-    assert got.schema[0] == {"name": "x", "type": "number", "role": "feature"}
+    assert (got.schema[0]["type"], got.schema[0]["kind"]) == ("number", "numeric")
 
 
 def test_integers_then_a_minus_zero_float_keep_the_sign_of_zero():
@@ -361,11 +501,18 @@ def test_integers_then_a_minus_zero_float_keep_the_sign_of_zero():
 
 def test_a_bad_cell_in_a_later_column_does_not_hide_an_earlier_columns_later_one():
     rows = [f"{i},{i},{i % 2}" for i in range(300)]
-    rows[3] = "3,abc,1"
-    rows[250] = "xyz,250,0"
+    rows[3] = "3,inf,1"
+    rows[250] = "-inf,250,0"
     with blocks(256, 64):
         got = assert_as_oracle(("a,b,y\n" + "\n".join(rows) + "\n").encode())
-    assert got.detail == f'column "a" row 251: "xyz" is not a number {NOTE}'
+    assert got.detail == f'column "a" row 251: value "-inf" is not finite {NOTE}'
+
+
+def test_a_word_late_in_a_column_of_numbers_makes_it_categorical_from_the_first_row():
+    rows = "".join(f"{i % 5},{i % 2}\n" for i in range(200)) + "many,1\n"
+    with blocks(256, 64):
+        got = assert_as_oracle(f"x,y\n{rows}".encode())
+    assert got.schema[0]["levels"] == ["0", "1", "2", "3", "4", "many"]
 
 
 def test_a_file_with_quotes_in_its_body_is_read_in_the_large_blocks():
@@ -471,52 +618,56 @@ def oracle_parquet(data: bytes) -> dict:
     table = pq.read_table(io.BytesIO(data))
     names = table.column_names
     label = names[-1]
-    columns = {}
-    for name in names:
-        column = table.column(name)
-        if pa.types.is_dictionary(column.type):
-            column = column.cast(column.type.value_type)
-        values = column.to_pylist()
-        if None in values:
-            reason = "label is missing" if name == label else "value is missing"
-            raise cell_refusal(name, values.index(None), reason)
-        kind = parquet_kind(column.type)
-        if name == label:
-            columns[name] = oracle_parquet_labels(name, column.type, values, kind)
-            continue
-        if pa.types.is_decimal(column.type):
-            # Arrow's decimal to float64 is not Python's correctly rounded float(Decimal)
-            # (57 of 420 three-place decimals differ in the last bit): the service has
-            # always stored Arrow's, so the oracle takes that one conversion from Arrow.
-            values = column.cast(pa.float64()).to_pylist()
-        floats = [float(v) for v in values]
-        for i, x in enumerate(floats):
-            if not math.isfinite(x):
-                raise cell_refusal(name, i, f"value {x} is not finite")
-        columns[name] = (floats, kind)
-    return oracle_table(names, label, columns)
+    readers = {
+        name: (lambda name=name: oracle_parquet_feature(name, table.column(name)))
+        for name in names[:-1]
+    }
+    readers[label] = lambda: oracle_parquet_labels(label, table.column(label))
+    return oracle_table(names, label, table.num_rows, readers)
 
 
-def oracle_parquet_labels(name: str, arrow_type: pa.DataType, values: list, kind: str | None):
-    text = pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
+def oracle_parquet_feature(name: str, column: pa.ChunkedArray) -> tuple[list[float], dict]:
+    kind = parquet_kind(column.type)
+    values = column.to_pylist()
+    if kind == "boolean":
+        levels = [None if v is None else ("true" if v else "false") for v in values]
+        return checked(name, *categorical_entry(kind, levels, ["false", "true"]), len(values))
+    if pa.types.is_decimal(column.type):
+        # Arrow's decimal to float64 is not Python's correctly rounded float(Decimal)
+        # (57 of 420 three-place decimals differ in the last bit): the service has
+        # always stored Arrow's, so the oracle takes that one conversion from Arrow.
+        values = column.cast(pa.float64()).to_pylist()
+    floats = [math.nan if v is None else float(v) for v in values]
+    for i, x in enumerate(floats):
+        if math.isinf(x):
+            raise cell_refusal(name, i, f"value {x} is not finite")
+    return checked(name, floats, numeric_entry(kind, floats), len(values))
+
+
+def oracle_parquet_labels(name: str, column: pa.ChunkedArray) -> tuple[list[Any], str]:
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    kind, values = parquet_kind(column.type), column.to_pylist()
+    text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
     if kind is None and not text:
         raise Refused(
-            f'label column "{name}" has the type {arrow_type}; '
+            f'label column "{name}" has the type {column.type}; '
             "labels must be numbers, strings or booleans"
         )
+    if text:
+        values = [present(v) for v in values]
+    missing = [
+        i for i, v in enumerate(values) if v is None or (isinstance(v, float) and math.isnan(v))
+    ]
+    if missing:
+        raise missing_labels(name, missing)
     if kind is None:
         return values, "string"
     if kind == "integer" and max(values) > INT64[1]:
         raise Refused(
             f'label column "{name}" has integers past 2**63 - 1; use smaller codes or text'
         )
-    if kind == "number":
-        values = [float(v) for v in values]
-        for i, x in enumerate(values):
-            if not math.isfinite(x):
-                raise cell_refusal(name, i, f"label {x} is not finite")
-        values = [x + 0.0 for x in values]
-    return values, kind
+    return oracle_numeric_labels(name, values, kind)
 
 
 @fast
