@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 (pa.compute)
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
@@ -83,6 +84,46 @@ def write_csv(path: Path, rows: int, features: int, seed: int, keep: bool = True
     if not keep:
         return Table(path, rows, features)
     return Table(path, rows, features, np.concatenate(kept_X), np.concatenate(kept_y))
+
+
+MIXED_CARDINALITIES = (3, 12, 50, 200, 1000)  # levels of the mixed CSV's string columns
+MIXED_MISSING = 0.02  # the share of each string column's cells left empty
+
+
+def mixed_names(numeric: int) -> list[str]:
+    """The mixed CSV's feature columns: x0... numbers, then one word column per cardinality."""
+    return [*feature_names(numeric), *(f"w{levels}" for levels in MIXED_CARDINALITIES)]
+
+
+def write_mixed_csv(path: Path, rows: int, numeric: int, seed: int) -> Table:
+    """A CSV of ``numeric`` rounded float columns, one string column per MIXED_CARDINALITIES
+    (words like "l17", a share MIXED_MISSING of them empty) and an integer 0/1 label; the
+    label follows the numbers and the first word column. Written in chunks; nothing kept."""
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal(numeric)
+    options = pa_csv.WriteOptions(quoting_style="none")
+    writer = None
+    try:
+        for start in range(0, rows, CSV_CHUNK_ROWS):
+            count = min(CSV_CHUNK_ROWS, rows - start)
+            X = np.round(rng.standard_normal((count, numeric)), CSV_DECIMALS)
+            columns = {name: X[:, j] for j, name in enumerate(feature_names(numeric))}
+            first = None
+            for levels in MIXED_CARDINALITIES:
+                codes = rng.integers(0, levels, count)
+                first = codes if first is None else first
+                words = pa.array(np.char.add("l", codes.astype(str)))
+                empty = pa.array(rng.random(count) < MIXED_MISSING)
+                columns[f"w{levels}"] = pa.compute.if_else(empty, "", words)
+            y = noisy_labels(rng, X + (first == 0)[:, None], w)
+            table = pa.table({**columns, LABEL: y})
+            if writer is None:
+                writer = pa_csv.CSVWriter(path, table.schema, write_options=options)
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
+    return Table(path, rows, numeric + len(MIXED_CARDINALITIES))
 
 
 def write_parquet_float32(path: Path, rows: int, features: int, seed: int) -> Table:

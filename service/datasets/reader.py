@@ -60,7 +60,9 @@ QUOTE_FREE_BLOCK_BYTES = 2**20  # CSV blocks when no quote can make rows depend 
 PARQUET_BATCH_BYTES = 8 * 2**20  # rows per Parquet batch: about this much matrix
 PARQUET_BUFFER_BYTES = 64 * 2**10  # column chunks are read in pieces this big, not whole
 
-LABEL_TEXT = pa.dictionary(pa.int32(), pa.string())  # a CSV label column, as read here
+# CSV text columns (the label, and features for the text rules) as Arrow reads them: each
+# batch's distinct cells and an index per cell, which Arrow decodes faster than the cells.
+TEXT = pa.dictionary(pa.int32(), pa.string())
 CSV_CONVERT = {
     "null_values": CSV_NULL_VALUES,
     "strings_can_be_null": True,
@@ -115,7 +117,7 @@ class CsvStream(DatasetStream):
     """A comma-separated UTF-8 file; cells are trimmed, an empty cell is missing."""
 
     from_text = True
-    label_type = LABEL_TEXT
+    label_type = TEXT
 
     def __init__(self, path: Path, *, label: str | None, settings: Settings, **overrides: Any):
         super().__init__(label=label, settings=settings, **overrides)
@@ -144,9 +146,9 @@ class CsvStream(DatasetStream):
             if name not in self.read_names:
                 continue
             if name == self.label and self.usable:
-                self.types[raw] = LABEL_TEXT
+                self.types[raw] = TEXT
             else:  # text unless Arrow found integers or floats (or there is nothing to read)
-                self.types[raw] = guess if guess in CSV_TYPED and self.usable else pa.string()
+                self.types[raw] = guess if guess in CSV_TYPED and self.usable else TEXT
         self.block_bytes = QUOTE_FREE_BLOCK_BYTES if quote_free(path) else BLOCK_BYTES
         self.input: PacedFile | None = None
         self.reader: pv.CSVStreamingReader | None = None
@@ -162,7 +164,7 @@ class CsvStream(DatasetStream):
         return self.guessed[name]
 
     def retype(self, name: str) -> None:
-        self.types[self.raw_by_name[name]] = pa.string()
+        self.types[self.raw_by_name[name]] = TEXT
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         self.close()  # the last reading's, if this one starts over
@@ -194,7 +196,7 @@ class CsvStream(DatasetStream):
         failed = CONVERSION_FAILED.match(str(error))
         if failed is not None:
             raw = self.raw_names[int(failed[1])]
-            self.types[raw] = pa.float64() if self.types[raw] == pa.int64() else pa.string()
+            self.types[raw] = pa.float64() if self.types[raw] == pa.int64() else TEXT
             return Restart()
         if self.block_bytes < BLOCK_BYTES:
             # A row longer than a small block (a long header: "Empty CSV file"): only a

@@ -61,13 +61,13 @@ from service.datasets.reader_types import (
 NUMBER_TYPES = ("integer", "number")
 
 
-def text_key(value: Any) -> str | None:
-    """A text cell's level: trimmed; None (missing) when blank or a null token."""
-    key = level_key(value)
-    return None if key in NULL_TOKEN_SET else key
-
-
-NULL_TOKEN_SET = frozenset(NULL_TOKENS.to_pylist())
+def text_keys(words: pa.Array) -> pa.Array:
+    """Text cells' levels (d,): trimmed as level_key trims (Arrow's Unicode spaces are
+    Python's), null (missing) when blank or a null token."""
+    trimmed = pc.utf8_trim_whitespace(words)
+    blank = pc.fill_null(pc.or_(pc.equal(trimmed, ""), pc.is_in(trimmed, NULL_TOKENS)), True)
+    keys = pc.if_else(blank, pa.scalar(None, trimmed.type), trimmed)
+    return keys if keys.type == pa.string() else keys.cast(pa.string())
 
 
 @dataclass
@@ -156,9 +156,11 @@ class CategoricalColumn(FeatureColumn):
 
     def take(self, values: pa.Array, start: int, out: np.ndarray) -> None:
         values = encoded(values)
-        key = text_key if self.type == "string" else level_key
-        keys = [key(value) for value in values.dictionary.to_pylist()]
-        out[:] = self.table.add(self.table.code(keys), cell_indices(values), keys)
+        if self.type == "string":
+            keys = text_keys(values.dictionary)
+        else:
+            keys = pa.array([level_key(v) for v in values.dictionary.to_pylist()], pa.string())
+        out[:] = self.table.take(keys, cell_indices(values))
 
     def stats(self, rows: int) -> dict[str, Any]:
         return self.table.entry(rows)
@@ -203,9 +205,7 @@ class TextColumn(FeatureColumn):
 
     def take(self, values: pa.Array, start: int, out: np.ndarray) -> None:
         values = encoded(values)
-        trimmed = pc.utf8_trim_whitespace(values.dictionary)
-        blank = pc.fill_null(pc.or_(pc.equal(trimmed, ""), pc.is_in(trimmed, NULL_TOKENS)), True)
-        cleaned = pc.if_else(blank, pa.scalar(None, trimmed.type), trimmed)  # (d,) null: missing
+        cleaned = text_keys(values.dictionary)  # (d,) null: missing
         cast = {kind: cast_or_none(cleaned, TEXT_KINDS[kind]) for kind in self.viable[:-1]}
         self.viable = [kind for kind in self.viable if kind == "string" or cast[kind] is not None]
         if self.viable[0] != self.type:
@@ -222,9 +222,11 @@ class TextColumn(FeatureColumn):
                 cell = values.dictionary[int(indices[bad])].as_py()
                 self.first_non_finite = (start + bad, f'"{shown(cell)}"')
             return
-        typed = cleaned if self.type == "string" else cast[self.type]
-        keys = [level_key(value) for value in typed.to_pylist()]
-        out[:] = self.table.add(self.table.code(keys), indices, keys)
+        if self.type == "string":
+            keys = cleaned
+        else:
+            keys = pa.array([level_key(v) for v in cast[self.type].to_pylist()], pa.string())
+        out[:] = self.table.take(keys, indices)
 
     def stats(self, rows: int) -> dict[str, Any]:
         return self.summary.entry(rows) if self.summary is not None else self.table.entry(rows)
@@ -312,6 +314,8 @@ def feature_reader(
 ) -> FeatureColumn:
     """The reader of feature column ``name`` arriving as ``arrow_type``. ``viable``: the
     kinds an earlier reading left a text column; ``preset``: its level order."""
+    if strict:  # CSV: text arrives as a dictionary (Arrow decodes it faster), for the text rules
+        arrow_type = value_type(arrow_type)
     options = {
         "max_levels": max_levels,
         "strict": strict,

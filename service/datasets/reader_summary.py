@@ -124,39 +124,39 @@ class LevelTable:
     def __init__(self, *, max_levels: int, preset: list[str] | None = None):
         self.max_levels = max_levels
         self.code_of: dict[str, int] = {level: i for i, level in enumerate(preset or [])}
+        self.known = pa.array(list(self.code_of), pa.string())  # the levels, for look-ups
         self.counts = np.zeros(len(self.code_of), dtype=np.int64)
         self.missing = 0
         self.overflowed = False
 
-    def code(self, keys: list[str | None]) -> np.ndarray:
-        """(d + 1,) float64: the code of each of a batch's d distinct keys (None: missing,
-        NaN), then NaN for the batch's null cells: index it with the batch's indices."""
-        codes = np.full(len(keys) + 1, np.nan)
-        if self.overflowed:
-            return codes
-        code_of = self.code_of
-        for i, key in enumerate(keys):
-            if key is not None:
-                codes[i] = code_of.setdefault(key, len(code_of))
-        if len(code_of) > self.max_levels:
-            self.overflowed = True
-            self.code_of, self.counts = {}, np.zeros(0, dtype=np.int64)
-            codes[:] = np.nan
-        return codes
-
-    def add(self, codes: np.ndarray, indices: np.ndarray, keys: list[str | None]) -> np.ndarray:
-        """Count a batch whose cells are ``indices`` (b,) into its ``keys`` (the batch's
-        null cells: index len(keys)), coded by ``codes`` (from ``code``); its (b,) values."""
-        per_key = np.bincount(indices, minlength=len(keys) + 1)  # (d + 1,)
-        blank = np.fromiter((key is None for key in keys), dtype=bool, count=len(keys))
+    def take(self, keys: pa.Array, indices: np.ndarray) -> np.ndarray:
+        """A batch's (b,) values (codes, NaN where missing) and counts, from its d distinct
+        cells' ``keys`` (d,) (level names; null: missing) and each cell's index into them
+        (``indices`` (b,), d for a null cell)."""
+        blank = keys.is_null().to_numpy(zero_copy_only=False)  # (d,)
+        per_key = np.bincount(indices, minlength=len(keys) + 1)  # (d + 1,) cells per key
         self.missing += int(per_key[-1]) + int(per_key[:-1][blank].sum())
-        if not self.overflowed:
-            if len(self.counts) < len(self.code_of):
-                grown = np.zeros(len(self.code_of), dtype=np.int64)
-                grown[: len(self.counts)] = self.counts
-                self.counts = grown
-            coded = ~np.isnan(codes[:-1])
-            np.add.at(self.counts, codes[:-1][coded].astype(np.int64), per_key[:-1][coded])
+        codes = np.full(len(keys) + 1, np.nan)  # (d + 1,): the last for null cells
+        if self.overflowed:
+            return codes[indices]
+        if self.code_of:  # the levels met before, found by Arrow's hash table
+            known = pc.index_in(keys, value_set=self.known)
+            codes[:-1] = known.to_numpy(zero_copy_only=False)
+        new = np.flatnonzero(np.isnan(codes[:-1]) & ~blank)
+        if len(new):  # in the batch's order, which is the order first met
+            code_of = self.code_of
+            for i, key in zip(new, keys.take(pa.array(new)).to_pylist(), strict=True):
+                codes[i] = code_of.setdefault(key, len(code_of))
+            if len(code_of) > self.max_levels:
+                self.overflowed = True
+                self.code_of, self.counts = {}, np.zeros(0, dtype=np.int64)
+                return np.full(len(indices), np.nan)
+            self.known = pa.array(list(code_of), pa.string())
+            grown = np.zeros(len(code_of), dtype=np.int64)
+            grown[: len(self.counts)] = self.counts
+            self.counts = grown
+        coded = ~np.isnan(codes[:-1])
+        np.add.at(self.counts, codes[:-1][coded].astype(np.int64), per_key[:-1][coded])
         return codes[indices]
 
     @property
