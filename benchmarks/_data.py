@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute  # noqa: F401 (pa.compute)
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
@@ -114,7 +114,7 @@ def write_mixed_csv(path: Path, rows: int, numeric: int, seed: int) -> Table:
                 first = codes if first is None else first
                 words = pa.array(np.char.add("l", codes.astype(str)))
                 empty = pa.array(rng.random(count) < MIXED_MISSING)
-                columns[f"w{levels}"] = pa.compute.if_else(empty, "", words)
+                columns[f"w{levels}"] = pc.if_else(empty, "", words)
             y = noisy_labels(rng, X + (first == 0)[:, None], w)
             table = pa.table({**columns, LABEL: y})
             if writer is None:
