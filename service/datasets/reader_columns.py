@@ -44,7 +44,6 @@ from service.datasets.reader_summary import (
     column_problem,
 )
 from service.datasets.reader_types import (
-    NULL_TOKENS,
     TEXT_KINDS,
     Restart,
     Retype,
@@ -54,6 +53,7 @@ from service.datasets.reader_types import (
     decoded,
     encoded,
     is_text,
+    null_tokens,
     numeric_kind,
     value_type,
 )
@@ -65,7 +65,7 @@ def text_keys(words: pa.Array) -> pa.Array:
     """Text cells' levels (d,): trimmed as level_key trims (Arrow's Unicode spaces are
     Python's), null (missing) when blank or a null token."""
     trimmed = pc.utf8_trim_whitespace(words)
-    blank = pc.fill_null(pc.or_(pc.equal(trimmed, ""), pc.is_in(trimmed, NULL_TOKENS)), True)
+    blank = pc.fill_null(pc.or_(pc.equal(trimmed, ""), pc.is_in(trimmed, null_tokens())), True)
     keys = pc.if_else(blank, pa.scalar(None, trimmed.type), trimmed)
     return keys if keys.type == pa.string() else keys.cast(pa.string())
 

@@ -14,10 +14,10 @@ import pyarrow.compute as pc
 from service.core.errors import Unprocessable
 from service.datasets.reader_errors import ROW_NOTE, cell_error, count
 from service.datasets.reader_types import (
-    NULL_TOKENS,
     TEXT_KINDS,
     cast_or_none,
     is_text,
+    null_tokens,
     numeric_kind,
     value_type,
 )
@@ -67,7 +67,7 @@ class LabelColumn:
         blank[-1] = True
         if is_text(self.type):
             trimmed = pc.utf8_trim_whitespace(distinct)
-            blank[:-1] = pc.or_(pc.equal(trimmed, ""), pc.is_in(trimmed, NULL_TOKENS)).to_numpy(
+            blank[:-1] = pc.or_(pc.equal(trimmed, ""), pc.is_in(trimmed, null_tokens())).to_numpy(
                 zero_copy_only=False
             )
         elif pa.types.is_floating(self.type):  # NaN: IEEE's own missing value

@@ -5,6 +5,7 @@ Missing cells: an Arrow null (an empty CSV cell, a Parquet null), text that is b
 once trimmed, one of NULL_TOKENS, and a NaN number: IEEE's own "no value".
 """
 
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -12,8 +13,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 # CSV cells (and Parquet text) that mean "missing", as R, pandas and spreadsheets write it.
-NULL_TOKENS = pa.array(["NA", "N/A", "NaN", "nan", "null", "NULL", "None"])
-CSV_NULL_VALUES = ["", *NULL_TOKENS.to_pylist()]  # Arrow's null_values for CSV cells
+NULL_TOKENS = ("NA", "N/A", "NaN", "nan", "null", "NULL", "None")
+CSV_NULL_VALUES = ["", *NULL_TOKENS]  # Arrow's null_values for CSV cells
+
+
+@cache
+def null_tokens() -> pa.Array:
+    """NULL_TOKENS as an Arrow array, made on first use: pa.array imports pandas (35 MB),
+    which an API that has received no upload yet need not hold."""
+    return pa.array(NULL_TOKENS, pa.string())
 # The kinds a text column may be read as, in the order tried: the first that every cell
 # is wins; text that is none of them is "string", a categorical.
 TEXT_KINDS = {"integer": pa.int64(), "number": pa.float64(), "boolean": pa.bool_()}
