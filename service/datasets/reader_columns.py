@@ -131,7 +131,7 @@ class NumericColumn(FeatureColumn):
         values = decoded(values)
         floats = as_floats(values)
         out[:] = floats
-        bad = self.summary.add(floats)
+        bad = self.summary.add(floats, values)
         if bad is not None and self.first_non_finite is None:
             if self.strict:
                 raise Retype(self.name)
@@ -217,7 +217,7 @@ class TextColumn(FeatureColumn):
             numbers = np.append(as_floats(cast[self.type]), np.nan)  # (d + 1,)
             floats = numbers[indices]  # (b,)
             out[:] = floats
-            bad = self.summary.add(floats)
+            bad = self.summary.add(floats, cast[self.type])
             if bad is not None and self.first_non_finite is None:  # quoted as written
                 cell = values.dictionary[int(indices[bad])].as_py()
                 self.first_non_finite = (start + bad, f'"{shown(cell)}"')

@@ -146,7 +146,8 @@ class DatasetStream(AbstractContextManager["DatasetStream"]):
         rows = 0
         live = len(columns)  # columns still read: those before the first one refused for good
         block = np.empty((0, len(columns)), dtype=np.float64)  # (b, n_x), reused
-        with Prefetcher(self.batches(), depth=PREFETCH) as batches:
+        # A column's sum past float64's range is inf, and its mean found another way: no warning.
+        with Prefetcher(self.batches(), depth=PREFETCH) as batches, np.errstate(over="ignore"):
             for batch in batches:
                 if rows + batch.num_rows > self.max_rows:
                     raise too_many_rows(f"more than {self.max_rows:,}", self.max_rows)

@@ -45,15 +45,17 @@ class NumberSummary:
         self.total = 0.0
         self.mean: float | None = None  # kept instead of total once a sum overflows
         self.low, self.high = np.inf, -np.inf
-        self.distinct: set[float] | None = set()  # None: more than max_distinct
+        self.distinct: pa.Array | None = None  # the distinct values so far (null among them)
+        self.counting = True  # False: more than max_distinct
         self.counts_rows = integer  # still possibly a row number
         self.last: float | None = None  # the last value, for the row number test
 
-    def add(self, floats: np.ndarray) -> int | None:
-        """Take a batch's (b,) values (NaN: missing); the index of its first infinite
-        value, if any (the caller refuses it)."""
-        with np.errstate(over="ignore"):
-            total = float(np.add.reduce(floats))
+    def add(self, floats: np.ndarray, values: pa.Array) -> int | None:
+        """Take a batch's (b,) values (NaN: missing) and, for counting distinct values,
+        the Arrow array they came from (any numeric type; the batch's or its dictionary's);
+        the index of the batch's first infinite value, if any (the caller refuses it).
+        Sums past float64's range are inf without a warning (the caller's np.errstate)."""
+        total = float(np.add.reduce(floats))
         if total != total or abs(total) == np.inf:  # a NaN or an infinity somewhere (or overflow)
             missing = np.isnan(floats)
             infinite = np.flatnonzero(np.isinf(floats))
@@ -64,22 +66,29 @@ class NumberSummary:
                 self.missing += n_missing
                 self.counts_rows = False
                 floats = floats[~missing]
-                with np.errstate(over="ignore"):
-                    total = float(np.add.reduce(floats))
+                total = float(np.add.reduce(floats))
         if len(floats) == 0:
             return None
         self._sum(floats, total)
         self.low = min(self.low, float(np.fmin.reduce(floats)))
         self.high = max(self.high, float(np.fmax.reduce(floats)))
-        if self.distinct is not None:
-            self.distinct.update(pc.unique(pa.array(floats)).to_pylist())
-            if len(self.distinct) > self.max_distinct:
-                self.distinct = None
+        if self.counting:
+            self._count(values)
         if self.counts_rows:
             follows = self.last is None or floats[0] == self.last + 1
             self.counts_rows = follows and bool(np.all(np.diff(floats) == 1))
             self.last = float(floats[-1])
         return None
+
+    def _count(self, values: pa.Array) -> None:
+        """Gather a batch's distinct values, by Arrow's hash tables (no Python objects)."""
+        found = pc.unique(values)
+        if self.distinct is not None:
+            new = found.filter(pc.invert(pc.is_in(found, value_set=self.distinct)))
+            found = pa.concat_arrays([self.distinct, new]) if len(new) else self.distinct
+        self.distinct = found
+        if len(found) > self.max_distinct + 2:  # + a null and a NaN, which do not count
+            self.counting, self.distinct = False, None
 
     def _sum(self, floats: np.ndarray, total: float) -> None:
         """Add a batch's values (none missing) and their ``total`` to the running sum; past
@@ -97,11 +106,15 @@ class NumberSummary:
     def entry(self, rows: int) -> dict[str, Any]:
         """The schema entry's statistics."""
         present = self.count > 0
+        distinct = None
+        if self.counting:  # as Python floats -0.0 is 0.0; null and NaN are missing
+            found = [] if self.distinct is None else self.distinct.to_pylist()
+            distinct = len({float(x) for x in found if x is not None and x == x})
         mean = self.mean if self.mean is not None else self.total / max(self.count, 1)
         return {
             "kind": NUMERIC,
             "missing": self.missing,
-            "distinct": None if self.distinct is None else len(self.distinct),
+            "distinct": distinct if distinct is None or distinct <= self.max_distinct else None,
             "levels": None,
             "top_levels": None,
             "min": self.low if present else None,

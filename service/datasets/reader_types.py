@@ -22,6 +22,8 @@ def null_tokens() -> pa.Array:
     """NULL_TOKENS as an Arrow array, made on first use: pa.array imports pandas (35 MB),
     which an API that has received no upload yet need not hold."""
     return pa.array(NULL_TOKENS, pa.string())
+
+
 # The kinds a text column may be read as, in the order tried: the first that every cell
 # is wins; text that is none of them is "string", a categorical.
 TEXT_KINDS = {"integer": pa.int64(), "number": pa.float64(), "boolean": pa.bool_()}
