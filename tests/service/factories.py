@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pyarrow as pa
 from sqlalchemy import insert, select, update
 
 import engine
@@ -14,9 +15,17 @@ from engine import ModelSpec, TrainingSpec
 from service.core.database import Database
 from service.core.states import QUEUED
 from service.core.tables import Dataset, Job, JobHistory, utcnow
+from service.datasets.reader_summary import NumberSummary, label_entry
 from service.datasets.storage import store_arrays
 from service.queue.notify import notify_job_queued
 from service.queue.results import model_row
+
+
+def numeric_entry(name: str, values: np.ndarray) -> dict[str, Any]:
+    """The schema entry the reader would give a column of these (m,) float64 values."""
+    summary = NumberSummary(max_distinct=10_000, integer=False)
+    summary.add(values, pa.array(values))
+    return {"name": name, "role": "feature", "type": "number", **summary.entry(len(values))}
 
 
 def add_dataset(
@@ -33,16 +42,18 @@ def add_dataset(
     X = rng.normal(size=(rows, features))
     X[:, 0] += 2.0 * y_index  # each class sits further along x0
     names = [f"x{i}" for i in range(features)]
+    label_type = "integer" if all(isinstance(c, int) for c in classes) else "string"
+    counts = np.bincount(y_index, minlength=len(classes))
     dataset = Dataset(
         name=f"test-{seed}",
         label="y",
         features=names,
-        schema=[{"name": n, "type": "number", "role": "feature"} for n in names]
-        + [{"name": "y", "type": "integer", "role": "label"}],
-        label_type="integer" if all(isinstance(c, int) for c in classes) else "string",
+        schema=[numeric_entry(n, X[:, j]) for j, n in enumerate(names)]
+        + [label_entry("y", label_type, list(classes), counts)],
+        label_type=label_type,
         rows=rows,
         classes=list(classes),
-        class_counts={str(c): int(np.sum(y_index == i)) for i, c in enumerate(classes)},
+        class_counts={str(c): int(n) for c, n in zip(classes, counts, strict=True)},
         sha256=uuid.uuid4().hex * 2,
         format="csv",
         size_bytes=X.nbytes,
