@@ -1,7 +1,14 @@
 """Dataset arrays in the database, in binary chunks, so any worker that reaches it can train.
 
 A dataset is stored as two parts: "X", the float64 feature rows (m, n_x) in C
-order, and "y", the int32 class index of each row (into ``Dataset.classes``).
+order, one column per name in ``Dataset.features``, and "y", the int32 class index of
+each row (into ``Dataset.classes``). A numeric column holds its numbers; a categorical
+column the code of each cell's level (the index into its schema entry's ``levels``),
+exact in float64. NaN is the missing mask: IEEE's own "no value" marks a missing cell
+of either kind, at no extra byte (no number a dataset may hold is NaN: infinite and
+NaN numbers are refused or read as missing at upload). A column the reader left out of
+training (role "ignored" in the schema) is stored too; columns named in the upload's
+``ignore=`` are not.
 Each part is cut into chunks of CHUNK_BYTES (the last one shorter; an empty
 part is one empty chunk), numbered from 0 in order. Chunks are written and read
 one at a time, so neither side ever holds a second copy of the matrix; a
