@@ -8,7 +8,8 @@ exact in float64. NaN is the missing mask: IEEE's own "no value" marks a missing
 of either kind, at no extra byte (no number a dataset may hold is NaN: infinite and
 NaN numbers are refused or read as missing at upload). A column the reader left out of
 training (role "ignored" in the schema) is stored too; columns named in the upload's
-``ignore=`` are not.
+``ignore=`` are not. (A categorical column past BACKPROP_MAX_LEVELS has no levels: its
+cells are codes up to the row where it passed the bound, NaN after; nothing reads them.)
 Each part is cut into chunks of CHUNK_BYTES (the last one shorter; an empty
 part is one empty chunk), numbered from 0 in order. Chunks are written and read
 one at a time, so neither side ever holds a second copy of the matrix; a
