@@ -300,6 +300,18 @@ def test_categorical_integers_are_coded_by_their_sorted_levels(tmp_path, monkeyp
     assert parsed.X[:, 0].tolist() == [1, 0, 2, 0, 1, 0]
 
 
+def test_categorical_text_of_integers_is_coded_by_their_sorted_levels(tmp_path):
+    """Parquet text that reads as integers, named categorical: levels as numbers name them
+    ("007" is 7), sorted numerically; the file is read again to code them in that order."""
+    table = pa.table({"store": ["30", " 7", "100", "007", None], "y": [0, 1, 0, 1, 0]})
+    parsed = parse(tmp_path, table, format="parquet", categorical=["store"])
+    store = parsed.schema[0]
+    assert (store["type"], store["kind"], store["missing"]) == ("integer", "categorical", 1)
+    assert store["levels"] == ["7", "30", "100"]
+    assert parsed.X[:4, 0].tolist() == [1, 0, 2, 0]
+    assert np.isnan(parsed.X[4, 0])
+
+
 def test_ignored_columns_are_not_read_whatever_they_hold(tmp_path):
     parsed = parse(tmp_path, b"x,notes,y\n1,,0\n2,,1\n", ignore=["notes"])
     assert parsed.features == ["x"]
