@@ -70,6 +70,15 @@ def text_keys(words: pa.Array) -> pa.Array:
     return keys if keys.type == pa.string() else keys.cast(pa.string())
 
 
+def numbers_out_of_order(type: str, table: LevelTable | None) -> list[str] | None:
+    """The levels of numbers sorted numerically, if they were met in another order (a
+    column named categorical is coded in their order: the file is read again)."""
+    if type not in NUMBER_TYPES or table is None or table.overflowed:
+        return None
+    in_order = sorted(table.levels, key=float)
+    return None if table.levels == in_order else in_order
+
+
 @dataclass
 class FeatureColumn:
     """A feature column's reader: ``take`` writes a batch's values; once every batch has
@@ -166,11 +175,7 @@ class CategoricalColumn(FeatureColumn):
         return self.table.entry(rows)
 
     def sorted_levels(self) -> list[str] | None:
-        if self.type not in NUMBER_TYPES or self.table.overflowed:
-            return None
-        levels = self.table.levels
-        in_order = sorted(levels, key=float)
-        return None if levels == in_order else in_order
+        return numbers_out_of_order(self.type, self.table)
 
 
 @dataclass
@@ -232,11 +237,7 @@ class TextColumn(FeatureColumn):
         return self.summary.entry(rows) if self.summary is not None else self.table.entry(rows)
 
     def sorted_levels(self) -> list[str] | None:
-        if self.type not in NUMBER_TYPES or self.table is None or self.table.overflowed:
-            return None
-        levels = self.table.levels
-        in_order = sorted(levels, key=float)
-        return None if levels == in_order else in_order
+        return numbers_out_of_order(self.type, self.table)
 
 
 @dataclass
