@@ -203,4 +203,4 @@ def test_code_table_levels_and_level_keys_agree():
     assert columns[0].levels == ("false", "true")
     assert columns[1] == InputColumn("n", CATEGORICAL, ("7",))
     assert np.isnan(X[2]).all()
-    assert ColumnTransform.identity(["a"]).keeps_width
+    assert ColumnTransform.identity(["a"], [0.0]).keeps_width
