@@ -371,7 +371,10 @@ def test_record_missing_a_feature_is_422_naming_it_and_the_record(client, cancer
         "records.1: missing features ['mean texture'] (null is a missing value)",
     )
     assert body["errors"] == [
-        {"field": "records.1", "message": "missing features ['mean texture'] (null is a missing value)"}
+        {
+            "field": "records.1",
+            "message": "missing features ['mean texture'] (null is a missing value)",
+        }
     ]
 
 
