@@ -31,7 +31,7 @@ from service.core.states import (
     SUCCEEDED,
 )
 from service.core.tables import Dataset, IdempotencyKey, Job, Model, could_be_id, utcnow
-from service.datasets.input_columns import check_preprocessing
+from service.datasets.input_columns import check_preprocessing, dataset_warnings
 from service.jobs.public import job_public
 from service.jobs.schemas import JobCreate
 from service.jobs.specs import public_model_spec
@@ -180,6 +180,7 @@ def create_job(
         settings=settings,
         created_at=utcnow(),
         api_key_id=api_key_id,
+        warnings=dataset_warnings(dataset),
     )
     try:
         session.add(job)

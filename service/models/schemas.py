@@ -48,9 +48,7 @@ def _cell(value: Any) -> Any:
                 "string_too_long", f"Input should have at most {MAX_CELL_TEXT} characters"
             )
         return value
-    raise PydanticCustomError(
-        "cell_type", "Input should be a number, text, a boolean or null"
-    )
+    raise PydanticCustomError("cell_type", "Input should be a number, text, a boolean or null")
 
 
 Cell = Annotated[
