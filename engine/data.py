@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.columns import CATEGORICAL, NUMERIC, InputColumn
+from engine.encoding import CategoricalEncoding, ColumnTransform, NumericEncoding
 from engine.outputs import output_units
 from engine.preprocessing import (
     LabelEncoder,
@@ -37,6 +39,7 @@ from engine.preprocessing import (
     permute_rows_in_place,
     stratified_split,
 )
+from engine.specs import PreprocessingSpec, SpecError
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,12 @@ class TrainingData:
     validation: Split  # may have m = 0
     standardizer: Standardizer
     encoder: LabelEncoder
-    feature_names: list[str]
+    transform: ColumnTransform  # input columns -> features, fitted on the training split
+
+    @property
+    def feature_names(self) -> list[str]:
+        """The input columns the model reads, in order."""
+        return self.transform.input_names
 
     @property
     def n_features(self) -> int:
@@ -81,6 +89,7 @@ class TrainingData:
             "m_train": self.train.m,
             "m_validation": self.validation.m,
             "mean_sha256": hashlib.sha256(self.standardizer.mean.tobytes()).hexdigest(),
+            "features": self.transform.output_names,
         }
 
 
@@ -92,11 +101,16 @@ def prepare(
     dtype: np.dtype,
     rng: np.random.Generator,
     feature_names: Sequence[str] | None = None,
+    columns: Sequence[InputColumn] | None = None,
+    preprocessing: PreprocessingSpec | None = None,
     overwrite_rows: bool = False,
 ) -> TrainingData:
-    """Validate, split (stratified), standardize on the training split, encode labels.
+    """Validate, split (stratified), fit the column transform and the standardization on
+    the training split, encode labels.
 
-    ``overwrite_rows``: X may be reordered and standardized in place and used as the
+    X is the coded table (m, n_in) of engine.columns: NaN is a missing cell. ``columns``
+    describes its columns (default: numeric, named by ``feature_names`` or x0, x1, ...).
+    ``overwrite_rows``: X may be reordered and transformed in place and used as the
     splits' storage when it qualifies (see the module docstring); the caller must not
     use X afterwards. The result is the same either way.
     """
@@ -112,12 +126,10 @@ def prepare(
         )
     if X.shape[0] < 2 or X.shape[1] < 1:
         raise ValueError(f"need at least 2 rows and 1 feature, got shape {X.shape}")
-    _check_finite(X)
-    names = [str(name) for name in feature_names] if feature_names is not None else None
-    if names is None:
-        names = [f"x{j}" for j in range(X.shape[1])]
-    if len(names) != X.shape[1]:
-        raise ValueError(f"{len(names)} feature names for {X.shape[1]} features")
+    preprocessing = preprocessing or PreprocessingSpec()
+    table = _columns(X.shape[1], columns, feature_names)
+    used, ignored = _used_columns(table, preprocessing)
+    ColumnTransform(tuple(_placeholder(c) for c in table)).check_rows(X)
 
     encoder = LabelEncoder.fit(y)
     if len(encoder.classes) < 2:
@@ -129,6 +141,7 @@ def prepare(
 
     m_train = len(train_index)
     if overwrite_rows and can_overwrite(X, dtype):
+        X = compact_columns_in_place(X, used)
         # Training rows first, then validation rows, each in index order: the gathered order.
         order = np.concatenate([train_index, validation_index], dtype=index_dtype(len(X)))
         del train_index, validation_index
@@ -136,10 +149,19 @@ def prepare(
         del order
         train_rows, validation_rows = X[:m_train], X[m_train:]
     else:
-        train_rows = gather_rows(X, train_index, dtype)
-        validation_rows = gather_rows(X, validation_index, dtype)
+        train_rows = gather_rows(X, train_index, dtype, used)
+        validation_rows = gather_rows(X, validation_index, dtype, used)
         del train_index, validation_index
-    standardizer = Standardizer.fit(train_rows)
+    transform = ColumnTransform.fit(
+        train_rows, [table[j] for j in used], preprocessing, [table[j].name for j in ignored]
+    )
+    if transform.keeps_width:  # numbers only: filled where they lie
+        train_rows = transform.fill_in_place(train_rows)
+        validation_rows = transform.fill_in_place(validation_rows)
+    else:
+        train_rows = transform.transform(train_rows, dtype)[0]
+        validation_rows = transform.transform(validation_rows, dtype)[0]
+    standardizer = _standardizer(train_rows, transform, preprocessing)
     standardizer.transform_in_place(train_rows)
     standardizer.transform_in_place(validation_rows)
     n_classes = len(encoder.classes)
@@ -148,27 +170,88 @@ def prepare(
         validation=_split(validation_rows, validation_labels, n_classes),
         standardizer=standardizer,
         encoder=encoder,
-        feature_names=names,
+        transform=transform,
     )
+
+
+def _columns(
+    n: int, columns: Sequence[InputColumn] | None, names: Sequence[str] | None
+) -> list[InputColumn]:
+    """The table's columns: as given, or numeric ones named by ``names`` or x0, x1, ..."""
+    if columns is not None:
+        if names is not None and [str(n) for n in names] != [c.name for c in columns]:
+            raise ValueError("feature_names and columns name different columns")
+        table = list(columns)
+    else:
+        named = [str(name) for name in names] if names is not None else None
+        table = [InputColumn(name) for name in (named or [f"x{j}" for j in range(n)])]
+    if len(table) != n:
+        raise ValueError(f"{len(table)} feature names for {n} features")
+    if len({c.name for c in table}) != len(table):
+        raise ValueError("column names must be distinct")
+    return table
+
+
+def _used_columns(table: list[InputColumn], spec: PreprocessingSpec) -> tuple[list[int], list[int]]:
+    """(indices of the columns the model reads, of those left out), after the spec's
+    ``categorical`` and ``ignore``, which must name columns of the table."""
+    names = {column.name: j for j, column in enumerate(table)}
+    for field in ("categorical", "ignore"):
+        unknown = [name for name in getattr(spec, field) if name not in names]
+        if unknown:
+            raise SpecError(f"preprocessing.{field}", f"{unknown} are not columns of the table")
+    for name in spec.categorical:
+        j = names[name]
+        if table[j].kind == NUMERIC:  # numbers that are categories: each number a level
+            table[j] = InputColumn(name, CATEGORICAL)
+    ignored = [names[name] for name in spec.ignore]
+    used = [j for j in range(len(table)) if j not in ignored]
+    if not used:
+        raise SpecError("preprocessing.ignore", "leaves no column to train on")
+    return used, ignored
+
+
+def _placeholder(column: InputColumn) -> NumericEncoding | CategoricalEncoding:
+    """An encoding that only carries its column, for ColumnTransform.check_rows."""
+    if column.kind == NUMERIC:
+        return NumericEncoding(column, 0.0, False)
+    return CategoricalEncoding(column, np.zeros(0), np.zeros(0), False)
+
+
+def _standardizer(
+    rows: np.ndarray, transform: ColumnTransform, spec: PreprocessingSpec
+) -> Standardizer:
+    """Standardization of the numeric features of ``rows`` (m, n_out); identity elsewhere."""
+    if not spec.standardize:
+        return Standardizer.identity(rows.shape[1])
+    fitted = Standardizer.fit(rows)
+    numeric = transform.standardized_outputs
+    return Standardizer(
+        mean=np.where(numeric, fitted.mean, 0.0), scale=np.where(numeric, fitted.scale, 1.0)
+    )
+
+
+def compact_columns_in_place(X: np.ndarray, used: list[int]) -> np.ndarray:
+    """X[:, used] as a C-order (m, len(used)) view of X's own memory, moved in row chunks.
+
+    A row's new place starts no later than its old one, so walking the rows in order
+    never overwrites a row not yet moved.
+    """
+    m, n = X.shape
+    if used == list(range(n)):
+        return X
+    flat = X.reshape(-1)
+    k = len(used)
+    step = chunk_rows(X)
+    for start in range(0, m, step):
+        chunk = X[start : start + step][:, used].copy()  # (b, k): the chunk's kept cells
+        flat[start * k : (start + len(chunk)) * k] = chunk.reshape(-1)
+    return flat[: m * k].reshape(m, k)
 
 
 def can_overwrite(X: np.ndarray, dtype: np.dtype) -> bool:
     """Can X (m, n_x) serve as the working buffer: writable, C order, in the training dtype?"""
     return X.dtype == np.dtype(dtype) and X.flags.c_contiguous and X.flags.writeable
-
-
-def _check_finite(X: np.ndarray) -> None:
-    """Raise ValueError naming the first non-finite value; checks row chunks, no X-sized mask."""
-    step = chunk_rows(X)
-    for start in range(0, X.shape[0], step):
-        chunk = X[start : start + step]
-        finite = np.isfinite(chunk)
-        if not finite.all():
-            row, column = np.argwhere(~finite)[0]
-            raise ValueError(
-                f"features must be finite: row {start + row}, column {column} "
-                f"is {chunk[row, column]}"
-            )
 
 
 def targets(labels: np.ndarray, n_classes: int, dtype: np.dtype) -> np.ndarray:

@@ -1,10 +1,13 @@
 """Save and load a fitted Classifier as a portable ``.npz``: no pickle anywhere.
 
 The archive holds one array per parameter (``param/W1`` ...), the
-standardization (``mean``, ``scale``) and ``meta``: UTF-8 JSON bytes with the
-format version, specs, dtype, shapes, classes, feature names and a sha256 over
-every array and the metadata. Loading uses ``allow_pickle=False``, checks every name, shape,
-dtype and the digest, and raises ``ModelFileError`` with the reason otherwise.
+standardization (``mean``, ``scale``), each categorical column's level values
+(``encoding/<j>/values``, ``encoding/<j>/infrequent``) and ``meta``: UTF-8 JSON bytes
+with the format version, specs, dtype, shapes, classes, the input columns and how each
+is encoded (kind, levels, fill value, indicator), and a sha256 over every array and
+the metadata. Version 1 files (numeric inputs only) still load. Loading uses
+``allow_pickle=False``, checks every name, shape, dtype and the digest, and raises
+``ModelFileError`` with the reason otherwise.
 """
 
 import hashlib
@@ -17,12 +20,14 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from engine.classifier import Classifier, build_model
+from engine.encoding import ColumnTransform
 from engine.parameters import Parameters
 from engine.preprocessing import LabelEncoder, Standardizer
 from engine.specs import ModelSpec, SpecError, TrainingSpec, model_spec_from_dict
 
 FORMAT = "backprop-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # 1: before categorical columns; its inputs are the features
 
 
 class ModelFileError(ValueError):
@@ -41,6 +46,7 @@ def to_bytes(classifier: Classifier) -> bytes:
         "shapes": {name: list(shape) for name, shape in classifier.model.parameters.shapes.items()},
         "classes": classifier.classes,
         "feature_names": classifier.feature_names,
+        "transform": classifier.transform.to_json(),
         "metadata": classifier.metadata,
     }
     meta["sha256"] = _digest(arrays, meta)
@@ -81,6 +87,7 @@ def _arrays(classifier: Classifier) -> dict[str, np.ndarray]:
     arrays = {f"param/{name}": value for name, value in classifier.model.parameters.items()}
     arrays["mean"] = classifier.standardizer.mean
     arrays["scale"] = classifier.standardizer.scale
+    arrays |= classifier.transform.arrays()
     return arrays
 
 
@@ -105,7 +112,7 @@ def _meta(raw: np.ndarray | None) -> dict[str, Any]:
         raise ModelFileError(f"unreadable metadata: {error}") from error
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFileError("not a backprop model file")
-    if meta.get("version") != FORMAT_VERSION:
+    if meta.get("version") not in READABLE_VERSIONS:
         raise ModelFileError(f"unsupported model format version {meta.get('version')!r}")
     return meta
 
@@ -135,8 +142,19 @@ def _classifier(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Classifi
     if mean.shape != (n_x,) or scale.shape != (n_x,) or not (scale > 0).all():
         raise ValueError("standardization arrays do not fit the model")
     feature_names = [str(name) for name in meta["feature_names"]]
-    if len(feature_names) != n_x:
-        raise ValueError(f"{len(feature_names)} feature names for {n_x} features")
+    if "transform" in meta:
+        transform = ColumnTransform.from_saved(meta["transform"], arrays)
+    else:
+        transform = None  # the classifier's identity, filling with the training means
+        if len(feature_names) != n_x:
+            raise ValueError(f"{len(feature_names)} feature names for {n_x} features")
+    if transform is not None and (
+        transform.input_names != feature_names or transform.n_outputs != n_x
+    ):
+        raise ValueError(
+            f"the column encoding ({len(transform.input_names)} columns, "
+            f"{transform.n_outputs} features) does not fit {n_x} features"
+        )
     return Classifier(
         model=model,
         standardizer=Standardizer(mean=mean.astype(np.float64), scale=scale.astype(np.float64)),
@@ -145,6 +163,7 @@ def _classifier(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Classifi
         model_spec=model_spec,
         training_spec=training_spec,
         metadata=dict(meta.get("metadata") or {}),
+        transform=transform,
     )
 
 

@@ -67,13 +67,17 @@ class Standardizer:
         return self.transform_in_place(np.array(rows, dtype=dtype, copy=True))
 
 
-def gather_rows(X: np.ndarray, index: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """X[index] cast to ``dtype``, (len(index), n_x), copied in chunks to bound memory."""
-    out = np.empty((len(index), X.shape[1]), dtype=dtype)
+def gather_rows(
+    X: np.ndarray, index: np.ndarray, dtype: np.dtype, columns: list[int] | None = None
+) -> np.ndarray:
+    """X[index][:, columns] cast to ``dtype``, (len(index), k), copied in chunks to bound memory."""
+    columns = list(range(X.shape[1])) if columns is None else columns
+    out = np.empty((len(index), len(columns)), dtype=dtype)
     step = chunk_rows(X)
+    every = columns == list(range(X.shape[1]))
     for start in range(0, len(index), step):
         chunk = index[start : start + step]
-        out[start : start + len(chunk)] = X[chunk]
+        out[start : start + len(chunk)] = X[chunk] if every else X[chunk][:, columns]
     return out
 
 

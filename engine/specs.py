@@ -16,6 +16,7 @@ from engine.initializers import INIT_NAMES
 MODEL_TYPES = ("logistic_regression", "two_layer_network")
 OPTIMIZER_NAMES = ("gd", "momentum", "adam", "lbfgs")
 DTYPE_NAMES = ("float64", "float32")
+IMPUTE_NAMES = ("mean", "median", "constant")
 
 # The step size each optimizer gets when learning_rate is null.
 DEFAULT_LEARNING_RATES = {"gd": 0.5, "momentum": 0.1, "adam": 0.01, "lbfgs": 1.0}
@@ -67,6 +68,10 @@ STOPPING_BOUNDS = {
     "patience": Bounds(low=1, integer=True),
     "min_delta": Bounds(low=0.0),
 }
+PREPROCESSING_BOUNDS = {
+    "max_categories": Bounds(low=1, integer=True),
+    "min_frequency": Bounds(low=1, integer=True),
+}
 # learning_rate, batch_size and time_limit may also be null (the default); no bound applies then.
 TRAINING_BOUNDS = {
     "learning_rate": Bounds(low=0.0, low_open=True),
@@ -115,6 +120,46 @@ class EarlyStopping:
 
 
 @dataclass(frozen=True)
+class PreprocessingSpec:
+    """How input columns become the network's features; statistics from the training split."""
+
+    impute: str = "mean"  # a numeric column's missing cells: mean, median or constant
+    fill_value: float = 0.0  # what impute="constant" fills in
+    missing_indicator: bool = False  # add a 0/1 column "name=(missing)" per numeric column
+    max_categories: int = 100  # one-hot columns per categorical, most frequent levels first
+    min_frequency: int = 1  # rarer levels (and those past max_categories) share "(infrequent)"
+    standardize: bool = True  # numeric features to mean 0, standard deviation 1
+    categorical: tuple[str, ...] = ()  # numeric columns to treat as categories (store ids)
+    ignore: tuple[str, ...] = ()  # columns to leave out
+
+    def validate(self) -> "PreprocessingSpec":
+        _choice("preprocessing.impute", self.impute, IMPUTE_NAMES)
+        fill = self.fill_value
+        if isinstance(fill, bool) or not isinstance(fill, int | float) or not math.isfinite(fill):
+            raise SpecError("preprocessing.fill_value", f"must be a finite number, got {fill!r}")
+        _boolean("preprocessing.missing_indicator", self.missing_indicator)
+        _boolean("preprocessing.standardize", self.standardize)
+        for name, bounds in PREPROCESSING_BOUNDS.items():
+            bounds.check(f"preprocessing.{name}", getattr(self, name))
+        for name in ("categorical", "ignore"):
+            names = getattr(self, name)
+            if not isinstance(names, tuple) or not all(isinstance(n, str) for n in names):
+                raise SpecError(f"preprocessing.{name}", "must be a list of column names")
+        both = sorted(set(self.categorical) & set(self.ignore))
+        if both:
+            raise SpecError("preprocessing.categorical", f"{both} are also in ignore")
+        return self
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "PreprocessingSpec":
+        data = dict(_known(cls, data))
+        for name in ("categorical", "ignore"):
+            if isinstance(data.get(name), list):
+                data[name] = tuple(data[name])
+        return cls(**data)
+
+
+@dataclass(frozen=True)
 class TrainingSpec:
     optimizer: str = "adam"  # gd (the note's), momentum, adam, lbfgs
     learning_rate: float | None = None  # None: DEFAULT_LEARNING_RATES[optimizer]
@@ -132,6 +177,7 @@ class TrainingSpec:
     beta1: float = 0.9  # Adam's first-moment decay
     beta2: float = 0.999  # Adam's second-moment decay
     epsilon: float = 1e-8  # Adam's denominator guard
+    preprocessing: PreprocessingSpec = field(default_factory=PreprocessingSpec)
 
     @property
     def step_size(self) -> float:
@@ -154,10 +200,16 @@ class TrainingSpec:
             if not isinstance(self.early_stopping, EarlyStopping):
                 raise SpecError("early_stopping", "must be an EarlyStopping or null")
             self.early_stopping.validate()
+        if not isinstance(self.preprocessing, PreprocessingSpec):
+            raise SpecError("preprocessing", "must be a PreprocessingSpec")
+        self.preprocessing.validate()
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        for name in ("categorical", "ignore"):  # JSON's lists
+            data["preprocessing"][name] = list(data["preprocessing"][name])
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainingSpec":
@@ -165,6 +217,8 @@ class TrainingSpec:
         stopping = data.get("early_stopping", EarlyStopping())
         if isinstance(stopping, dict):
             data["early_stopping"] = EarlyStopping(**stopping)
+        if isinstance(data.get("preprocessing"), dict):
+            data["preprocessing"] = PreprocessingSpec.from_dict(data["preprocessing"])
         return cls(**_known(cls, data))
 
 

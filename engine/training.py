@@ -32,6 +32,7 @@ import numpy as np
 from engine.blocks import BlockRunner
 from engine.checkpoint import CheckpointError, TrainingState
 from engine.classifier import Classifier, build_model
+from engine.columns import InputColumn
 from engine.data import TrainingData, prepare
 from engine.diagnostics import Diagnostics, diagnose
 from engine.history import EpochMetrics
@@ -82,12 +83,17 @@ def fit(
     training: TrainingSpec | None = None,
     *,
     feature_names: Sequence[str] | None = None,
+    columns: Sequence[InputColumn] | None = None,
     callback: Callback | None = None,
     resume_from: bytes | None = None,
     threads: int | None = None,
     overwrite_rows: bool = False,
 ) -> FitResult:
-    """Train on rows X (m, n_x) with labels y (m,); see the module docstring.
+    """Train on rows X (m, n_in) with labels y (m,); see the module docstring.
+
+    X is a coded table (engine.columns): NaN marks a missing cell, filled as
+    ``training.preprocessing`` says; ``columns`` says which columns are categorical
+    (default: every column numeric, named by ``feature_names``).
 
     ``threads`` (default: every available core) changes speed, never results.
     ``overwrite_rows=True`` gives X to the engine: when X is a writable C-order
@@ -107,6 +113,8 @@ def fit(
         dtype=dtype,
         rng=split_rng,
         feature_names=feature_names,
+        columns=columns,
+        preprocessing=spec.preprocessing,
         overwrite_rows=overwrite_rows,
     )
     network = build_model(model_spec, data.n_features, data.n_classes)
@@ -356,6 +364,7 @@ class Trainer:
             standardizer=self.data.standardizer,
             encoder=self.data.encoder,
             feature_names=self.data.feature_names,
+            transform=self.data.transform,
             model_spec=self.model_spec,
             training_spec=self.spec,
         )

@@ -229,7 +229,7 @@ def test_a_class_with_one_row_stays_in_the_training_split():
 @pytest.mark.parametrize(
     ("rows", "labels", "message"),
     [
-        ([[1.0, float("nan")], [2.0, 3.0]], [0, 1], "row 0, column 1"),
+        ([[1.0, float("inf")], [2.0, 3.0]], [0, 1], "row 0, column 1 .* is inf"),
         ([[1.0], [2.0]], [1, 1], "at least 2 classes"),
         ([[1.0], [2.0]], [0, 1, 1], "one label per row"),
         ([1.0, 2.0], [0, 1], "2-D table"),
