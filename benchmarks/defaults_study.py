@@ -151,6 +151,18 @@ FINALISTS = [
     Candidate(validation_fraction=0.0, patience=100, restore_best=False, l2=3.0),
 ]
 
+# The issue's case under hold-out rules of every kind, and without a hold-out.
+ISSUE_CANDIDATES = [
+    CURRENT,
+    Candidate(patience=100),
+    Candidate(validation_fraction=0.1, patience=100),
+    Candidate(patience=50, restore_best=False, l2=1.0),
+    Candidate(validation_fraction=0.1, patience=50, l2=1.0),
+    VALIDATED,
+    Candidate(validation_fraction=0.0, l2=1.0),
+    RECOMMENDED,
+]
+
 
 @dataclass
 class Split:
@@ -478,7 +490,7 @@ def main() -> None:
             splits = numeric_splits(args.seeds, FIT_SEEDS) + tables
             rows = grid_section("Finalists: all nine sets", splits, FINALISTS)
         if "issue" in sections:
-            issue_section([CURRENT, VALIDATED, RECOMMENDED])
+            issue_section(ISSUE_CANDIDATES)
         if "tables" in sections:
             tables_section(tables, rows)
     print(f"_{time.perf_counter() - started:.0f} s in all, one core._")
