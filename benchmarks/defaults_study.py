@@ -1,6 +1,6 @@
 """Which training defaults hold up on real data: a measured choice; prints Markdown tables.
 
-    python benchmarks/defaults_study.py                     # the whole study (~8 min, one core)
+    python benchmarks/defaults_study.py                     # the whole study (~9 min, one core)
     python benchmarks/defaults_study.py --only issue,tables # some sections: screen, finalists,
                                                             # issue, tables (tables needs finalists)
     python benchmarks/defaults_study.py --seeds 2           # a smoke run
