@@ -305,7 +305,7 @@ def test_predict_proba_columns_follow_classes_and_agree_with_predict():
 @pytest.mark.parametrize("estimator_class", ESTIMATORS)
 def test_fitted_attributes_report_the_engine_run(estimator_class):
     X, y = load_breast_cancer(return_X_y=True)
-    estimator = estimator_class().fit(X, y)
+    estimator = estimator_class(validation_fraction=0.2).fit(X, y)  # a validation curve too
     result = estimator.result_
     assert isinstance(result, FitResult)
     assert len(estimator.loss_curve_) == estimator.n_iter_ == len(result.history) >= 1

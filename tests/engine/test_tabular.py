@@ -63,7 +63,9 @@ def test_both_models_learn_penguins_with_every_default(model_type):
 
 def test_statistics_come_from_the_training_split_only():
     X, columns, species, _ = penguins()
-    result = fit(X, species, None, TrainingSpec(epochs=1, seed=4), columns=columns)
+    result = fit(
+        X, species, None, TrainingSpec(epochs=1, seed=4, validation_fraction=0.2), columns=columns
+    )
     body_mass = result.classifier.transform.encodings[4]
     assert body_mass.column.name == "body_mass_g"
     # Only the training split's rows inform the fill: the mean of all rows differs.
