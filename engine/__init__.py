@@ -13,7 +13,15 @@ then ``fit(X, y, columns=columns)``; ``classifier.code_records(records)`` codes 
 from engine.activations import ACTIVATION_NAMES, ACTIVATIONS, DERIVATIVES
 from engine.checkpoint import CheckpointError
 from engine.classifier import Classifier
-from engine.columns import CATEGORICAL, NUMERIC, InputColumn, RecordError, code_records, code_table
+from engine.columns import (
+    CATEGORICAL,
+    NUMERIC,
+    InputColumn,
+    RecordError,
+    code_records,
+    code_table,
+    recode,
+)
 from engine.diagnostics import Diagnostics
 from engine.encoding import ColumnTransform
 from engine.gradcheck import GradientCheck, gradient_check
@@ -26,6 +34,7 @@ from engine.specs import (
     DEFAULT_LEARNING_RATES,
     DTYPE_NAMES,
     HIDDEN_LAYER_FIELDS,
+    IMPUTE_NAMES,
     MODEL_BOUNDS,
     MODEL_TYPES,
     OPTIMIZER_NAMES,
@@ -49,6 +58,7 @@ __all__ = [
     "DERIVATIVES",
     "DTYPE_NAMES",
     "HIDDEN_LAYER_FIELDS",
+    "IMPUTE_NAMES",
     "INITIALIZERS",
     "INIT_NAMES",
     "MODEL_BOUNDS",
@@ -85,6 +95,7 @@ __all__ = [
     "fit",
     "gradient_check",
     "load",
+    "recode",
     "save",
     "to_bytes",
 ]

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from engine import invariant
-from engine.columns import InputColumn, code_records
+from engine.columns import InputColumn, RecordCoder, code_records
 from engine.encoding import ColumnTransform
 from engine.models import LogisticRegression, Model, TwoLayerNetwork
 from engine.preprocessing import LabelEncoder, Standardizer
@@ -47,7 +47,7 @@ class Classifier:
 
     def __post_init__(self) -> None:
         if self.transform is None:
-            self.transform = ColumnTransform.identity(self.feature_names)
+            self.transform = ColumnTransform.identity(self.feature_names, self.standardizer.mean)
 
     @property
     def classes(self) -> list[object]:
@@ -71,6 +71,10 @@ class Classifier:
         """Records (dicts by column name: numbers, strings, booleans, None) as coded rows
         (m, n_in); RecordError names the first record and column that cannot be coded."""
         return code_records(records, self.columns)
+
+    def record_coder(self) -> RecordCoder:
+        """Codes records one by one (a service lists every bad record, not the first)."""
+        return RecordCoder(self.columns)
 
     def _rows(self, rows: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
         rows = np.asarray(rows)

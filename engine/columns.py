@@ -148,14 +148,28 @@ def code_records(
     and null; a categorical one any value, a level it does not list coded UNSEEN_CODE.
     Raises RecordError for the first record that breaks a rule.
     """
+    coder = RecordCoder(columns)
     X = np.empty((len(records), len(columns)), dtype=np.float64)
-    codes = [_code_index(column) for column in columns]
     for i, record in enumerate(records):
-        for j, column in enumerate(columns):
-            if column.name not in record:
-                raise RecordError(column.name, i, "the key is absent (null is a missing value)")
-            X[i, j] = _code(record[column.name], column, codes[j], i)
+        X[i] = coder.code(record, i)
     return X
+
+
+class RecordCoder:
+    """Codes one record at a time into a row (n_in,), by ``code_records``' rules."""
+
+    def __init__(self, columns: Sequence[InputColumn]):
+        self.columns = list(columns)
+        self.indices = [_code_index(column) for column in self.columns]
+
+    def code(self, record: Mapping[str, object], index: int) -> np.ndarray:
+        """The coded row of ``record``, the ``index``-th of its request (for errors)."""
+        row = np.empty(len(self.columns), dtype=np.float64)
+        for j, column in enumerate(self.columns):
+            if column.name not in record:
+                raise RecordError(column.name, index, "the key is absent (null is a missing value)")
+            row[j] = _code(record[column.name], column, self.indices[j], index)
+        return row
 
 
 def _code_index(column: InputColumn) -> dict[str, int] | None:
@@ -184,4 +198,48 @@ def _code(value: object, column: InputColumn, index: dict[str, int] | None, row:
         number = float(key)
     except ValueError:
         return UNSEEN_NUMBER  # cannot be one of the numbers
+    return number if math.isfinite(number) else UNSEEN_NUMBER
+
+
+def recode(values: np.ndarray, source: InputColumn, target: InputColumn) -> np.ndarray:
+    """A column coded as ``source`` describes it, coded as ``target`` does: (m,) float64.
+
+    A stored dataset's codes index its own levels, which another upload of similar data
+    lists in another order; a model's columns index the levels it was trained with. Text
+    levels map by name (a name ``target`` lacks: UNSEEN_CODE); numbers that are categories
+    map to and from their level names. Text cannot become numbers: ValueError.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if source.levels == target.levels and (source.kind == target.kind or not source.coded):
+        return values
+    present = ~np.isnan(values)
+    out = np.full(len(values), math.nan)
+    if source.coded:
+        if target.kind == NUMERIC:
+            raise ValueError(
+                f"column {target.name!r} holds text in the data but numbers in the model"
+            )
+        names = source.levels  # the name of each source code
+        if target.coded:
+            index = {level: code for code, level in enumerate(target.levels)}
+            lookup = np.array([index.get(name, UNSEEN_CODE) for name in names] + [UNSEEN_CODE])
+        else:
+            lookup = np.array([_as_number(name) for name in names] + [UNSEEN_NUMBER])
+        codes = values[present].astype(np.intp)
+        codes[(codes < 0) | (codes >= len(names))] = len(names)  # unseen stays unseen
+        out[present] = lookup[codes]
+        return out
+    # numbers, to a coded categorical: each distinct number by its level name
+    distinct, inverse = np.unique(values[present], return_inverse=True)
+    index = {level: code for code, level in enumerate(target.levels or ())}
+    codes = np.array([index.get(number_key(v), UNSEEN_CODE) for v in distinct.tolist()])
+    out[present] = codes[inverse] if len(distinct) else []
+    return out
+
+
+def _as_number(name: str) -> float:
+    try:
+        number = float(name)
+    except ValueError:
+        return UNSEEN_NUMBER
     return number if math.isfinite(number) else UNSEEN_NUMBER

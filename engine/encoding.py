@@ -128,9 +128,15 @@ class ColumnTransform:
         return all(len(e.outputs) == 1 and e.column.kind == NUMERIC for e in self.encodings)
 
     @classmethod
-    def identity(cls, names: Sequence[str]) -> "ColumnTransform":
-        """Numeric columns used as they are (a model from before categoricals)."""
-        return cls(tuple(NumericEncoding(InputColumn(n), fill=0.0, indicator=False) for n in names))
+    def identity(cls, names: Sequence[str], fills: Sequence[float]) -> "ColumnTransform":
+        """Numeric columns used as they are, a missing cell filled with ``fills`` (a model
+        from before categoricals: its training means, which standardize to 0)."""
+        return cls(
+            tuple(
+                NumericEncoding(InputColumn(name), fill=float(fill), indicator=False)
+                for name, fill in zip(names, fills, strict=True)
+            )
+        )
 
     @classmethod
     def fit(
@@ -257,7 +263,7 @@ def _fit_numeric(column: InputColumn, values: np.ndarray, spec: PreprocessingSpe
     elif spec.impute == "median":
         fill = float(np.median(present))
     else:
-        fill = float(present.mean()) if missing.any() else 0.0
+        fill = float(present.mean())  # also without missing cells: a record may bring one
     return NumericEncoding(column, fill, bool(spec.missing_indicator and missing.any()))
 
 

@@ -145,8 +145,12 @@ def _classifier(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Classifi
     if "transform" in meta:
         transform = ColumnTransform.from_saved(meta["transform"], arrays)
     else:
-        transform = ColumnTransform.identity(feature_names)
-    if transform.input_names != feature_names or transform.n_outputs != n_x:
+        transform = None  # the classifier's identity, filling with the training means
+        if len(feature_names) != n_x:
+            raise ValueError(f"{len(feature_names)} feature names for {n_x} features")
+    if transform is not None and (
+        transform.input_names != feature_names or transform.n_outputs != n_x
+    ):
         raise ValueError(
             f"the column encoding ({len(transform.input_names)} columns, "
             f"{transform.n_outputs} features) does not fit {n_x} features"

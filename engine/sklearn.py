@@ -3,118 +3,52 @@
     from engine.sklearn import BackpropMLPClassifier
     BackpropMLPClassifier(hidden_units=16).fit(X_train, y_train).score(X_test, y_test)
 
-Importing this module imports scikit-learn; ``import engine`` never imports
-this module, so the engine itself runs without scikit-learn installed.
+X is a pandas DataFrame or a 2-D array and may hold what real tables hold: missing cells
+(NaN, None, pd.NA) and columns of categories. Each column of the training X is typed once:
 
-The constructor parameters are the fields of ``ModelSpec`` and ``TrainingSpec``
-with the same names and the same defaults, read from the dataclasses below so
-that they cannot drift apart. The one exception is ``early_stopping``: an
-sklearn default must be a plain value, so the ``EarlyStopping()`` default is
-spelled ``True`` (see the class docstrings).
+* numbers are **numeric**: a missing cell is filled as ``impute`` says;
+* anything else is **categorical**, one-hot encoded by the engine: text, booleans, pandas
+  ``category`` (its levels are the dtype's categories), other objects. The levels are
+  those of the training X; at prediction a level it did not hold is all zeros.
+  ``categorical_features`` makes numeric columns categorical too (store ids);
+* an ``object`` column whose cells are all numbers is numeric, as scikit-learn reads an
+  object array "as numeric if possible".
+
+A frame given to ``predict`` must have the training frame's columns in the same order:
+scikit-learn's rule (``check_estimator`` asserts it), with its messages naming the columns
+that are missing, unexpected or out of order; ``X[estimator.feature_names_in_]`` reorders.
+
+Importing this module imports scikit-learn; ``import engine`` never imports this module,
+so the engine itself runs without scikit-learn installed. pandas is never imported here:
+X is taken for a frame when pandas is loaded and X is one of its DataFrames.
+
+The constructor parameters are the fields of ``ModelSpec``, ``TrainingSpec`` and its
+``PreprocessingSpec`` (flat, as scikit-learn estimators take them: ``impute="median"``),
+with the same names and the same defaults, read from the dataclasses below so that they
+cannot drift apart. The exceptions, because an sklearn default must be a plain value or
+because scikit-learn already has a name for it:
+
+* ``early_stopping``: the ``EarlyStopping()`` default is spelled ``True``;
+* ``categorical_features`` (HistGradientBoostingClassifier's name) is
+  ``PreprocessingSpec.categorical``; it and ``ignore`` take column names or positions and
+  default to ``None`` (no column) rather than ``()``.
 """
 
-import warnings
-from dataclasses import fields
-from typing import Any, ClassVar, Self
+from collections.abc import Sequence
+from typing import Any
 
-import numpy as np
-from numpy.typing import ArrayLike
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
-
-from engine.specs import EarlyStopping, ModelSpec, SpecError, TrainingSpec
-from engine.training import fit
+from engine.sklearn_base import _MODEL, _PREPROCESSING, _TRAINING, _BackpropClassifier
 
 __all__ = ["BackpropLogisticRegression", "BackpropMLPClassifier"]
-
-# The engine's defaults, the single source of every constructor default below.
-_MODEL = ModelSpec()
-_TRAINING = TrainingSpec()
-
-# Spec fields an estimator parameter can set; ``type`` is fixed by the estimator class.
-_MODEL_FIELDS = tuple(f.name for f in fields(ModelSpec) if f.name != "type")
-_TRAINING_FIELDS = tuple(f.name for f in fields(TrainingSpec))
-_EARLY_STOPPING_FIELDS = tuple(f.name for f in fields(EarlyStopping))
-
-
-class _BackpropClassifier(ClassifierMixin, BaseEstimator):
-    """What both estimators share: specs from parameters, fit, predict, fitted attributes."""
-
-    _model_type: ClassVar[str]
-
-    def to_specs(self) -> tuple[ModelSpec, TrainingSpec]:
-        """The engine's ``(ModelSpec, TrainingSpec)`` these parameters describe.
-
-        The specs are not validated here; ``fit`` validates them and raises
-        ``ValueError`` (the engine's ``SpecError``) naming the bad field.
-        """
-        params = self.get_params(deep=False)
-        model = {name: _plain(params[name]) for name in _MODEL_FIELDS if name in params}
-        training = {
-            name: _plain(params[name])
-            for name in _TRAINING_FIELDS
-            if name in params and name != "early_stopping"
-        }
-        training["early_stopping"] = _early_stopping(params["early_stopping"])
-        return ModelSpec(type=self._model_type, **model), TrainingSpec(**training)
-
-    def fit(self, X: ArrayLike, y: ArrayLike) -> Self:
-        """Train on rows X (n_samples, n_features) with labels y (n_samples,)."""
-        model_spec, training_spec = self.to_specs()
-        # The engine needs at least two rows; asking for them here raises sklearn's standard
-        # "Found array with 1 sample(s)" message, which its checks (and users) expect.
-        X, y = validate_data(self, X, y, ensure_min_samples=2)
-        check_classification_targets(y)
-        result = fit(
-            X,
-            y,
-            model_spec,
-            training_spec,
-            # Set by validate_data only when X is a dataframe with string column names.
-            feature_names=getattr(self, "feature_names_in_", None),
-        )
-        self.classes_ = np.unique(y)
-        # The engine orders its probability columns by its own sorted labels (object labels
-        # compared as str); mapping classes_ through its encoder keeps predict_proba in
-        # classes_ order without relying on the two sorts agreeing.
-        self._proba_columns = result.classifier.encoder.transform(self.classes_)
-        self.result_ = result
-        self.loss_curve_ = [metrics.train_loss for metrics in result.history]
-        # One entry per epoch, NaN where an epoch had none (a diverged last epoch), so the
-        # curve lines up with loss_curve_; empty when there is no validation split.
-        self.validation_loss_curve_ = (
-            [np.nan if m.val_loss is None else m.val_loss for m in result.history]
-            if result.n_validation
-            else []
-        )
-        self.n_iter_ = len(result.history)
-        self.best_epoch_ = result.best_epoch
-        self.stop_reason_ = result.stop_reason
-        self.diagnostics_ = result.diagnostics
-        if result.stop_reason == "diverged":
-            # The other stop reasons are ordinary endings; this one leaves a poor model behind.
-            warnings.warn(result.message, ConvergenceWarning, stacklevel=2)
-        return self
-
-    def predict_proba(self, X: ArrayLike) -> np.ndarray:
-        """P(class | row) for rows X: (n_samples, n_classes), columns in ``classes_`` order."""
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False)
-        return self.result_.classifier.predict_proba(X)[:, self._proba_columns]
-
-    def predict(self, X: ArrayLike) -> np.ndarray:
-        """The most probable label of each row of X, with the values and dtype of ``classes_``."""
-        columns = self.predict_proba(X).argmax(axis=1)  # first, so it raises NotFittedError
-        return self.classes_[columns]
 
 
 class BackpropLogisticRegression(_BackpropClassifier):
     """The seed note's logistic regression (softmax for more than two classes), by gradient descent.
 
     ``ModelSpec(type="logistic_regression")`` trained by ``engine.fit``. Features are
-    standardized on the training split by the engine, so no scaler is needed.
+    standardized on the training split by the engine, so no scaler is needed;
+    categorical columns are one-hot encoded and missing cells imputed by it too (see the
+    module docstring).
 
     Parameters
     ----------
@@ -131,6 +65,18 @@ seed, dtype, time_limit, momentum, beta1, beta2, epsilon :
         as ``{"patience": 5, "min_delta": 0.0}`` sets those ``EarlyStopping`` fields and keeps
         the defaults of the others. The monitored loss is the validation loss, or the training
         loss when ``validation_fraction=0``.
+    impute, fill_value, missing_indicator, max_categories, min_frequency, standardize :
+        ``PreprocessingSpec`` fields, statistics from the training split: a numeric column's
+        missing cells get its ``"mean"``, ``"median"`` or ``fill_value`` (``"constant"``),
+        and with ``missing_indicator`` a 0/1 feature of their own; a categorical column keeps
+        at most ``max_categories`` levels, each seen ``min_frequency`` times (the rest share
+        an "(infrequent)" feature); ``standardize=False`` leaves numbers unscaled.
+    categorical_features : list of str or int, or None, default=None
+        ``PreprocessingSpec.categorical``: columns of numbers to treat as categories (store
+        ids), by name or position. Columns that do not hold numbers are categorical anyway.
+    ignore : list of str or int, or None, default=None
+        ``PreprocessingSpec.ignore``: columns to leave out, by name or position; ``predict``
+        still takes X with every column.
 
     Attributes
     ----------
@@ -138,6 +84,8 @@ seed, dtype, time_limit, momentum, beta1, beta2, epsilon :
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,); only when fitted on a dataframe
         with string column names.
+    is_categorical_ : ndarray of bool, shape (n_features_in_,)
+        Which columns of X were categorical (one-hot encoded).
     loss_curve_ : list of float
         Training loss J (with the L2 penalty) of each epoch; ``len(loss_curve_) == n_iter_``.
     validation_loss_curve_ : list of float
@@ -177,6 +125,14 @@ seed, dtype, time_limit, momentum, beta1, beta2, epsilon :
         beta1: float = _TRAINING.beta1,
         beta2: float = _TRAINING.beta2,
         epsilon: float = _TRAINING.epsilon,
+        impute: str = _PREPROCESSING.impute,
+        fill_value: float = _PREPROCESSING.fill_value,
+        missing_indicator: bool = _PREPROCESSING.missing_indicator,
+        max_categories: int = _PREPROCESSING.max_categories,
+        min_frequency: int = _PREPROCESSING.min_frequency,
+        standardize: bool = _PREPROCESSING.standardize,
+        categorical_features: Sequence[str | int] | None = None,
+        ignore: Sequence[str | int] | None = None,
     ):
         self.init = init
         self.init_scale = init_scale
@@ -196,13 +152,23 @@ seed, dtype, time_limit, momentum, beta1, beta2, epsilon :
         self.beta1 = beta1
         self.beta2 = beta2
         self.epsilon = epsilon
+        self.impute = impute
+        self.fill_value = fill_value
+        self.missing_indicator = missing_indicator
+        self.max_categories = max_categories
+        self.min_frequency = min_frequency
+        self.standardize = standardize
+        self.categorical_features = categorical_features
+        self.ignore = ignore
 
 
 class BackpropMLPClassifier(_BackpropClassifier):
     """The seed note's two-layer network (one hidden layer), trained by backpropagation.
 
     ``ModelSpec(type="two_layer_network")`` trained by ``engine.fit``. Features are
-    standardized on the training split by the engine, so no scaler is needed.
+    standardized on the training split by the engine, so no scaler is needed;
+    categorical columns are one-hot encoded and missing cells imputed by it too (see the
+    module docstring).
 
     Parameters
     ----------
@@ -220,6 +186,18 @@ seed, dtype, time_limit, momentum, beta1, beta2, epsilon :
         as ``{"patience": 5, "min_delta": 0.0}`` sets those ``EarlyStopping`` fields and keeps
         the defaults of the others. The monitored loss is the validation loss, or the training
         loss when ``validation_fraction=0``.
+    impute, fill_value, missing_indicator, max_categories, min_frequency, standardize :
+        ``PreprocessingSpec`` fields, statistics from the training split: a numeric column's
+        missing cells get its ``"mean"``, ``"median"`` or ``fill_value`` (``"constant"``),
+        and with ``missing_indicator`` a 0/1 feature of their own; a categorical column keeps
+        at most ``max_categories`` levels, each seen ``min_frequency`` times (the rest share
+        an "(infrequent)" feature); ``standardize=False`` leaves numbers unscaled.
+    categorical_features : list of str or int, or None, default=None
+        ``PreprocessingSpec.categorical``: columns of numbers to treat as categories (store
+        ids), by name or position. Columns that do not hold numbers are categorical anyway.
+    ignore : list of str or int, or None, default=None
+        ``PreprocessingSpec.ignore``: columns to leave out, by name or position; ``predict``
+        still takes X with every column.
 
     Attributes
     ----------
@@ -227,6 +205,8 @@ seed, dtype, time_limit, momentum, beta1, beta2, epsilon :
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,); only when fitted on a dataframe
         with string column names.
+    is_categorical_ : ndarray of bool, shape (n_features_in_,)
+        Which columns of X were categorical (one-hot encoded).
     loss_curve_ : list of float
         Training loss J (with the L2 penalty) of each epoch; ``len(loss_curve_) == n_iter_``.
     validation_loss_curve_ : list of float
@@ -269,6 +249,14 @@ seed, dtype, time_limit, momentum, beta1, beta2, epsilon :
         beta1: float = _TRAINING.beta1,
         beta2: float = _TRAINING.beta2,
         epsilon: float = _TRAINING.epsilon,
+        impute: str = _PREPROCESSING.impute,
+        fill_value: float = _PREPROCESSING.fill_value,
+        missing_indicator: bool = _PREPROCESSING.missing_indicator,
+        max_categories: int = _PREPROCESSING.max_categories,
+        min_frequency: int = _PREPROCESSING.min_frequency,
+        standardize: bool = _PREPROCESSING.standardize,
+        categorical_features: Sequence[str | int] | None = None,
+        ignore: Sequence[str | int] | None = None,
     ):
         self.hidden_units = hidden_units
         self.activation = activation
@@ -290,34 +278,11 @@ seed, dtype, time_limit, momentum, beta1, beta2, epsilon :
         self.beta1 = beta1
         self.beta2 = beta2
         self.epsilon = epsilon
-
-
-def _early_stopping(value: object) -> EarlyStopping | None:
-    """The ``early_stopping`` parameter as the engine's ``EarlyStopping`` or None (off)."""
-    if value is None or value is False:
-        return None
-    if value is True:
-        return EarlyStopping()
-    if isinstance(value, EarlyStopping):  # engine users may pass the dataclass itself
-        return value
-    if isinstance(value, dict):
-        unknown = sorted(set(value) - set(_EARLY_STOPPING_FIELDS))
-        if unknown:
-            raise SpecError(
-                f"early_stopping.{unknown[0]}",
-                f"unknown field; allowed: {list(_EARLY_STOPPING_FIELDS)}",
-            )
-        return EarlyStopping(**{name: _plain(item) for name, item in value.items()})
-    raise SpecError(
-        "early_stopping",
-        f"must be True, False, None or a dict of EarlyStopping fields, got {value!r}",
-    )
-
-
-def _plain(value: object) -> object:
-    """A NumPy scalar as the Python value the engine's spec checks expect.
-
-    Search utilities hand out NumPy scalars (``GridSearchCV`` over ``np.arange``, scipy.stats
-    distributions); the engine rejects ``np.int64(5)`` as "not an integer", so convert first.
-    """
-    return value.item() if isinstance(value, np.generic) else value
+        self.impute = impute
+        self.fill_value = fill_value
+        self.missing_indicator = missing_indicator
+        self.max_categories = max_categories
+        self.min_frequency = min_frequency
+        self.standardize = standardize
+        self.categorical_features = categorical_features
+        self.ignore = ignore

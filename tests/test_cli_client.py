@@ -508,16 +508,26 @@ def test_predict_names_missing_feature_columns(service, trained, tmp_path):
     )
 
 
-def test_predict_names_the_row_and_column_of_an_empty_cell(service, trained, tmp_path):
+def test_predict_sends_an_empty_cell_as_missing(service, trained, tmp_path):
     path = tmp_path / "holes.csv"
     path.write_text("x0,x1,x2\n1.0,2.0,3.0\n4.0,,6.0\n")
+
+    result = backprop(service, "predict", trained["model_id"], str(path), "--json")
+
+    assert result.returncode == 0, result.stderr
+    [response] = json.loads(result.stdout)
+    assert len(response["predictions"]) == 2
+
+
+def test_predict_names_the_row_and_column_of_an_infinite_cell(service, trained, tmp_path):
+    path = tmp_path / "holes.csv"
+    path.write_text("x0,x1,x2\n1.0,2.0,3.0\n4.0,inf,6.0\n")
 
     result = backprop(service, "predict", trained["model_id"], str(path))
 
     assert result.returncode == 1
     assert result.stderr == (
-        f"error: {path}: row 2, column 'x1' is empty or not a finite number "
-        "(row 1 is the first data row)\n"
+        f"error: {path}: row 2, column 'x1' is not a finite number (row 1 is the first data row)\n"
     )
 
 

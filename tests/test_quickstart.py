@@ -202,13 +202,13 @@ def test_readme_quickstart_runs_as_written_in_a_fresh_clone(checkout, make_serve
     assert last_point["train_loss"] is not None
     for line, response in zip(shown[1:], predictions, strict=True):
         assert json.loads(re.search(r'"classes":(\[.*?\])', line)[1]) == response["classes"]
-        shown_labels = [int(label) for label in re.findall(r'"label":(\d+)', line)]
+        shown_labels = re.findall(r'"label":"([^"]+)"', line)
         assert [p["label"] for p in response["predictions"]][: len(shown_labels)] == shown_labels
     for response in predictions:
-        # The CSV's first two rows are malignant tumours, label 0; both models learn that.
-        assert [p["label"] for p in response["predictions"]] == [0, 0]
+        # An Adelie penguin, then a Gentoo of unknown sex; both models learn that.
+        assert [p["label"] for p in response["predictions"]] == ["Adelie", "Gentoo"]
         for prediction in response["predictions"]:
-            assert set(prediction["probabilities"]) == {"0", "1"}
+            assert set(prediction["probabilities"]) == {"Adelie", "Chinstrap", "Gentoo"}
             assert sum(prediction["probabilities"].values()) == pytest.approx(1.0)
 
     # Ctrl-C in the terminal: SIGINT to make's whole process group.

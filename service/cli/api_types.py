@@ -46,10 +46,19 @@ class History(TypedDict):
     next_since_epoch: int | None
 
 
-class Column(TypedDict):
+class Column(TypedDict, total=False):
     name: str
     type: str
-    role: str
+    role: str  # feature, label or ignored (left out of training)
+    kind: str  # numeric or categorical (datasets from before issue 12 have none)
+    missing: int
+    distinct: int | None
+    levels: list[str] | None
+    top_levels: list[dict[str, Any]] | None  # [{"level", "count"}], most frequent first
+    min: float | None
+    max: float | None
+    mean: float | None
+    warning: str | None
 
 
 class Dataset(TypedDict):
@@ -62,6 +71,7 @@ class Dataset(TypedDict):
     classes: list[Any]
     class_counts: dict[str, int]
     schema: list[Column]  # every column of the file, in order
+    warnings: list[str]
     sha256: str
     format: str
     size_bytes: int

@@ -158,11 +158,19 @@ class BackpropClient:
     # Datasets.
 
     def upload_dataset(
-        self, path: Path, *, label: str | None = None, name: str | None = None
+        self,
+        path: Path,
+        *,
+        label: str | None = None,
+        name: str | None = None,
+        categorical: str | None = None,
+        ignore: str | None = None,
     ) -> Uploaded:
-        """Stream ``path`` (CSV or Parquet) as a multipart upload; the file is never read whole."""
+        """Stream ``path`` (CSV or Parquet) as a multipart upload; the file is never read whole.
+        ``categorical`` and ``ignore``: comma-separated column names."""
         content_type = PARQUET_TYPE if file_format(path) == "parquet" else CSV_TYPE
-        params = {key: value for key, value in (("label", label), ("name", name)) if value}
+        given = (("label", label), ("name", name), ("categorical", categorical), ("ignore", ignore))
+        params = {key: value for key, value in given if value}
         with path.open("rb") as file:
             response = self._send(
                 "POST",

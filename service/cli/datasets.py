@@ -23,10 +23,10 @@ from service.cli.common import (
 )
 from service.cli.output import (
     Column,
-    first_of,
     print_fields,
     print_json,
     print_page,
+    print_table,
     size,
     timestamp,
 )
@@ -41,7 +41,8 @@ def register(app: typer.Typer) -> None:
         "upload",
         cls=BackpropCommand,
         epilog=examples(
-            "backprop upload cancer.csv --label target",
+            "backprop upload penguins.csv --label species",
+            "backprop upload sales.csv --categorical store_id --ignore order_id",
             "backprop upload points.parquet --name points --json",
         ),
     )(upload)
@@ -55,18 +56,30 @@ def upload(
     name: Annotated[
         str | None, typer.Option("--name", help="the dataset's name (default: the file's name)")
     ] = None,
+    categorical: Annotated[
+        str | None,
+        typer.Option(
+            "--categorical", metavar="COLS", help="numeric columns that are categories: a,b"
+        ),
+    ] = None,
+    ignore: Annotated[
+        str | None, typer.Option("--ignore", metavar="COLS", help="columns to leave out: a,b")
+    ] = None,
     url: UrlOption = DEFAULT_URL,
     api_key: ApiKeyOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Upload a CSV or Parquet file as a dataset.
 
-    Streams FILE to the server, which validates and stores it. The same file with the
-    same label column again answers the dataset stored before.
+    Streams FILE to the server, which types each column (numeric or categorical; empty
+    cells are missing), validates and stores it, and prints its columns. The same file
+    with the same label column and options again answers the dataset stored before.
     """
     with connected(url, api_key) as api:
         path = readable_file(file)
-        uploaded = api.upload_dataset(path, label=label, name=name)
+        uploaded = api.upload_dataset(
+            path, label=label, name=name, categorical=categorical, ignore=ignore
+        )
         dataset = uploaded.dataset
         if json_output:
             print_json(dataset)
@@ -76,6 +89,41 @@ def upload(
         else:
             outcome = "already stored (200 OK: the same file and label were uploaded before)"
         print_fields([("upload", outcome), *dataset_fields(dataset)])
+        print_schema(dataset)
+
+
+def print_schema(dataset: Dataset) -> None:
+    """The dataset's columns as a table (role, kind, missing cells, distinct values, the
+    most frequent levels or the range), then its warnings."""
+    print()
+    print_table(
+        ["COLUMN", "ROLE", "KIND", "MISSING", "DISTINCT", "LEVELS / RANGE"],
+        [
+            [
+                column["name"],
+                column.get("role", "feature"),
+                column.get("kind") or column.get("type", ""),
+                str(column.get("missing", 0)),
+                "" if column.get("distinct") is None else str(column["distinct"]),
+                summary(column),
+            ]
+            for column in dataset["schema"]
+        ],
+    )
+    for warning in dataset.get("warnings") or []:
+        print(f"warning: {warning}")
+
+
+def summary(column: Column, most: int = 3) -> str:
+    """'Biscoe 168, Dream 124, Torgersen 52' or '32.1 .. 59.6 (mean 43.9)'."""
+    if column.get("top_levels"):
+        levels = column["top_levels"]
+        shown = ", ".join(f"{level['level']} {level['count']}" for level in levels[:most])
+        more = (column.get("distinct") or len(levels)) - min(most, len(levels))
+        return shown + (f", +{more} more" if more > 0 else "")
+    if column.get("min") is not None and column.get("max") is not None:
+        return f"{column['min']:g} .. {column['max']:g} (mean {column['mean']:.4g})"
+    return ""
 
 
 def readable_file(path: Path) -> Path:
@@ -146,12 +194,9 @@ def show_dataset(
         if json_output:
             print_json(dataset)
             return
-        # The JSON names the file's columns "schema".
-        columns = first_of([f"{c['name']} ({c['type']})" for c in dataset["schema"]])
         print_fields(
             [
                 *dataset_fields(dataset),
-                ("columns", columns),
                 ("label type", dataset["label_type"]),
                 ("format", dataset["format"]),
                 ("size", size(dataset["size_bytes"])),
@@ -159,6 +204,7 @@ def show_dataset(
                 ("created", timestamp(dataset["created_at"])),
             ]
         )
+        print_schema(dataset)
 
 
 @datasets_app.command("delete", cls=BackpropCommand, epilog=examples("backprop datasets delete ID"))

@@ -40,7 +40,7 @@ from service.cli.output import (
     timestamp,
     training_spec_shown,
 )
-from service.cli.predict_input import feature_batches
+from service.cli.predict_input import record_batches
 
 PREDICT_BATCH_ROWS = 1_000  # rows per prediction request (the server allows up to its limit)
 
@@ -78,17 +78,19 @@ def predict(
 ) -> None:
     """Predict labels for the rows of a CSV or Parquet file.
 
-    Reads FILE here, keeps the model's feature columns (others, such as a label column,
-    are left out) and prints each row's predicted label and class probabilities. Rows
-    are sent in batches.
+    Reads FILE here, keeps the model's input columns (others, such as a label column,
+    are left out; an empty cell is sent as missing) and prints each row's predicted
+    label and class probabilities. Rows are sent in batches.
     """
     with connected(url, api_key) as api:
         path = readable_file(file)
         model = api.get_model(model_id)
-        features, classes = model["feature_names"], model["classes"]
+        classes = model["classes"]
+        columns = model.get("columns") or [
+            {"name": name, "kind": "numeric"} for name in model["feature_names"]
+        ]
         responses: list[Predictions] = []
-        for matrix in feature_batches(path, features, batch_rows):
-            records = [dict(zip(features, row, strict=True)) for row in matrix.tolist()]
+        for records in record_batches(path, columns, batch_rows):
             responses += predict_records(api, model_id, records)
         if json_output:
             print_json(responses)

@@ -182,6 +182,8 @@ class Job(Base):
     # models standing (clients may hold their ids); the trial values stay on the job.
     sweep_id: Mapped[str | None] = mapped_column(ForeignKey("sweeps.id", ondelete="SET NULL"))
     trial: Mapped[dict[str, Any] | None] = mapped_column()  # the trial's values, by dimension
+    # What the job was told about its data when created (e.g. columns left out): strings.
+    warnings: Mapped[list[Any] | None] = mapped_column()
 
     # Who submitted it: service.core.auth.key_id of the API key (never the key); None when the
     # API has no keys. Queued jobs are counted per key (BACKPROP_MAX_QUEUED_JOBS_PER_KEY).

@@ -33,6 +33,7 @@ def job_public(job: Job, model_id: str | None = None) -> JobPublic:
         heartbeat_at=job.heartbeat_at,
         sweep_id=job.sweep_id,
         trial=finite_or_none(job.trial),
+        warnings=list(job.warnings or []),
         links=JobLinks(
             self=base,
             history=f"{base}/history",

@@ -156,6 +156,7 @@ JOB_EXAMPLE: dict[str, Any] = {
     "heartbeat_at": "2025-05-01T09:30:02.500000Z",
     "sweep_id": None,
     "trial": None,
+    "warnings": [],
     "links": {
         "self": f"/v1/jobs/{EXAMPLE_JOB_ID}",
         "history": f"/v1/jobs/{EXAMPLE_JOB_ID}/history",
@@ -228,6 +229,11 @@ class JobPublic(BaseModel):
     finished_at: datetime | None
     heartbeat_at: datetime | None = Field(description="The running worker's latest heartbeat")
     sweep_id: str | None = Field(description="The sweep this job is a trial of; null: none")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What the job was told about its data, e.g. columns the upload left out "
+        "of training (unique per row: names or ids)",
+    )
     trial: dict[str, Any] | None = Field(
         description="A sweep's trial: the values it set, by dimension, e.g. "
         '`{"learning_rate": 0.1, "activation": "relu"}`; null outside sweeps'

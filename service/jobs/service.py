@@ -31,6 +31,7 @@ from service.core.states import (
     SUCCEEDED,
 )
 from service.core.tables import Dataset, IdempotencyKey, Job, Model, could_be_id, utcnow
+from service.datasets.input_columns import check_preprocessing, dataset_warnings
 from service.jobs.public import job_public
 from service.jobs.schemas import JobCreate
 from service.jobs.specs import public_model_spec
@@ -168,6 +169,7 @@ def create_job(
 
     model_spec, training_spec = engine_specs(job_in, settings)
     dataset = trainable_dataset(session, job_in.dataset_id)
+    check_preprocessing(dataset, training_spec.preprocessing, "training.preprocessing")
     check_work(epochs=training_spec.epochs, rows=dataset.rows, settings=settings)
     api_key_id = current_api_key_id()
     reserve_queue_room(session=session, settings=settings, api_key_id=api_key_id, adding=1)
@@ -178,6 +180,7 @@ def create_job(
         settings=settings,
         created_at=utcnow(),
         api_key_id=api_key_id,
+        warnings=dataset_warnings(dataset),
     )
     try:
         session.add(job)

@@ -22,14 +22,17 @@ from engine import (
     DEFAULT_LEARNING_RATES,
     DTYPE_NAMES,
     HIDDEN_LAYER_FIELDS,
+    IMPUTE_NAMES,
     INIT_NAMES,
     MODEL_BOUNDS,
     MODEL_TYPES,
     OPTIMIZER_NAMES,
+    PREPROCESSING_BOUNDS,
     STOPPING_BOUNDS,
     TRAINING_BOUNDS,
     EarlyStopping,
     ModelSpec,
+    PreprocessingSpec,
     TrainingSpec,
 )
 from service.core.bounds import JsonInt, in_range
@@ -51,6 +54,9 @@ OptimizerName = Literal[OPTIMIZER_NAMES]  # type: ignore[valid-type]
 DtypeName = Literal[DTYPE_NAMES]  # type: ignore[valid-type]
 
 
+ImputeName = Literal[IMPUTE_NAMES]  # type: ignore[valid-type]
+
+
 # The engine's defaults, read once: the request schemas below never retype a number.
 MODEL_DEFAULTS = ModelSpec()
 
@@ -59,6 +65,12 @@ TRAINING_DEFAULTS = TrainingSpec()
 
 
 STOPPING_DEFAULTS = EarlyStopping()
+
+
+PREPROCESSING_DEFAULTS = PreprocessingSpec()
+
+# A column name as the dataset's schema holds it (datasets.name columns are 200 long too).
+ColumnName = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 STRICT_INPUT = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -138,6 +150,47 @@ class EarlyStoppingIn(BaseModel):
     )
 
 
+class PreprocessingIn(BaseModel):
+    """How input columns become features; every statistic comes from the training split."""
+
+    model_config = STRICT_INPUT
+
+    impute: ImputeName = Field(
+        PREPROCESSING_DEFAULTS.impute,
+        description="What fills a numeric column's missing cells: the training split's "
+        "`mean` or `median`, or `constant` (`fill_value`)",
+    )
+    fill_value: StrictFloat = Field(
+        PREPROCESSING_DEFAULTS.fill_value, description="The fill of `impute: constant`"
+    )
+    missing_indicator: StrictBool = Field(
+        PREPROCESSING_DEFAULTS.missing_indicator,
+        description="Add a 0/1 feature `name=(missing)` for each numeric column with missing "
+        "cells in the training split",
+    )
+    max_categories: Annotated[JsonInt, in_range(PREPROCESSING_BOUNDS["max_categories"])] = Field(
+        PREPROCESSING_DEFAULTS.max_categories,
+        description="One-hot features per categorical column, most frequent levels first; "
+        "the rest share one `(infrequent)` feature",
+    )
+    min_frequency: Annotated[JsonInt, in_range(PREPROCESSING_BOUNDS["min_frequency"])] = Field(
+        PREPROCESSING_DEFAULTS.min_frequency,
+        description="Levels seen in fewer training rows share the `(infrequent)` feature",
+    )
+    standardize: StrictBool = Field(
+        PREPROCESSING_DEFAULTS.standardize,
+        description="Scale numeric features to mean 0 and standard deviation 1",
+    )
+    categorical: list[ColumnName] = Field(
+        default_factory=list,
+        max_length=10_000,
+        description="Numeric columns to treat as categories (an integer store id)",
+    )
+    ignore: list[ColumnName] = Field(
+        default_factory=list, max_length=10_000, description="Columns to leave out"
+    )
+
+
 class TrainingSpecIn(BaseModel):
     """How to train: the engine's TrainingSpec, field for field, with its defaults."""
 
@@ -207,6 +260,10 @@ class TrainingSpecIn(BaseModel):
     epsilon: Annotated[StrictFloat, in_range(TRAINING_BOUNDS["epsilon"])] = Field(
         TRAINING_DEFAULTS.epsilon, description="Adam's denominator guard"
     )
+    preprocessing: PreprocessingIn = Field(
+        default_factory=PreprocessingIn,
+        description="Missing cells, categorical columns and scaling",
+    )
 
     def to_engine(self) -> TrainingSpec:
         return TrainingSpec.from_dict(self.model_dump())
@@ -254,6 +311,21 @@ class EarlyStoppingPublic(BaseModel):
     restore_best: bool
 
 
+class PreprocessingPublic(BaseModel):
+    impute: str
+    fill_value: float
+    missing_indicator: bool
+    max_categories: int
+    min_frequency: int
+    standardize: bool
+    categorical: list[str]
+    ignore: list[str]
+
+
+def _preprocessing_defaults() -> "PreprocessingPublic":
+    return PreprocessingPublic(**TrainingSpec().to_dict()["preprocessing"])
+
+
 class TrainingSpecPublic(BaseModel):
     optimizer: str
     learning_rate: float | None = Field(description="null: the optimizer's default step size")
@@ -271,6 +343,8 @@ class TrainingSpecPublic(BaseModel):
     beta1: float | None
     beta2: float | None
     epsilon: float | None
+    # Jobs stored before issue 12 have none: they trained with these defaults' numeric part.
+    preprocessing: PreprocessingPublic = Field(default_factory=_preprocessing_defaults)
 
 
 def _check_field_names() -> None:
@@ -286,6 +360,8 @@ def _check_field_names() -> None:
         (EarlyStoppingIn, EarlyStopping, {f.name for f in fields(EarlyStopping)}),
         (TrainingSpecPublic, TrainingSpec, {f.name for f in fields(TrainingSpec)}),
         (EarlyStoppingPublic, EarlyStopping, {f.name for f in fields(EarlyStopping)}),
+        (PreprocessingIn, PreprocessingSpec, {f.name for f in fields(PreprocessingSpec)}),
+        (PreprocessingPublic, PreprocessingSpec, {f.name for f in fields(PreprocessingSpec)}),
     ):
         if set(schema.model_fields) != names:
             raise RuntimeError(f"{schema.__name__} fields differ from engine {spec.__name__}")

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from engine import Classifier
+from engine import Classifier, InputColumn, RecordError, recode
 from service.core.database import Database
 from service.core.errors import (
     PayloadTooLarge,
@@ -20,9 +20,11 @@ from service.core.errors import (
     unknown_reference,
 )
 from service.core.tables import Dataset, could_be_id
+from service.datasets.input_columns import training_columns
 from service.datasets.storage import labels_of, load_arrays
 from service.models.label_column import label_message
 from service.models.schemas import (
+    Cell,
     Prediction,
     PredictionRequest,
     PredictionResponse,
@@ -53,7 +55,8 @@ def predict(
         X = _matrix_of_records(request.records, classifier, max_rows, entry.label)
     else:
         raise _one_input_required(request)
-    probabilities = _probabilities(classifier, X, field="rows" if request.rows else "records")
+    field = "rows" if request.rows else "records"
+    probabilities, unseen = _probabilities(classifier, X, field=field)
     labels = classifier.encoder.inverse_transform(probabilities.argmax(axis=1)).tolist()
     keys = [str(c) for c in classifier.classes]
     return PredictionResponse(
@@ -63,6 +66,7 @@ def predict(
             Prediction(label=label, probabilities=dict(zip(keys, p, strict=True)))
             for label, p in zip(labels, probabilities.tolist(), strict=True)
         ],
+        warnings=unseen_warnings(classifier, unseen),
     )
 
 
@@ -78,11 +82,11 @@ def predict_dataset(
         dataset = session.get(Dataset, dataset_id) if could_be_id(dataset_id) else None
         if dataset is None:
             raise unknown_reference("dataset_id", "dataset", dataset_id)
-        columns = _feature_columns(classifier.feature_names, list(dataset.features), dataset_id)
+        stored = training_columns(dataset)
+        columns = _feature_columns(classifier, dataset, stored.left_out)
         X, y_index = load_arrays(session, dataset)
         truth = labels_of(dataset, y_index)
-    if columns is not None:
-        X = X[:, columns]
+    X = _model_columns(classifier, X, columns, stored.columns, dataset_id)
     return _csv_chunks(classifier, X, truth)
 
 
@@ -109,21 +113,46 @@ def _csv_chunks(classifier: Classifier, X: np.ndarray, truth: np.ndarray) -> Ite
         yield buffer.getvalue()
 
 
-def _feature_columns(model_names: list[str], dataset_names: list[str], dataset_id: str):
-    """Column indices putting the dataset's features in the model's order; None if already so."""
-    if model_names == dataset_names:
-        return None
+def _feature_columns(classifier: Classifier, dataset: Dataset, left_out: list[str]) -> list[int]:
+    """The dataset's column index of each of the model's input columns; 422 when the
+    dataset lacks one, or has columns the model neither reads nor left out."""
+    model_names = classifier.feature_names
+    dataset_names = list(dataset.features)
+    ignorable = set(classifier.transform.ignored) | set(left_out)
     missing = [name for name in model_names if name not in dataset_names]
-    unexpected = [name for name in dataset_names if name not in model_names]
+    unexpected = [
+        name for name in dataset_names if name not in model_names and name not in ignorable
+    ]
     if missing or unexpected:
         parts = []
         if missing:
             parts.append(f"lacks the model's features {missing}")
         if unexpected:
             parts.append(f"has features the model was not trained on {unexpected}")
-        raise field_problem("dataset_id", f"dataset {dataset_id!r} " + " and ".join(parts))
+        raise field_problem("dataset_id", f"dataset {dataset.id!r} " + " and ".join(parts))
     position = {name: index for index, name in enumerate(dataset_names)}
     return [position[name] for name in model_names]
+
+
+def _model_columns(
+    classifier: Classifier,
+    X: np.ndarray,
+    columns: list[int],
+    stored: list[InputColumn],
+    dataset_id: str,
+) -> np.ndarray:
+    """The dataset's rows (m, n_stored) as the model's coded rows (m, n_in): its columns, in
+    its order, categorical codes mapped from the dataset's levels to the model's."""
+    if columns != list(range(X.shape[1])):
+        X = X[:, columns]
+    for j, (source, target) in enumerate(
+        zip([stored[c] for c in columns], classifier.columns, strict=True)
+    ):
+        try:
+            X[:, j] = recode(X[:, j], source, target)
+        except ValueError as error:
+            raise field_problem("dataset_id", f"dataset {dataset_id!r}: {error}") from None
+    return X
 
 
 def _one_input_required(request: PredictionRequest) -> Unprocessable:
@@ -151,19 +180,20 @@ def _check_count(count: int, field: str, max_rows: int) -> None:
 
 
 def _matrix_of_rows(
-    rows: list[list[float]], classifier: Classifier, max_rows: int, label: str | None
+    rows: list[list[Cell]], classifier: Classifier, max_rows: int, label: str | None
 ) -> np.ndarray:
+    """Rows of raw values, in the model's column order, as the coded matrix (m, n_in)."""
     _check_count(len(rows), "rows", max_rows)
-    n_x = classifier.n_features
-    wrong = [index for index, row in enumerate(rows) if len(row) != n_x]
+    n_in = classifier.n_inputs
+    wrong = [index for index, row in enumerate(rows) if len(row) != n_in]
     if wrong:
         # One value too many, and the model knows its label column: a whole CSV row.
         hint = f" (if one is {label!r}, the label column: drop it)" if label is not None else ""
         errors = [
             {
                 "field": f"rows.{i}",
-                "message": f"has {len(rows[i])} values; expected {n_x}"
-                + (hint if len(rows[i]) == n_x + 1 else ""),
+                "message": f"has {len(rows[i])} values; expected {n_in}"
+                + (hint if len(rows[i]) == n_in + 1 else ""),
             }
             for i in wrong[:MAX_LISTED_ERRORS]
         ]
@@ -173,43 +203,74 @@ def _matrix_of_rows(
             f"{classifier.feature_names}",
             errors=errors,
         )
-    return np.array(rows, dtype=np.float64).reshape(len(rows), n_x)
+    names = classifier.feature_names
+    records = [dict(zip(names, row, strict=True)) for row in rows]
+    try:
+        return classifier.code_records(records)
+    except RecordError as error:
+        column = names.index(error.column)
+        raise field_problem(
+            f"rows.{error.index}.{column}", f"column {error.column!r}: {error.message}"
+        ) from None
 
 
 def _matrix_of_records(
-    records: list[dict[str, float]], classifier: Classifier, max_rows: int, label: str | None
+    records: list[dict[str, Cell]], classifier: Classifier, max_rows: int, label: str | None
 ) -> np.ndarray:
+    """Records keyed by column as the coded matrix (m, n_in). Every column's key must be
+    there (null: a missing cell); keys of columns the model left out may come along. The
+    first MAX_LISTED_ERRORS mistakes are listed, each naming its record and column."""
     _check_count(len(records), "records", max_rows)
     names = classifier.feature_names
-    expected = set(names)
+    allowed = set(names) | set(classifier.transform.ignored)
+    coder = classifier.record_coder()
+    X = np.empty((len(records), classifier.n_inputs), dtype=np.float64)
     errors = []
     for index, record in enumerate(records):
-        if record.keys() == expected:
-            continue
-        missing = [name for name in names if name not in record]
-        unknown = [name for name in record if name not in expected and name != label]
         if label is not None and label in record:
             errors.append({"field": f"records.{index}.{label}", "message": label_message(label)})
+        missing = [name for name in names if name not in record]
+        unknown = [name for name in record if name not in allowed and name != label]
         reasons = []
         if missing:
-            reasons.append(f"missing features {missing}")
+            reasons.append(f"missing features {missing} (null is a missing value)")
         if unknown:
             reasons.append(f"unknown features {unknown}")
         if reasons:
             errors.append({"field": f"records.{index}", "message": "; ".join(reasons)})
+        else:
+            try:
+                X[index] = coder.code(record, index)
+            except RecordError as error:
+                errors.append(
+                    {"field": f"records.{index}.{error.column}", "message": error.message}
+                )
         if len(errors) >= MAX_LISTED_ERRORS:
-            errors = errors[:MAX_LISTED_ERRORS]
             break
     if errors:
+        errors = errors[:MAX_LISTED_ERRORS]
         first = errors[0]
         raise Unprocessable(f"{first['field']}: {first['message']}", errors=errors)
-    return np.array([[record[name] for name in names] for record in records], dtype=np.float64)
+    return X
 
 
-def _probabilities(classifier: Classifier, X: np.ndarray, field: str) -> np.ndarray:
-    """predict_proba, refusing rows so extreme that the network's arithmetic overflows."""
+def unseen_warnings(classifier: Classifier, unseen: np.ndarray) -> list[str]:
+    """'column "x": n values never seen in training, encoded as all zeros' per column."""
+    return [
+        f'column "{name}": {count} value{"s" if count != 1 else ""} never seen in training '
+        "(encoded as all zeros)"
+        for name, count in zip(classifier.feature_names, unseen.tolist(), strict=True)
+        if count
+    ]
+
+
+def _probabilities(
+    classifier: Classifier, X: np.ndarray, field: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(predict_proba, unseen levels per column), refusing rows so extreme that the
+    network's arithmetic overflows."""
     with np.errstate(all="ignore"):
-        probabilities = classifier.predict_proba(X)
+        probabilities, unseen = classifier.predict_proba_counting(X)
     finite = np.isfinite(probabilities).all(axis=1)
     if not finite.all():
         row = int(np.argmin(finite))
@@ -218,4 +279,4 @@ def _probabilities(classifier: Classifier, X: np.ndarray, field: str) -> np.ndar
             "the model's output is not finite for these values; they lie far "
             "outside the range the model was trained on",
         )
-    return probabilities
+    return probabilities, unseen

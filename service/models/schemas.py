@@ -1,9 +1,18 @@
 """Schemas of /v1/models: the fitted model out, prediction requests in, predictions out."""
 
+import math
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    TypeAdapter,
+    WithJsonSchema,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from service.core.bounds import ID_PATTERN, documented
@@ -18,9 +27,46 @@ from service.jobs.specs import (
 # A label is the dataset's own value: ints stay ints, strings stay strings.
 Label = int | float | str | bool
 
-# A feature value: a JSON number, finite. Strings, booleans and null are refused (strict),
-# and so are NaN and infinity (JSON has neither, but `1e400` parses as infinity).
-Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+# A feature value: a JSON number, finite (JSON has no NaN or infinity, but `1e400` parses
+# as infinity), a string or a boolean (a categorical column's level), or null (missing).
+# Whether it fits its column is the column's to say (engine.columns.code_records).
+MAX_CELL_TEXT = 1000  # characters of a level sent in a prediction
+
+
+def _cell(value: Any) -> Any:
+    """One value of a row or record, checked as one type: a union's per-member errors
+    would say the same thing three times."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise PydanticCustomError("finite_number", "Input should be a finite number")
+        return value
+    if isinstance(value, str):
+        if len(value) > MAX_CELL_TEXT:
+            raise PydanticCustomError(
+                "string_too_long", f"Input should have at most {MAX_CELL_TEXT} characters"
+            )
+        return value
+    raise PydanticCustomError("cell_type", "Input should be a number, text, a boolean or null")
+
+
+Cell = Annotated[
+    Any,
+    PlainValidator(_cell),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number"},
+                {"type": "string", "maxLength": MAX_CELL_TEXT},
+                {"type": "boolean"},
+                {"type": "null"},
+            ],
+            "description": "a number, a categorical column's level (text or boolean), "
+            "or null for a missing cell",
+        }
+    ),
+]
 
 
 class ModelMetrics(BaseModel):
@@ -63,6 +109,33 @@ class ModelDiagnostics(BaseModel):
     warnings: list[str] = Field(default_factory=list)
 
 
+class ColumnEncodingPublic(BaseModel):
+    """How one input column is encoded: numeric (filled, standardized) or one-hot."""
+
+    name: str
+    kind: Literal["numeric", "categorical"]
+    encoding: Literal["numeric", "one_hot"]
+    fill_value: float | None = Field(
+        default=None, description="numeric: what a missing cell becomes (before scaling)"
+    )
+    missing_indicator: bool | None = Field(
+        default=None, description="numeric: a 0/1 feature `name=(missing)` follows"
+    )
+    levels: list[str] | None = Field(
+        default=None, description="categorical: the levels with a feature each, in order"
+    )
+    infrequent_levels: list[str] | None = Field(
+        default=None, description="categorical: training levels sharing `name=(infrequent)`"
+    )
+    missing_level: bool | None = Field(
+        default=None, description="categorical: missing cells have a feature `name=(missing)`"
+    )
+    outputs: list[str] = Field(
+        description="the features it becomes, in the network's input order; any other "
+        "level (never seen in training) is all zeros"
+    )
+
+
 class ModelLinks(BaseModel):
     self: str
     download: str
@@ -81,6 +154,18 @@ EXAMPLE_MODEL: dict[str, Any] = {
     "classes": [0, 1],
     "feature_names": ["mean radius", "mean texture"],
     "n_features": 2,
+    "columns": [
+        {
+            "name": name,
+            "kind": "numeric",
+            "encoding": "numeric",
+            "fill_value": fill,
+            "missing_indicator": False,
+            "outputs": [name],
+        }
+        for name, fill in (("mean radius", 14.13), ("mean texture", 19.29))
+    ],
+    "ignored_columns": [],
     "metrics": {
         "stop_reason": "early_stopped",
         "message": "no improvement in val_loss for 10 epochs",
@@ -133,8 +218,16 @@ class ModelPublic(BaseModel):
     model: ModelSpecPublic = Field(description="the complete model spec it was trained with")
     training: TrainingSpecPublic = Field(description="the complete training spec")
     classes: list[Label] = Field(description="label values, sorted: the probability order")
-    feature_names: list[str] = Field(description="feature columns, in the order rows take them")
-    n_features: int
+    feature_names: list[str] = Field(
+        description="the input columns, in the order rows take them (records: their keys)"
+    )
+    n_features: int = Field(description="the network's inputs n_x: features after encoding")
+    columns: list[ColumnEncodingPublic] = Field(
+        description="how each input column became features, fitted on the training split"
+    )
+    ignored_columns: list[str] = Field(
+        description="columns of the training data the model does not read (left out)"
+    )
     metrics: ModelMetrics
     diagnostics: ModelDiagnostics
     parameters: dict[str, list[Any]] | None = Field(
@@ -167,19 +260,21 @@ class ModelsPublic(BaseModel):
 
 # The three inputs of a prediction request, each a shape of its own in the document.
 Rows = Annotated[
-    list[Annotated[list[Number], documented(minItems=1)]],
+    list[Annotated[list[Cell], documented(minItems=1)]],
     documented(minItems=1),
     Field(
-        description="feature rows, each with one number per feature in `feature_names` "
-        "order; at most BACKPROP_MAX_PREDICTION_ROWS"
+        description="rows, each with one value per input column in `feature_names` order: "
+        "numbers, a categorical column's level (text or boolean), or null for a missing "
+        "cell; at most BACKPROP_MAX_PREDICTION_ROWS"
     ),
 ]
 Records = Annotated[
-    list[Annotated[dict[str, Number], documented(minProperties=1)]],
+    list[Annotated[dict[str, Cell], documented(minProperties=1)]],
     documented(minItems=1),
     Field(
-        description="feature rows as objects keyed by feature name (any key order; every "
-        "feature exactly once); at most BACKPROP_MAX_PREDICTION_ROWS"
+        description="rows as objects keyed by input column (any key order; every column "
+        "exactly once, null for a missing cell; the model's ignored columns may come "
+        "along); at most BACKPROP_MAX_PREDICTION_ROWS"
     ),
 ]
 DatasetId = Annotated[
@@ -263,6 +358,10 @@ class PredictionResponse(BaseModel):
     model_id: str
     classes: list[Label]
     predictions: list[Prediction] = Field(description="one per request row, in order")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="e.g. levels never seen in training (encoded as all zeros), per column",
+    )
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -271,6 +370,7 @@ class PredictionResponse(BaseModel):
                     "model_id": "5b0c3c1e9d0a4f5e8a7b6c5d4e3f2a1b",
                     "classes": [0, 1],
                     "predictions": [{"label": 1, "probabilities": {"0": 0.03, "1": 0.97}}],
+                    "warnings": [],
                 }
             ]
         }

@@ -23,6 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, MutableMapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,7 @@ from service.core.metrics import (
 from service.core.settings import Settings
 from service.core.states import CANCELLED, CANCELLING, FAILED, SUCCEEDED
 from service.core.tables import Dataset
+from service.datasets.input_columns import training_columns, with_left_out
 from service.datasets.rows import load_rows, training_dtype
 from service.datasets.storage import labels_of
 from service.queue.claims import Claim, heartbeat, record_progress, store_checkpoint
@@ -167,13 +169,16 @@ class JobRun:
         if self.stop.is_set() or self.lease.cancelling.is_set():
             self._release()  # nothing trained yet; the checkpoint (if any) is unchanged
             return
-        self.log.info("training %s on %d rows x %d features", model_spec.type, *X.shape)
+        table = training_columns(dataset)
+        preprocessing = with_left_out(training_spec.preprocessing, table.left_out)
+        training_spec = replace(training_spec, preprocessing=preprocessing)
+        self.log.info("training %s on %d rows x %d columns", model_spec.type, *X.shape)
         result = fit(
             X,
             labels,
             model_spec,
             training_spec,
-            feature_names=dataset.features,
+            columns=table.columns,
             callback=self.on_epoch,
             resume_from=self.claim.checkpoint,
             overwrite_rows=True,  # X is ours alone: trained on in place, no second copy

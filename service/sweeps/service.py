@@ -36,6 +36,7 @@ from service.core.states import (
     SUCCEEDED,
 )
 from service.core.tables import Dataset, Job, JobHistory, Model, Sweep, utcnow
+from service.datasets.input_columns import check_preprocessing, dataset_warnings
 from service.jobs.schemas import JobCreate
 from service.jobs.service import (
     cancel_jobs,
@@ -85,6 +86,7 @@ def create_sweep(*, session: Session, sweep_in: SweepCreate, settings: Settings)
     dataset = trainable_dataset(session, sweep_in.dataset_id)
     for _, training_spec in specs:
         check_work(epochs=training_spec.epochs, rows=dataset.rows, settings=settings)
+    check_preprocessing(dataset, specs[0][1].preprocessing, "training.preprocessing")
     api_key_id = current_api_key_id()
     reserve_queue_room(
         session=session, settings=settings, api_key_id=api_key_id, adding=len(trials)
@@ -111,6 +113,7 @@ def create_sweep(*, session: Session, sweep_in: SweepCreate, settings: Settings)
                 sweep_id=sweep.id,
                 trial=trial.params,
                 api_key_id=api_key_id,
+                warnings=dataset_warnings(dataset),
             )
             for index, (trial, (model_spec, training_spec)) in enumerate(
                 zip(trials, specs, strict=True)

@@ -13,9 +13,18 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils import get_tags
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from engine import STOP_REASONS, Diagnostics, EarlyStopping, FitResult, ModelSpec, TrainingSpec
+from engine import (
+    STOP_REASONS,
+    Diagnostics,
+    EarlyStopping,
+    FitResult,
+    ModelSpec,
+    PreprocessingSpec,
+    TrainingSpec,
+)
 from engine.sklearn import BackpropLogisticRegression, BackpropMLPClassifier
 
 ESTIMATORS = [BackpropLogisticRegression, BackpropMLPClassifier]
@@ -28,6 +37,20 @@ MODEL_PARAMETERS = {
     BackpropLogisticRegression: ["init", "init_scale"],
     BackpropMLPClassifier: ["hidden_units", "activation", "init", "init_scale"],
 }
+# PreprocessingSpec fields, flat: each parameter and the field it sets. ``categorical`` takes
+# scikit-learn's name (HistGradientBoostingClassifier's).
+PREPROCESSING_PARAMETERS = {
+    "impute": "impute",
+    "fill_value": "fill_value",
+    "missing_indicator": "missing_indicator",
+    "max_categories": "max_categories",
+    "min_frequency": "min_frequency",
+    "standardize": "standardize",
+    "categorical_features": "categorical",
+    "ignore": "ignore",
+}
+# Parameters listing columns default to None (no column), the spec to ().
+COLUMN_LIST_PARAMETERS = ["categorical_features", "ignore"]
 
 
 def held_out(loader):
@@ -37,10 +60,12 @@ def held_out(loader):
 
 # -- scikit-learn's own API checks, one test per check --------------------------------------
 # The defaults run every check (a check fits on at most a few hundred rows, so this is quick);
-# the other instances take the L-BFGS, mini-batch, float32 and momentum/gd code paths.
-# Every check passes, so no expected_failed_checks are listed. pytest reports two of sklearn's
-# own skips: check_array_api_input (SCIPY_ARRAY_API unset) and, without pandas,
-# check_classifier_data_not_an_array.
+# the other instances take the L-BFGS, mini-batch, float32 and momentum/gd code paths, and the
+# last the preprocessing parameters (a numeric column as categories, median fill, indicators).
+# The tags say allow_nan and string, so the checks put NaN into X (check_complex_data,
+# check_estimators_pickle) and fit an object array with a dict in a cell (check_dtype_object).
+# Every check passes, so no expected_failed_checks are listed. pytest reports one of sklearn's
+# own skips per instance: check_array_api_input (SCIPY_ARRAY_API unset).
 @parametrize_with_checks(
     [
         BackpropLogisticRegression(),
@@ -52,6 +77,9 @@ def held_out(loader):
             optimizer="lbfgs", activation="relu", validation_fraction=0.0, early_stopping=False
         ),
         BackpropMLPClassifier(optimizer="gd", batch_size=7, dtype="float32", activation="sigmoid"),
+        BackpropLogisticRegression(
+            impute="median", missing_indicator=True, categorical_features=[0]
+        ),
     ]
 )
 def test_passes_scikit_learn_estimator_check(estimator, check):
@@ -59,10 +87,19 @@ def test_passes_scikit_learn_estimator_check(estimator, check):
 
 
 # -- parameters are the engine's specs --------------------------------------------------------
+def test_preprocessing_parameters_cover_every_preprocessing_field():
+    assert sorted(PREPROCESSING_PARAMETERS.values()) == sorted(
+        f.name for f in fields(PreprocessingSpec)
+    )
+
+
 @pytest.mark.parametrize("estimator_class", ESTIMATORS)
 def test_parameters_are_exactly_the_spec_fields(estimator_class):
-    training = [f.name for f in fields(TrainingSpec)]
-    expected = set(MODEL_PARAMETERS[estimator_class]) | set(training)
+    # TrainingSpec.preprocessing is not a parameter: its fields are, flat.
+    training = [f.name for f in fields(TrainingSpec) if f.name != "preprocessing"]
+    expected = (
+        set(MODEL_PARAMETERS[estimator_class]) | set(training) | set(PREPROCESSING_PARAMETERS)
+    )
     assert set(estimator_class().get_params()) == expected
 
 
@@ -73,8 +110,14 @@ def test_constructor_defaults_equal_the_spec_defaults(estimator_class):
     for name in MODEL_PARAMETERS[estimator_class]:
         assert params[name] == getattr(model_defaults, name), name
     for field in fields(TrainingSpec):
-        if field.name != "early_stopping":
+        if field.name not in ("early_stopping", "preprocessing"):
             assert params[field.name] == getattr(training_defaults, field.name), field.name
+    for parameter, field in PREPROCESSING_PARAMETERS.items():
+        default = getattr(training_defaults.preprocessing, field)
+        if parameter in COLUMN_LIST_PARAMETERS:
+            assert (params[parameter], default) == (None, ()), parameter
+        else:
+            assert params[parameter] == default, parameter
     # sklearn defaults must be plain values: True stands for the EarlyStopping() default.
     assert params["early_stopping"] is True
 
@@ -101,6 +144,76 @@ def test_default_estimator_builds_the_default_specs(estimator_class):
 def test_early_stopping_parameter_maps_to_the_engine_dataclass(early_stopping, expected):
     _, training = BackpropMLPClassifier(early_stopping=early_stopping).to_specs()
     assert training.early_stopping == expected
+
+
+def test_preprocessing_parameters_build_the_preprocessing_spec():
+    estimator = BackpropMLPClassifier(
+        impute="median",
+        fill_value=-1.0,
+        missing_indicator=True,
+        max_categories=5,
+        min_frequency=np.int64(2),
+        standardize=False,
+        categorical_features=["year", 0],
+        ignore=np.array([2]),
+    )
+    _, training = estimator.to_specs(feature_names=["island", "sex", "body_mass_g", "year"])
+    assert training.preprocessing == PreprocessingSpec(
+        impute="median",
+        fill_value=-1.0,
+        missing_indicator=True,
+        max_categories=5,
+        min_frequency=2,
+        standardize=False,
+        categorical=("year", "island"),  # a position is the name of X's column there
+        ignore=("body_mass_g",),
+    )
+
+
+def test_column_positions_without_feature_names_are_the_engine_names_of_array_columns():
+    _, training = BackpropLogisticRegression(categorical_features=[3], ignore=["x0"]).to_specs()
+    assert (training.preprocessing.categorical, training.preprocessing.ignore) == (("x3",), ("x0",))
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        ({"impute": "mode"}, r"^impute: 'mode' is not one of \['mean', 'median', 'constant'\]$"),
+        ({"max_categories": 0}, r"^max_categories: must be >= 1, got 0$"),
+        ({"missing_indicator": "yes"}, r"^missing_indicator: must be true or false"),
+        ({"categorical_features": "x1"}, r"^categorical_features: must be None or a list"),
+        ({"categorical_features": ["height"]}, r"^categorical_features: 'height' is not a column"),
+        ({"ignore": [4]}, r"^ignore: 4 is not a column position \(X has 4 columns\)$"),
+        ({"ignore": [1.5]}, r"^ignore: must list column names or positions, got 1.5$"),
+        (
+            {"categorical_features": [1], "ignore": ["x1"]},
+            r"^categorical_features: \['x1'\] are also in ignore$",
+        ),
+    ],
+    ids=[
+        "impute",
+        "max-categories",
+        "indicator",
+        "bare-string",
+        "unknown-name",
+        "position",
+        "float",
+        "both",
+    ],
+)
+def test_invalid_preprocessing_parameters_raise_value_error_naming_the_parameter(
+    parameters, message
+):
+    X, y = load_iris(return_X_y=True)
+    with pytest.raises(ValueError, match=message):
+        BackpropLogisticRegression(**parameters).fit(X, y)
+
+
+@pytest.mark.parametrize("estimator_class", ESTIMATORS)
+def test_tags_declare_missing_cells_and_text_as_accepted(estimator_class):
+    tags = get_tags(estimator_class())
+    assert tags.input_tags.allow_nan
+    assert tags.input_tags.string
 
 
 def test_numpy_scalar_parameters_are_accepted_as_search_utilities_produce_them():
@@ -192,7 +305,7 @@ def test_predict_proba_columns_follow_classes_and_agree_with_predict():
 @pytest.mark.parametrize("estimator_class", ESTIMATORS)
 def test_fitted_attributes_report_the_engine_run(estimator_class):
     X, y = load_breast_cancer(return_X_y=True)
-    estimator = estimator_class().fit(X, y)
+    estimator = estimator_class(validation_fraction=0.2).fit(X, y)  # a validation curve too
     result = estimator.result_
     assert isinstance(result, FitResult)
     assert len(estimator.loss_curve_) == estimator.n_iter_ == len(result.history) >= 1
@@ -204,6 +317,7 @@ def test_fitted_attributes_report_the_engine_run(estimator_class):
     assert isinstance(estimator.diagnostics_, Diagnostics)
     assert estimator.n_features_in_ == X.shape[1]
     assert not hasattr(estimator, "feature_names_in_")  # arrays carry no names
+    assert estimator.is_categorical_.tolist() == [False] * X.shape[1]  # numbers are numeric
     assert result.classifier.feature_names == [f"x{j}" for j in range(X.shape[1])]
 
 

@@ -63,7 +63,9 @@ def test_both_models_learn_penguins_with_every_default(model_type):
 
 def test_statistics_come_from_the_training_split_only():
     X, columns, species, _ = penguins()
-    result = fit(X, species, None, TrainingSpec(epochs=1, seed=4), columns=columns)
+    result = fit(
+        X, species, None, TrainingSpec(epochs=1, seed=4, validation_fraction=0.2), columns=columns
+    )
     body_mass = result.classifier.transform.encodings[4]
     assert body_mass.column.name == "body_mass_g"
     # Only the training split's rows inform the fill: the mean of all rows differs.
@@ -203,4 +205,4 @@ def test_code_table_levels_and_level_keys_agree():
     assert columns[0].levels == ("false", "true")
     assert columns[1] == InputColumn("n", CATEGORICAL, ("7",))
     assert np.isnan(X[2]).all()
-    assert ColumnTransform.identity(["a"]).keeps_width
+    assert ColumnTransform.identity(["a"], [0.0]).keeps_width

@@ -48,7 +48,10 @@ def test_the_label_column_and_other_mistakes_are_each_named(client, model_id):
     problem = assert_problem(predict(client, model_id, {"records": records}), 422)
     assert problem["errors"] == [
         {"field": "records.0.y", "message": LABEL},
-        {"field": "records.0", "message": "missing features ['x1']; unknown features ['z']"},
+        {
+            "field": "records.0",
+            "message": "missing features ['x1'] (null is a missing value); unknown features ['z']",
+        },
     ]
 
 
@@ -56,8 +59,8 @@ def test_a_wrong_feature_value_beside_the_label_keeps_its_own_message(client, mo
     records = [{"x0": "1", "x1": 2.0, "y": "setosa"}]
     problem = assert_problem(predict(client, model_id, {"records": records}), 422)
     assert problem["errors"] == [
-        {"field": "records.0.x0", "message": "Input should be a valid number"},
         {"field": "records.0.y", "message": LABEL},
+        {"field": "records.0.x0", "message": "'1' is not a number (a numeric column)"},
     ]
 
 
@@ -79,10 +82,10 @@ def test_once_the_dataset_is_deleted_the_label_is_an_unknown_feature(client, dat
 
 
 def test_an_unknown_model_keeps_the_body_errors(client):
-    response = predict(client, "0" * 32, {"records": [{"x0": 1.0, "y": "setosa"}]})
+    response = predict(client, "0" * 32, {"records": [{"x0": 1.0, "y": [1]}]})
     problem = assert_problem(response, 422)
     assert problem["errors"] == [
-        {"field": "records.0.y", "message": "Input should be a valid number"}
+        {"field": "records.0.y", "message": "Input should be a number, text, a boolean or null"}
     ]
 
 

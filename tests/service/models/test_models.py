@@ -368,10 +368,13 @@ def test_record_missing_a_feature_is_422_naming_it_and_the_record(client, cancer
     body = assert_problem(
         predict(client, cancer_model, {"records": records}),
         422,
-        "records.1: missing features ['mean texture']",
+        "records.1: missing features ['mean texture'] (null is a missing value)",
     )
     assert body["errors"] == [
-        {"field": "records.1", "message": "missing features ['mean texture']"}
+        {
+            "field": "records.1",
+            "message": "missing features ['mean texture'] (null is a missing value)",
+        }
     ]
 
 
@@ -396,10 +399,11 @@ def test_row_of_the_wrong_length_is_422(client, cancer_model, cancer):
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ('"abc"', "Input should be a valid number"),
-        ('"1.5"', "Input should be a valid number"),
-        ("true", "Input should be a valid number"),
-        ("null", "Input should be a valid number"),
+        # A numeric column takes numbers (and null: a missing cell), not text or booleans.
+        ('"abc"', "column 'mean area': 'abc' is not a number (a numeric column)"),
+        ('"1.5"', "column 'mean area': '1.5' is not a number (a numeric column)"),
+        ("true", "column 'mean area': True is not a number (a numeric column)"),
+        ("[1]", "Input should be a number, text, a boolean or null"),
         ("1e400", "Input should be a finite number"),  # Python's json reads it as infinity
         ("-1e400", "Input should be a finite number"),
         ("NaN", "Input should be a finite number"),
