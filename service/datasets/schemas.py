@@ -116,7 +116,7 @@ DATASET_EXAMPLE = {
     "class_counts": {"Adelie": 152, "Chinstrap": 68, "Gentoo": 124},
     "schema": PENGUIN_COLUMNS,
     "warnings": [
-        "column rowid: a row number (each value is the previous one + 1): left out of training"
+        'column "rowid": a row number (each value is the previous one + 1): left out of training'
     ],
     "sha256": "9a3e1c5b7f0d2e4a6c8b0d1f3e5a7c9b1d3f5e7a9c0b2d4f6e8a1c3b5d7f9e0a",
     "format": "csv",
@@ -197,7 +197,8 @@ class DatasetPublic(BaseModel):
     @computed_field(description="What the reader left out of training, and why, by column")
     @property
     def warnings(self) -> list[str]:
-        return [f"column {c.name}: {c.warning}" for c in self.columns if c.warning is not None]
+        # Worded as a job's warnings about its data (service.datasets.input_columns).
+        return [f'column "{c.name}": {c.warning}' for c in self.columns if c.warning is not None]
 
 
 class DatasetsPublic(BaseModel):

@@ -1,4 +1,4 @@
-"""Migration 0004 on stored datasets: their schemas gain the typed entries, and the same
+"""Migration 0005 on stored datasets: their schemas gain the typed entries, and the same
 bytes may then be stored once per reading (label, categorical=, ignore=)."""
 
 from collections.abc import Iterator
@@ -59,11 +59,11 @@ def schema_of(connection: sa.Connection, dataset_id: str) -> list:
 
 def test_stored_schemas_gain_kinds_and_go_back_to_their_three_fields(url):
     config = alembic_config(url)
-    command.upgrade(config, "0003")
+    command.upgrade(config, "0004")
     engine = sa.create_engine(url)
     with engine.begin() as connection:
         insert_dataset(connection, "a" * 32)
-    command.upgrade(config, "0004")
+    command.upgrade(config, "0005")
     with engine.connect() as connection:
         assert schema_of(connection, "a" * 32) == [
             {"name": "x", "role": "feature", "type": "number", "kind": "numeric", "missing": 0}
@@ -80,7 +80,7 @@ def test_stored_schemas_gain_kinds_and_go_back_to_their_three_fields(url):
         insert_dataset(connection, "b" * 32, overrides="f" * 64)
     with engine.begin() as connection:
         connection.execute(sa.text(f"DELETE FROM datasets WHERE id = '{'b' * 32}'"))
-    command.downgrade(config, "0003")
+    command.downgrade(config, "0004")
     with engine.connect() as connection:
         assert schema_of(connection, "a" * 32) == OLD_SCHEMA
     engine.dispose()

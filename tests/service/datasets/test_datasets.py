@@ -588,7 +588,7 @@ def test_openapi_has_examples_for_every_dataset_operation(client):
     example = document["components"]["schemas"]["DatasetPublic"]["examples"][0]
     assert (example["name"], example["rows"], example["label"]) == ("penguins", 344, "species")
     assert example["warnings"] == [
-        f"column {c['name']}: {c['warning']}" for c in example["schema"] if c["warning"]
+        f'column "{c["name"]}": {c["warning"]}' for c in example["schema"] if c["warning"]
     ]
     assert document["components"]["schemas"]["DatasetsPublic"]["examples"]
     for path, method, code in [

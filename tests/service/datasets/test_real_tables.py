@@ -257,7 +257,7 @@ def test_default_rownames_column_is_a_row_number_left_out_with_a_warning(client)
         "ignored",
         ROW_NUMBER,
     )
-    assert dataset["warnings"] == [f"column rownames: {ROW_NUMBER}"]
+    assert dataset["warnings"] == [f'column "rownames": {ROW_NUMBER}']
     assert "rownames" in dataset["features"]  # still stored, as the contract says
     assert columns["student"]["levels"] == ["No", "Yes"]
     assert columns["student"]["top_levels"] == [
@@ -273,7 +273,7 @@ def test_titanic_rownames_unique_per_row_are_left_out_with_a_warning(client):
     columns = columns_of(dataset)
     assert columns["rownames"]["role"] == "ignored"
     assert columns["rownames"]["distinct"] == 1309
-    assert dataset["warnings"] == [f"column rownames: {UNIQUE}"]
+    assert dataset["warnings"] == [f'column "rownames": {UNIQUE}']
     assert columns["age"]["missing"] == 263
     assert columns["passengerClass"]["levels"] == ["1st", "2nd", "3rd"]
 
