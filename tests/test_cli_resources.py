@@ -7,6 +7,7 @@ an error with its exit status.
 
 import io
 import json
+import re
 import os
 import pty
 import select
@@ -73,7 +74,10 @@ def test_datasets_show_prints_the_dataset_and_its_json(service, dataset_id):
     assert result.returncode == 0, result.stderr
     shown = fields_of(result.stdout)
     assert (shown["id"], shown["rows"], shown["label"]) == (dataset_id, str(live.ROWS), "y")
-    assert shown["columns"] == "x0 (number), x1 (number), x2 (number), y (integer)"
+    # The columns' table: role, kind, missing cells, distinct values, range or levels.
+    for name in live.FEATURES:
+        assert re.search(rf"^{name} +feature +numeric +0 +120 +-?\d", result.stdout, re.M)
+    assert re.search(r"^y +label +numeric +0 +2 +0 \.\. 1 \(mean 0\.5\)$", result.stdout, re.M)
     assert shown["format"] == "csv"
     assert as_json.returncode == 0, as_json.stderr
     assert json.loads(as_json.stdout)["features"] == list(live.FEATURES)

@@ -22,7 +22,7 @@ def test_the_job_stores_the_preprocessing_with_every_default_filled_in(client, d
         "impute": "median",
         "fill_value": 0.0,
         "missing_indicator": False,
-        "max_categories": 100,
+        "max_categories": 1000,
         "min_frequency": 1,
         "standardize": True,
         "categorical": ["x2"],

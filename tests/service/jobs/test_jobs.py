@@ -112,13 +112,13 @@ def test_stored_specs_are_complete_and_rebuild_the_engine_specs(client, database
     assert training.optimizer == "gd"
     assert training.learning_rate == 0.5
     assert training.early_stopping.patience == 10
-    assert training.early_stopping.restore_best is True  # the engine's default, filled in
+    assert training.early_stopping.restore_best is False  # the engine's default, filled in
     assert job.model_type == "two_layer_network"
     assert job.epochs == 200
     assert response.json()["training"]["early_stopping"] == {
         "patience": 10,
         "min_delta": 0.0,
-        "restore_best": True,
+        "restore_best": False,
     }
 
 

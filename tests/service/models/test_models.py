@@ -54,7 +54,7 @@ class Fit:
 
 
 def fit(data: Data, model: ModelSpec, epochs: int) -> Fit:
-    training = TrainingSpec(epochs=epochs, seed=0)
+    training = TrainingSpec(epochs=epochs, seed=0, validation_fraction=0.2)  # val metrics too
     result = engine.fit(data.X, data.y, model, training, feature_names=data.features)
     return Fit(data, model, training, result)
 
