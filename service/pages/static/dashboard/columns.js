@@ -21,10 +21,11 @@ function renderDataset(dataset) {
   $("#dataset-name").title = dataset.id;
   // class_counts is keyed by the service's str(label) ("True", "1.0"): shown as it comes.
   const classes = Object.entries(dataset.class_counts)
-    .map(([label, count]) => `${label} ${fmtInt(count)}`).join(" · ");
+    .map(([label, count]) => `${label}: ${fmtInt(count)}`).join(" · ");
   $("#dataset-facts").replaceChildren(...factRows([
     ["Rows", fmtInt(dataset.rows)],
-    ["Label", `${dataset.label} (${classes})`],
+    ["Label", dataset.label],
+    ["Classes", classes],
     ["Features", fmtInt(dataset.features.length)],
     ["File", `${dataset.format}, ${fmtBytes(dataset.size_bytes)}`],
     ["Created", fmtTime(dataset.created_at)],
@@ -55,9 +56,11 @@ function missingLabel(missing, rows) {
 /** A categorical's most frequent levels with their counts, a numeric's min / mean / max. */
 function valuesLabel(column) {
   if (column.top_levels?.length) {
+    // A level and its count never part at a line break.
     const shown = column.top_levels.map(({ level, count }) => `${level} ${fmtInt(count)}`);
     const more = isNumber(column.distinct) ? column.distinct - column.top_levels.length : 0;
-    return shown.join(" · ") + (more > 0 ? ` · … ${fmtInt(more)} more` : "");
+    if (more > 0) shown.push(`… ${fmtInt(more)} more`);
+    return shown.flatMap((text, i) => [i ? " · " : "", el("span", { className: "level" }, text)]);
   }
   if ([column.min, column.mean, column.max].some(isNumber)) {
     return [column.min, column.mean, column.max].map(fmtNumber).join(" / ");
