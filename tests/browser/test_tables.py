@@ -312,8 +312,8 @@ def test_selected_jobs_warnings_are_listed_in_its_panel(page, service, api, blob
 
     assert page.locator("#job-warnings li").all_inner_texts() == warnings
     page.unroute(f"**/v1/jobs/{job['id']}")
-    page.click(f'#datasets-table button[data-id="{blobs["dataset"]["id"]}"]')
-    page.locator("#dataset-detail").wait_for(state="visible")
+    page.locator("#job-facts").get_by_role("button", name="Show dataset blobs").click()
+    page.locator("#dataset-detail").wait_for(state="visible")  # the job's dataset, from its facts
     page.click(f'#jobs-table button[data-id="{job["id"]}"]')  # the job's own answer again
     page.locator("#model-section").wait_for(state="visible")  # (its panel was hidden)
     assert page.locator("#job-warnings").is_hidden()  # blobs give none

@@ -320,6 +320,15 @@ function datasetName(id) {
   return state.datasets.get(id)?.name || shortId(id);
 }
 
+/** A job's dataset as a button that shows its columns (a job's warnings are often theirs). */
+function datasetLink(id) {
+  if (!id) return datasetName(id);
+  return el("button", {
+    type: "button", className: "link name", title: id,
+    "aria-label": `Show dataset ${datasetName(id)}`, onclick: () => guard(selectDataset(id)),
+  }, datasetName(id));
+}
+
 /** Replaces a table's rows, keeping keyboard focus on the same item across refreshes. */
 function renderRows(tableSelector, emptySelector, items, row) {
   const focusedId = document.activeElement?.closest?.(tableSelector)
@@ -384,7 +393,7 @@ function renderJob(job) {
   renderProgress();
   const facts = [
     ["Model", modelLabel(job.model)],
-    ["Dataset", datasetName(job.dataset_id)],
+    ["Dataset", datasetLink(job.dataset_id)],
     ["Sweep", job.sweep_id ? el("button", {
       type: "button", className: "link", title: job.sweep_id,
       "aria-label": `Show sweep ${shortId(job.sweep_id)}`, onclick: () => guard(selectSweep(job.sweep_id)),

@@ -50,7 +50,8 @@ function schemaRow(column, rows) {
 /** "11 (3.2%)": missing cells, and their share of the rows. */
 function missingLabel(missing, rows) {
   if (!isNumber(missing)) return "—";
-  return missing === 0 || !rows ? fmtInt(missing) : `${fmtInt(missing)} (${fmtPercent(missing / rows)})`;
+  if (missing === 0 || !rows) return fmtInt(missing);
+  return `${fmtInt(missing)} (${fmtPercent(missing / rows)})`;
 }
 
 /** A categorical's most frequent levels with their counts, a numeric's min / mean / max. */
@@ -76,9 +77,10 @@ function fmtBytes(bytes) {
 }
 
 // ---------------------------------------------------------------------------------------
-// The prediction form. One control per input column, in feature_names order: a number box for a numeric column,
-// a list of the training levels for a categorical one. Either can say "missing" (an empty
-// box, the (missing) option): the request sends null and the model fills it as in training.
+// The prediction form: one control per input column, in feature_names order, a number box
+// for a numeric column and a list of the training levels for a categorical one. Either can
+// say "missing" (an empty box, the (missing) option): the request sends null, and the model
+// fills the cell as it learned to in training.
 
 function renderPredictForm(model) {
   const inputs = inputColumns(model).map((column, index) => el("div", { className: "field" },
@@ -249,7 +251,7 @@ function controlValue(control, text) {
       : new Error(`${control.name}: "${text}" is not a number`);
   }
   const levels = [...control.options].filter((option) => !("missing" in option.dataset));
-  // Booleans read as True / TRUE elsewhere are the levels "true" / "false" here.
+  // A file's True or TRUE is the level "true": the service keeps booleans as "false", "true".
   const option = levels.find((o) => o.value === text)
     || levels.find((o) => o.value.toLowerCase() === text.toLowerCase());
   return option ? { value: option.value } : { unseen: text };
