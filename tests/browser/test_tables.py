@@ -153,7 +153,10 @@ def test_penguins_columns_show_levels_missing_cells_and_ranges(page, service, pe
     assert rows["sex"][5] in ("male 168 · female 165", "female 165 · male 168")
     assert rows["bill_length_mm"][2:4] == ["numeric", "2 (0.6%)"]
     assert rows["bill_length_mm"][5] == "32.1 / 43.92 / 59.6"  # min / mean / max
+    assert rows["body_mass_g"][5] == "2700 / 4202 / 6300"
+    assert rows["year"][2:] == ["numeric", "0", "3", "2007 / 2008 / 2009"]
     assert rows["species"][0] == "label"
+    assert facts(page, "#dataset-facts")["Features"] == "7"
     assert facts(page, "#dataset-facts")["Classes"] == "Adelie: 152 · Chinstrap: 68 · Gentoo: 124"
     screenshot(page, "dashboard-dataset-columns")
     assert_stayed_home(page)
@@ -297,25 +300,40 @@ def test_penguins_form_has_level_lists_and_predicts_with_missing_cells(
     assert_stayed_home(page)
 
 
-# Warnings of a job
+# Warnings of a dataset and its jobs
 
 
-def test_selected_jobs_warnings_are_listed_in_its_panel(page, service, api, blobs):
-    job = api.get(f"/v1/jobs/{blobs['job']['id']}").json()
-    warnings = ['column "rownames": unique per row (names or ids): left out of training']
+def test_left_out_column_warns_on_its_dataset_and_on_the_job_trained_on_it(page, service, api):
+    palmerpenguins = pytest.importorskip("palmerpenguins")
+    table = palmerpenguins.load_penguins()
+    csv = table.to_csv(index=True, index_label="rownames").encode()  # 0, 1, 2, ...: row numbers
+    trained = train(api, upload(api, "penguins-numbered", csv, "species"))
+    dataset, job = trained["dataset"], trained["job"]
+    assert job["warnings"]  # the service's own words, shown as they come
+    (column,) = [column for column in dataset["schema"] if column["name"] == "rownames"]
+    assert column["role"] == "ignored"
 
-    def with_warnings(route):
-        route.fulfill(json=job | {"warnings": warnings})
-
-    page.route(f"**/v1/jobs/{job['id']}", with_warnings)
     open_job(page, service, job)
+    assert page.locator("#job-warnings li").all_inner_texts() == job["warnings"]
+    labels = page.locator("#predict-inputs label").all_inner_texts()
+    assert labels == trained["model"]["feature_names"]
+    assert "rownames" not in labels
 
-    assert page.locator("#job-warnings li").all_inner_texts() == warnings
-    page.unroute(f"**/v1/jobs/{job['id']}")
-    page.locator("#job-facts").get_by_role("button", name="Show dataset blobs").click()
-    page.locator("#dataset-detail").wait_for(state="visible")  # the job's dataset, from its facts
-    page.click(f'#jobs-table button[data-id="{job["id"]}"]')  # the job's own answer again
-    page.locator("#model-section").wait_for(state="visible")  # (its panel was hidden)
-    assert page.locator("#job-warnings").is_hidden()  # blobs give none
+    page.locator("#job-facts").get_by_role("button", name="Show dataset penguins-numbered").click()
+    page.locator("#dataset-detail").wait_for(state="visible")
+    assert page.locator("#dataset-warnings li").all_inner_texts() == dataset["warnings"]
+    assert facts(page, "#dataset-facts")["Features"] == "7, 1 left out"
+    rownames = schema_rows(page)["rownames"]
+    assert rownames[:3] == ["ignored", "integer", "numeric"]
+    assert rownames[5] == f"0 / 171.5 / 343\n{column['warning']}"
+    assert page.locator("#schema-table tr.ignored th").all_inner_texts() == ["rownames"]
+    screenshot(page, "dashboard-dataset-warnings")
+    assert_stayed_home(page)
+
+
+def test_a_job_without_warnings_lists_none(page, service, blobs):
+    open_job(page, service, blobs["job"])
+    assert blobs["job"]["warnings"] == []
+    assert page.locator("#job-warnings").is_hidden()
     assert page.locator("#job-warnings li").count() == 0
     assert_stayed_home(page)

@@ -258,10 +258,13 @@ function datasetRow(dataset) {
       onclick: () => guard(selectDataset(dataset.id)),
     }, dataset.name)),
     el("td", { className: "num" }, fmtInt(dataset.rows)),
-    el("td", { className: "num" }, fmtInt(dataset.features.length)),
+    el("td", { className: "num" }, fmtInt(columnsIn(dataset, "feature"))),
     el("td", {}, classesLabel(dataset.classes)),
     el("td", {}, fmtTime(dataset.created_at)));
 }
+
+/** Columns of a role: `features` also names the columns left out of training ("ignored"). */
+const columnsIn = (dataset, role) => dataset.schema.filter((column) => column.role === role).length;
 
 function classesLabel(classes) {
   const names = classes.map(String);
@@ -448,6 +451,7 @@ function specValue(name, value) {
   if (value === null || value === undefined) return NULL_MEANS[name] || "—";
   if (typeof value === "boolean") return value ? "yes" : "no";
   if (typeof value === "number") return Number.isInteger(value) ? fmtInt(value) : fmtNumber(value);
+  if (Array.isArray(value)) return value.length ? value.map(String).join(", ") : "none";
   if (typeof value === "object") {
     return Object.entries(value).map(([key, item]) => `${humanize(key)} ${specValue(key, item)}`)
       .join(" · ");

@@ -26,13 +26,20 @@ function renderDataset(dataset) {
     ["Rows", fmtInt(dataset.rows)],
     ["Label", dataset.label],
     ["Classes", classes],
-    ["Features", fmtInt(dataset.features.length)],
+    ["Features", featuresLabel(dataset)],
     ["File", `${dataset.format}, ${fmtBytes(dataset.size_bytes)}`],
     ["Created", fmtTime(dataset.created_at)],
   ]));
   renderWarnings("#dataset-warnings", dataset.warnings);
   $("#schema-table tbody").replaceChildren(...dataset.schema.map(
     (column) => schemaRow(column, dataset.rows)));
+}
+
+/** "7, 1 left out": the columns a model reads, and those it does not. */
+function featuresLabel(dataset) {
+  const ignored = columnsIn(dataset, "ignored");
+  const features = fmtInt(columnsIn(dataset, "feature"));
+  return ignored ? `${features}, ${fmtInt(ignored)} left out` : features;
 }
 
 function schemaRow(column, rows) {
@@ -64,9 +71,23 @@ function valuesLabel(column) {
     return shown.flatMap((text, i) => [i ? " · " : "", el("span", { className: "level" }, text)]);
   }
   if ([column.min, column.mean, column.max].some(isNumber)) {
-    return [column.min, column.mean, column.max].map(fmtNumber).join(" / ");
+    return `${fmtData(column.min, 6)} / ${fmtData(column.mean, 4)} / ${fmtData(column.max, 6)}`;
   }
   return "—";
+}
+
+// The data's own values: no thousands separator (years read 2007, not 2,007), and min / max
+// with more digits than a loss needs, so that 123456 does not read 123500.
+const DATA_FORMATS = {
+  4: new Intl.NumberFormat(undefined, { maximumSignificantDigits: 4, useGrouping: false }),
+  6: new Intl.NumberFormat(undefined, { maximumSignificantDigits: 6, useGrouping: false }),
+};
+
+function fmtData(value, digits) {
+  if (!isNumber(value)) return "—";
+  const size = Math.abs(value);
+  if (size !== 0 && (size < 1e-4 || size >= 1e9)) return value.toExponential(digits - 1);
+  return DATA_FORMATS[digits].format(value);
 }
 
 function fmtBytes(bytes) {
@@ -109,16 +130,21 @@ function numberBox(column, id) {
 
 function levelSelect(column, id) {
   const options = [el("option", { value: "", "data-missing": true }, "(missing)"),
-    ...(column.levels || []).map(levelOption)];
+    ...sortedLevels(column.levels).map(levelOption)];
   // Levels too rare in training for a feature of their own are still known inputs.
   if (column.infrequent_levels?.length) {
     options.push(el("optgroup", { label: "rare in training" },
-      ...column.infrequent_levels.map(levelOption)));
+      ...sortedLevels(column.infrequent_levels).map(levelOption)));
   }
   return el("select", { id, name: column.name, "data-kind": "categorical" }, ...options);
 }
 
 const levelOption = (level) => el("option", { value: level }, level);
+
+/** The model keeps levels in the order it met them; a person looks them up alphabetically
+ * ("2" before "10"). */
+const sortedLevels = (levels) => [...(levels || [])]
+  .sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
 
 /** The form as one record: {column: number | level | null}. */
 function formRecord(form) {
