@@ -205,6 +205,24 @@ def test_csv_parser_reads_quotes_empty_cells_and_tabs(page, service):
         "() => { try { parseCsv('1,\"open'); } catch (error) { return error.message; } }"
     )
     assert unclosed == 'A quoted cell is not closed: a " is missing.'
+
+    # A boolean column's levels are "false" and "true": a file's TRUE is "true".
+    settings = page.evaluate(
+        """() => {
+            const flag = levelSelect({ name: "flag", levels: ["true", "false"] }, "t");
+            const size = numberBox({ name: "size" }, "n");
+            return [controlValue(flag, "TRUE"), controlValue(flag, "maybe"),
+                controlValue(flag, "NA"), controlValue(size, " 2.50"),
+                [...flag.options].map((o) => o.textContent)];
+        }"""
+    )
+    assert settings == [
+        {"value": "true"},
+        {"unseen": "maybe"},
+        {"missing": True},
+        {"value": "2.5"},
+        ["(missing)", "false", "true"],
+    ]
     assert_stayed_home(page)
 
 
