@@ -36,7 +36,8 @@ from tests.browser.helpers import (
 STATIC = ROOT / "service" / "pages" / "static"
 README_IMAGE = ROOT / "docs" / "images" / "dashboard.png"
 NETWORK = {"type": "two_layer_network", "hidden_units": 8, "activation": "tanh"}
-TRAINING = {"optimizer": "gd", "epochs": 300, "early_stopping": None}
+# A validation split: the page draws validation curves (the service's default trains on every row).
+TRAINING = {"optimizer": "gd", "epochs": 300, "early_stopping": None, "validation_fraction": 0.2}
 FAILED_TO_LOAD_401 = "Failed to load resource: the server responded with a status of 401"
 
 
@@ -105,7 +106,7 @@ def test_running_jobs_loss_curve_grows_live_and_follows_it_to_the_end(page, serv
         api,
         trained["dataset"]["id"],
         {"type": "two_layer_network", "hidden_units": 32, "activation": "relu"},
-        {"optimizer": "gd", "learning_rate": 0.1, "epochs": 200_000, "early_stopping": None},
+        TRAINING | {"learning_rate": 0.1, "epochs": 200_000},
     )
     try:
         wait_for_job(api, running["id"], lambda j: j["progress"]["epoch"] > 0, timeout=30)
