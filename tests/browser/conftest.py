@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.service import live
@@ -57,6 +58,13 @@ def service(tmp_path_factory) -> Iterator[Service]:
     finally:
         for process in running.processes:
             live.stop(process)
+
+
+@pytest.fixture(scope="module")
+def api(service) -> Iterator[httpx.Client]:
+    """An HTTP client of the live service (tests prepare data through the API)."""
+    with httpx.Client(base_url=service.url, timeout=10.0) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")

@@ -18,17 +18,26 @@ import time
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.browser.conftest import ROOT, screenshot
+from tests.browser.helpers import (
+    FEATURES,
+    assert_stayed_home,
+    blobs_csv,
+    facts,
+    submit,
+    text_of,
+    wait_for_job,
+    wait_for_text,
+)
 
 STATIC = ROOT / "service" / "pages" / "static"
 README_IMAGE = ROOT / "docs" / "images" / "dashboard.png"
-FEATURES = ["x1", "x2", "x3", "x4"]
 NETWORK = {"type": "two_layer_network", "hidden_units": 8, "activation": "tanh"}
-TRAINING = {"optimizer": "gd", "epochs": 300, "early_stopping": None}
+# A validation split: the page draws validation curves (the service's default trains on every row).
+TRAINING = {"optimizer": "gd", "epochs": 300, "early_stopping": None, "validation_fraction": 0.2}
 FAILED_TO_LOAD_401 = "Failed to load resource: the server responded with a status of 401"
 
 
@@ -50,7 +59,7 @@ def test_dashboard_is_html_that_loads_only_local_assets(tmp_path):
     references = re.findall(r'(?:src|href)="([^"]*)"', response.text)
     assets = [ref for ref in references if ref.startswith("/static/")]
     assert set(references) - set(assets) == {"/docs", "/redoc", "data:,"}
-    assert len(assets) == 4  # uPlot's script and styles, the dashboard's script and styles
+    assert len(assets) == 5  # uPlot's script and styles, the dashboard's two scripts and styles
     for asset in assets:
         assert client.get(asset).status_code == 200, asset
     assert "/" not in app.openapi()["paths"]
@@ -58,7 +67,7 @@ def test_dashboard_is_html_that_loads_only_local_assets(tmp_path):
 
 def test_shipped_assets_name_no_other_origin():
     own = sorted((STATIC / "dashboard").iterdir())
-    assert [path.name for path in own] == ["app.js", "index.html", "style.css"]
+    assert [path.name for path in own] == ["app.js", "columns.js", "index.html", "style.css"]
     for path in own:
         assert not re.search(r"https?://", path.read_text()), path
     for path in (STATIC / "vendor" / "uplot").glob("uPlot.*"):
@@ -71,43 +80,6 @@ def test_shipped_assets_name_no_other_origin():
 
 
 # The real service, in a browser.
-
-
-@pytest.fixture(scope="module")
-def api(service):
-    with httpx.Client(base_url=service.url, timeout=10.0) as client:
-        yield client
-
-
-def blobs_csv(rows: int = 2000, seed: int = 0) -> bytes:
-    """Two Gaussian blobs in 4 features, labels 0 and 1: easy to learn, quick to train."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 2, rows)
-    features = rng.normal(size=(rows, len(FEATURES))) + 1.5 * labels[:, None]
-    lines = [",".join([*FEATURES, "label"])]
-    lines += [
-        ",".join([*(f"{value:.5f}" for value in row), str(label)])
-        for row, label in zip(features, labels, strict=True)
-    ]
-    return ("\n".join(lines) + "\n").encode()
-
-
-def wait_for_job(api: httpx.Client, job_id: str, done, timeout: float = 60.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = api.get(f"/v1/jobs/{job_id}").json()
-        if done(job):
-            return job
-        time.sleep(0.1)
-    raise TimeoutError(f"job {job_id} is still {job['status']} after {timeout} s")
-
-
-def submit(api: httpx.Client, dataset_id: str, model: dict, training: dict) -> dict[str, Any]:
-    response = api.post(
-        "/v1/jobs", json={"dataset_id": dataset_id, "model": model, "training": training}
-    )
-    assert response.status_code == 202, response.text
-    return response.json()
 
 
 @pytest.fixture(scope="module")
@@ -128,38 +100,13 @@ def trained(api) -> dict[str, Any]:
     return {"dataset": dataset, "jobs": jobs}
 
 
-def text_of(page, selector: str) -> str:
-    return page.locator(selector).inner_text().strip()
-
-
-def facts(page, selector: str) -> dict[str, str]:
-    """A <dl> as {dt: dd}."""
-    return page.evaluate(
-        """(selector) => Object.fromEntries([...document.querySelectorAll(`${selector} dt`)]
-            .map((dt) => [dt.textContent, dt.nextElementSibling.textContent]))""",
-        selector,
-    )
-
-
-def wait_for_text(page, selector: str, text: str) -> None:
-    page.wait_for_function(
-        "([selector, text]) => document.querySelector(selector)?.textContent.trim() === text",
-        arg=[selector, text],
-    )
-
-
-def assert_stayed_home(page) -> None:
-    assert page.outside_requests == []
-    assert page.console_errors == []
-
-
 @pytest.mark.slow
 def test_running_jobs_loss_curve_grows_live_and_follows_it_to_the_end(page, service, api, trained):
     running = submit(
         api,
         trained["dataset"]["id"],
         {"type": "two_layer_network", "hidden_units": 32, "activation": "relu"},
-        {"optimizer": "gd", "learning_rate": 0.1, "epochs": 200_000, "early_stopping": None},
+        TRAINING | {"learning_rate": 0.1, "epochs": 200_000},
     )
     try:
         wait_for_job(api, running["id"], lambda j: j["progress"]["epoch"] > 0, timeout=30)

@@ -1,6 +1,7 @@
 // The dashboard: datasets, jobs and sweeps from this service's own API, and a selected job's
-// loss curves drawn live from its event stream. Plain JS, no build step; the charts are
-// uPlot's (vendored under /static/vendor). Everything is same-origin: no CDN, no fonts.
+// loss curves drawn live from its event stream. A dataset's columns and the prediction form
+// are columns.js's (loaded first). Plain JS, no build step; the charts are uPlot's (vendored
+// under /static/vendor). Everything is same-origin: no CDN, no fonts.
 "use strict";
 
 const JOBS_LIMIT = 50; // rows in the jobs table
@@ -25,7 +26,7 @@ const state = {
   datasets: new Map(), // id -> dataset, to name datasets in the jobs table
   jobs: [],
   sweep: null, // the selected sweep, with its leaderboard
-  selection: null, // {kind: "job" | "sweep", id}
+  selection: null, // {kind: "job" | "sweep" | "dataset", id}
   job: null, // the selected job, as last reported (GET, its stream, or the jobs list)
   generation: 0, // bumped on each selection, so late answers about an old one are dropped
   stream: null, // AbortController of the followed job's event stream
@@ -244,13 +245,26 @@ async function poll() {
 async function refreshDatasets() {
   const page = await api("/v1/datasets?limit=100");
   state.datasets = new Map(page.data.map((dataset) => [dataset.id, dataset]));
-  renderRows("#datasets-table", "#datasets-empty", page.data, (dataset) => el("tr", {},
-    el("td", {}, dataset.name),
-    el("td", { className: "num" }, fmtInt(dataset.rows)),
-    el("td", { className: "num" }, fmtInt(dataset.features.length)),
-    el("td", {}, classesLabel(dataset.classes)),
-    el("td", {}, fmtTime(dataset.created_at))));
+  renderRows("#datasets-table", "#datasets-empty", page.data, datasetRow);
 }
+
+function datasetRow(dataset) {
+  const selected = state.selection?.kind === "dataset" && state.selection.id === dataset.id;
+  return el("tr", { className: selected ? "selected" : null },
+    el("td", {}, el("button", {
+      type: "button", className: "link name", title: dataset.id, "data-id": dataset.id,
+      "aria-current": selected ? "true" : null,
+      "aria-label": `Show the columns of dataset ${dataset.name}`,
+      onclick: () => guard(selectDataset(dataset.id)),
+    }, dataset.name)),
+    el("td", { className: "num" }, fmtInt(dataset.rows)),
+    el("td", { className: "num" }, fmtInt(columnsIn(dataset, "feature"))),
+    el("td", {}, classesLabel(dataset.classes)),
+    el("td", {}, fmtTime(dataset.created_at)));
+}
+
+/** Columns of a role: `features` also names the columns left out of training ("ignored"). */
+const columnsIn = (dataset, role) => dataset.schema.filter((column) => column.role === role).length;
 
 function classesLabel(classes) {
   const names = classes.map(String);
@@ -309,6 +323,15 @@ function datasetName(id) {
   return state.datasets.get(id)?.name || shortId(id);
 }
 
+/** A job's dataset as a button that shows its columns (a job's warnings are often theirs). */
+function datasetLink(id) {
+  if (!id) return datasetName(id);
+  return el("button", {
+    type: "button", className: "link name", title: id,
+    "aria-label": `Show dataset ${datasetName(id)}`, onclick: () => guard(selectDataset(id)),
+  }, datasetName(id));
+}
+
 /** Replaces a table's rows, keeping keyboard focus on the same item across refreshes. */
 function renderRows(tableSelector, emptySelector, items, row) {
   const focusedId = document.activeElement?.closest?.(tableSelector)
@@ -322,7 +345,7 @@ function renderRows(tableSelector, emptySelector, items, row) {
 // A selected job: its facts, its loss chart (history, then the live stream), its model.
 
 function showPanel(id) {
-  for (const panel of ["#placeholder", "#job-detail", "#sweep-detail"]) {
+  for (const panel of ["#placeholder", "#job-detail", "#sweep-detail", "#dataset-detail"]) {
     $(panel).hidden = panel !== id;
   }
 }
@@ -331,7 +354,7 @@ function select(kind, id) {
   stopFollowing();
   state.selection = { kind, id };
   history.replaceState(null, "", `#${kind}=${id}`); // a link to this view
-  for (const table of ["#jobs-table", "#sweeps-table"]) {
+  for (const table of ["#jobs-table", "#sweeps-table", "#datasets-table"]) {
     for (const button of document.querySelectorAll(`${table} tbody button[data-id]`)) {
       const selected = button.dataset.id === id;
       button.closest("tr").classList.toggle("selected", selected);
@@ -347,6 +370,7 @@ async function selectJob(id) {
   const job = await api(`/v1/jobs/${id}`);
   if (generation !== state.generation) return;
   showPanel("#job-detail");
+  state.job = null; // a fresh answer: nothing carried over from an earlier look at this job
   renderJob(job);
   renderSpec("#model-spec", job.model);
   renderSpec("#training-spec", job.training);
@@ -363,6 +387,8 @@ async function selectJob(id) {
 }
 
 function renderJob(job) {
+  // A listing or an event may leave out the warnings the job's own answer carried.
+  if (job.warnings === undefined && state.job?.id === job.id) job.warnings = state.job.warnings;
   state.job = job;
   $("#job-id").textContent = shortId(job.id);
   $("#job-id").title = job.id;
@@ -370,7 +396,7 @@ function renderJob(job) {
   renderProgress();
   const facts = [
     ["Model", modelLabel(job.model)],
-    ["Dataset", datasetName(job.dataset_id)],
+    ["Dataset", datasetLink(job.dataset_id)],
     ["Sweep", job.sweep_id ? el("button", {
       type: "button", className: "link", title: job.sweep_id,
       "aria-label": `Show sweep ${shortId(job.sweep_id)}`, onclick: () => guard(selectSweep(job.sweep_id)),
@@ -384,6 +410,14 @@ function renderJob(job) {
     ["Finished", job.finished_at ? fmtTime(job.finished_at) : null],
   ];
   $("#job-facts").replaceChildren(...factRows(facts));
+  renderWarnings("#job-warnings", job.warnings);
+}
+
+/** A list of warnings, hidden when there are none (older services send no field at all). */
+function renderWarnings(selector, warnings) {
+  const list = $(selector);
+  list.replaceChildren(...(warnings || []).map((text) => el("li", {}, text)));
+  list.hidden = list.childElementCount === 0;
 }
 
 function renderProgress() {
@@ -417,6 +451,7 @@ function specValue(name, value) {
   if (value === null || value === undefined) return NULL_MEANS[name] || "—";
   if (typeof value === "boolean") return value ? "yes" : "no";
   if (typeof value === "number") return Number.isInteger(value) ? fmtInt(value) : fmtNumber(value);
+  if (Array.isArray(value)) return value.length ? value.map(String).join(", ") : "none";
   if (typeof value === "object") {
     return Object.entries(value).map(([key, item]) => `${humanize(key)} ${specValue(key, item)}`)
       .join(" · ");
@@ -603,7 +638,7 @@ function parseEvent(block) {
   return data.length ? { type, data: JSON.parse(data.join("\n")) } : null;
 }
 
-// The fitted model: diagnostics and a one-row prediction form ------------------------
+// The fitted model: diagnostics, and a one-row prediction form (columns.js) -----------
 
 async function showModel(modelId, generation) {
   const model = await api(`/v1/models/${modelId}?include_parameters=false`);
@@ -633,43 +668,6 @@ function renderDiagnostics(model) {
   const warnings = d.warnings.length ? d.warnings : ["No warnings."];
   $("#warnings").replaceChildren(...warnings.map((text) => el("li", {}, text)));
   $("#warnings").classList.toggle("none", d.warnings.length === 0);
-}
-
-function renderPredictForm(model) {
-  const inputs = model.feature_names.map((name, index) => el("div", { className: "field" },
-    el("label", { for: `feature-${index}` }, name),
-    el("input", { id: `feature-${index}`, name, type: "number", step: "any", required: true })));
-  $("#predict-inputs").replaceChildren(...inputs);
-  $("#prediction").replaceChildren();
-  $("#predict-form").dataset.modelId = model.id;
-}
-
-async function predict(event) {
-  event.preventDefault();
-  const form = event.currentTarget;
-  const record = {};
-  for (const input of form.querySelectorAll("input")) record[input.name] = Number(input.value);
-  const output = $("#prediction");
-  try {
-    const answer = await api(`/v1/models/${form.dataset.modelId}/predictions`,
-      { method: "POST", body: { records: [record] } });
-    output.replaceChildren(...predictionView(answer.predictions[0]));
-  } catch (error) {
-    if (error.status === 401) return;
-    output.replaceChildren(el("p", { className: "error-text" }, error.message));
-  }
-}
-
-function predictionView(prediction) {
-  const ranked = Object.entries(prediction.probabilities).sort((a, b) => b[1] - a[1]);
-  return [
-    el("p", {}, "Label ", el("strong", { id: "predicted-label" }, String(prediction.label))),
-    el("div", { className: "probabilities" }, ...ranked.map(([label, p]) => el("div", {},
-      el("span", {}, label),
-      el("span", { className: "bar wide", "aria-hidden": "true" },
-        el("span", { style: `width: ${100 * p}%` })),
-      el("span", { className: "num" }, fmtPercent(p))))),
-  ];
 }
 
 // ---------------------------------------------------------------------------------------
@@ -789,17 +787,19 @@ function drawSweepChart(trials, histories) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Start: the lists, then whatever the address names (#job=ID or #sweep=ID).
+// Start: the lists, then whatever the address names (#job=ID, #sweep=ID or #dataset=ID).
 
 function restoreSelection() {
-  const match = location.hash.match(/^#(job|sweep)=([\w-]+)$/);
+  const match = location.hash.match(/^#(job|sweep|dataset)=([\w-]+)$/);
   if (!match) return null;
-  return match[1] === "job" ? selectJob(match[2]) : selectSweep(match[2]);
+  const show = { job: selectJob, sweep: selectSweep, dataset: selectDataset };
+  return show[match[1]](match[2]);
 }
 
 function start() {
   $("#auth-form").addEventListener("submit", useKey);
   $("#predict-form").addEventListener("submit", (event) => guard(predict(event)));
+  $("#csv-form").addEventListener("submit", fillFromCsv);
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden) guard(refresh());
   });
