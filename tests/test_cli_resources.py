@@ -7,9 +7,9 @@ an error with its exit status.
 
 import io
 import json
-import re
 import os
 import pty
+import re
 import select
 import subprocess
 import sys
