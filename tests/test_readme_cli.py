@@ -3,7 +3,7 @@
 Each `$ backprop ...` line of the section's ```console block (a line ending in a
 backslash goes on on the next) runs with bash, stderr and stdout together as on a
 terminal, against a live service (the API and one worker of tests/test_cli_client.py)
-in a folder holding the Quickstart's cancer.csv. Its output must match the lines
+in a folder holding the Quickstart's penguins.csv. Its output must match the lines
 under it, after normalising what differs from run to run:
 
 - an id (32 hex digits) matches any id, but the same README id must stand for the
@@ -113,22 +113,22 @@ def run(command: str, service: live.Service, cwd: Path) -> str:
 
 
 @pytest.fixture
-def cancer_csv(tmp_path) -> Path:
-    """The Quickstart's CSV: the breast cancer data set, label column "target"."""
-    from sklearn.datasets import load_breast_cancer
+def penguins_csv(tmp_path) -> Path:
+    """The Quickstart's CSV: Palmer penguins, label column "species", words and empty cells."""
+    from palmerpenguins import load_penguins
 
-    load_breast_cancer(as_frame=True).frame.to_csv(tmp_path / "cancer.csv", index=False)
-    return tmp_path / "cancer.csv"
+    load_penguins().to_csv(tmp_path / "penguins.csv", index=False)
+    return tmp_path / "penguins.csv"
 
 
 @pytest.mark.slow
-def test_readme_console_session_prints_what_it_shows(service, cancer_csv):
+def test_readme_console_session_prints_what_it_shows(service, penguins_csv):
     real_ids: dict[str, str] = {}  # README id -> the id this run printed
     transcript = []
     failures = []
     for command, expected in console_session():
         command = ID.sub(lambda m: real_ids.get(m.group(), m.group()), command)
-        output = run(command, service, cancer_csv.parent)
+        output = run(command, service, penguins_csv.parent)
         transcript += [f"$ {command}", output.rstrip("\n")]
         actual = "".join(squeeze(line) + "\n" for line in output.splitlines())
         match = output_pattern(expected).fullmatch(actual)

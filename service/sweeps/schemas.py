@@ -17,7 +17,9 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from engine import (
     OPTIMIZER_NAMES,
@@ -38,6 +40,9 @@ from service.jobs.specs import (
     default_model,
 )
 from service.sweeps.space import DIMENSIONS, SearchIn, Strategy
+
+# The hold-out a sweep's trials are ranked on when the request names none.
+SWEEP_VALIDATION_FRACTION = 0.2
 
 SweepStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
@@ -137,10 +142,29 @@ class SweepCreate(BaseModel):
         description="The base model spec; each trial replaces the dimensions it searches",
     )
     training: TrainingSpecIn = Field(
-        default_factory=TrainingSpecIn,
-        description="The base training spec; each trial replaces the dimensions it searches",
+        default_factory=lambda: TrainingSpecIn(validation_fraction=SWEEP_VALIDATION_FRACTION),
+        description="The base training spec; each trial replaces the dimensions it searches. "
+        "Trials are ranked by their validation loss, so `validation_fraction` is "
+        f"{SWEEP_VALIDATION_FRACTION} unless given (and must not be 0)",
     )
     search: SearchIn
+
+    @field_validator("training", mode="after")
+    @classmethod
+    def _held_out(cls, training: TrainingSpecIn) -> TrainingSpecIn:
+        # A job trains on every row by default; a search must be judged on rows it never saw.
+        if "validation_fraction" not in training.model_fields_set:
+            return training.model_copy(
+                update={"validation_fraction": SWEEP_VALIDATION_FRACTION},
+                deep=True,
+            )
+        if training.validation_fraction == 0:
+            raise PydanticCustomError(
+                "no_validation",
+                "a sweep ranks its trials by validation loss: give validation_fraction > 0 "
+                "(or leave it out: 0.2)",
+            )
+        return training
 
 
 # Output.
