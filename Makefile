@@ -48,7 +48,7 @@ test: lint browser
 	$(PYTEST) -n auto --dist worksteal -m "not serial" --durations=25 $(PYTEST_ARGS) || [ $$? -eq 5 ]
 	$(PYTEST) -m serial --durations=10 $(PYTEST_ARGS) $(SERIAL_FILES) || [ $$? -eq 5 ]
 	kernel=$$($(BIN)/python .ci/second_blas_kernel.py) && \
-	  OPENBLAS_CORETYPE=$$kernel $(PYTEST) -n auto tests/engine
+	  OPENBLAS_CORETYPE=$$kernel $(PYTEST) -n auto -m "not slow" tests/engine
 
 # Benchmarks compare against named peers in one run; torch (CPU build) only here.
 bench-engine: $(TEST_STAMP)

@@ -1,9 +1,9 @@
 """Datasets as the API shows them (uploads arrive as files, so there is no DatasetCreate)."""
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 # The canonical example: scikit-learn's breast cancer data with its "target" column.
 _CANCER_MEASURES = (
@@ -128,6 +128,10 @@ ColumnType = Literal["integer", "number", "string", "boolean"]
 Label = bool | int | float | str
 
 
+# What an entry stored before columns were typed did not count.
+UNCOUNTED = ("distinct", "levels", "top_levels", "min", "max", "mean", "warning")
+
+
 class LevelCount(BaseModel):
     """A level of a categorical column and the rows that hold it."""
 
@@ -137,6 +141,20 @@ class LevelCount(BaseModel):
 
 class ColumnPublic(BaseModel):
     """One column of the uploaded file: how it was read and what it holds."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _typed(cls, entry: Any) -> Any:
+        """An entry stored before columns were typed (and not rewritten by migration 0005:
+        an offline `migrate --sql` cannot read rows) read as 0005 would rewrite it."""
+        if not isinstance(entry, dict) or "kind" in entry:
+            return entry
+        entry = {**dict.fromkeys(UNCOUNTED), **entry}
+        numeric = entry.get("type") in ("integer", "number")
+        if entry.get("role") != "label" and entry.get("type") == "boolean":
+            return {**entry, "kind": "categorical", "missing": 0, "levels": ["false", "true"]}
+        kind = "numeric" if numeric or entry.get("role") != "label" else "categorical"
+        return {**entry, "kind": kind, "missing": 0}
 
     name: str
     role: Literal["feature", "label", "ignored"] = Field(

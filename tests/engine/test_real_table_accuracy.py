@@ -63,6 +63,7 @@ def _score_split(
 KNOWN_MISSES = {("passengers", "two_layer_network"): (-3.1, -3.0)}
 
 
+@pytest.mark.slow  # ~20 s in all; not about exactness, so not run again under a second kernel
 @pytest.mark.parametrize("name", list(REAL_TABLES))
 def test_every_default_meets_the_reference_pipeline(name):
     scores = held_out_accuracies(name)

@@ -123,7 +123,10 @@ def test_grid_of_three_learning_rates_by_two_activations_queues_six_jobs_with_me
     assert sweep["search"] == {**GRID_3X2, "n_trials": None, "seed": None}
     assert sweep["dataset_id"] == dataset_id
     assert sweep["model"] == asdict(ModelSpec(type="two_layer_network", hidden_units=8))
-    assert sweep["training"] == TrainingSpec(optimizer="gd", epochs=50, seed=3).to_dict()
+    assert (
+        sweep["training"]
+        == TrainingSpec(optimizer="gd", epochs=50, seed=3, validation_fraction=0.2).to_dict()
+    )
     assert sweep["links"] == {
         "self": f"/v1/sweeps/{sweep['id']}",
         "cancel": f"/v1/sweeps/{sweep['id']}/cancel",
@@ -142,7 +145,9 @@ def test_grid_of_three_learning_rates_by_two_activations_queues_six_jobs_with_me
         assert job.trial == {"learning_rate": learning_rate, "activation": activation}
         # The data contract with the worker: complete specs, base merged with the trial.
         model = ModelSpec(type="two_layer_network", hidden_units=8, activation=activation)
-        training = TrainingSpec(optimizer="gd", epochs=50, seed=3, learning_rate=learning_rate)
+        training = TrainingSpec(
+            optimizer="gd", epochs=50, seed=3, learning_rate=learning_rate, validation_fraction=0.2
+        )
         assert job.model_spec == asdict(model)
         assert job.training_spec == training.to_dict()
         assert job.model_type == "two_layer_network"
@@ -949,3 +954,22 @@ def test_a_worker_drains_a_two_by_two_grid_and_the_leaderboard_follows_the_histo
     ranked = [entry["job_id"] for entry in body["leaderboard"]]
     assert ranked == sorted(best, key=best.get)
     assert len(set(best.values())) == 4  # distinct trials, distinct curves
+
+
+def test_a_sweep_holds_out_a_fifth_unless_told_and_refuses_none(client, database):
+    """Trials are ranked by validation loss: a job trains on every row by default, a sweep
+    does not."""
+    dataset_id = add_dataset(database)
+    body = {
+        "dataset_id": dataset_id,
+        "training": {"epochs": 5},
+        "search": {"strategy": "grid", "space": {"learning_rate": [0.1, 0.5]}},
+    }
+    response = client.post("/v1/sweeps", json=body)
+    assert response.status_code == 202, response.text
+    assert response.json()["training"]["validation_fraction"] == 0.2
+    body["training"]["validation_fraction"] = 0.0
+    problem = client.post("/v1/sweeps", json=body).json()
+    assert problem["status"] == 422
+    assert problem["errors"][0]["field"] == "training"
+    assert "validation_fraction > 0" in problem["errors"][0]["message"]
