@@ -8,7 +8,7 @@ Datasets uploaded before categorical columns have schema entries with no kind:
 numeric, every one.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from engine import CATEGORICAL, NUMERIC, InputColumn, PreprocessingSpec
@@ -61,7 +61,7 @@ def with_left_out(spec: PreprocessingSpec, left_out: list[str]) -> Preprocessing
     extra = [name for name in left_out if name not in spec.ignore and name not in spec.categorical]
     if not extra:
         return spec
-    return PreprocessingSpec(**{**spec.__dict__, "ignore": (*spec.ignore, *extra)})
+    return replace(spec, ignore=(*spec.ignore, *extra))
 
 
 def check_preprocessing(dataset: Dataset, spec: PreprocessingSpec, field: str) -> None:
