@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.columns import CATEGORICAL, NUMERIC, InputColumn
-from engine.encoding import CategoricalEncoding, ColumnTransform, NumericEncoding
+from engine.encoding import ColumnTransform, check_coded_rows
 from engine.outputs import output_units
 from engine.preprocessing import (
     LabelEncoder,
@@ -129,7 +129,7 @@ def prepare(
     preprocessing = preprocessing or PreprocessingSpec()
     table = _columns(X.shape[1], columns, feature_names)
     used, ignored = _used_columns(table, preprocessing)
-    ColumnTransform(tuple(_placeholder(c) for c in table)).check_rows(X)
+    check_coded_rows(X, table)
 
     encoder = LabelEncoder.fit(y)
     if len(encoder.classes) < 2:
@@ -209,13 +209,6 @@ def _used_columns(table: list[InputColumn], spec: PreprocessingSpec) -> tuple[li
     if not used:
         raise SpecError("preprocessing.ignore", "leaves no column to train on")
     return used, ignored
-
-
-def _placeholder(column: InputColumn) -> NumericEncoding | CategoricalEncoding:
-    """An encoding that only carries its column, for ColumnTransform.check_rows."""
-    if column.kind == NUMERIC:
-        return NumericEncoding(column, 0.0, False)
-    return CategoricalEncoding(column, np.zeros(0), np.zeros(0), False)
 
 
 def _standardizer(

@@ -186,28 +186,8 @@ class ColumnTransform:
         return out, unseen
 
     def check_rows(self, rows: np.ndarray) -> None:
-        """ValueError naming the first cell the coded rows (m, n_in) cannot hold: an infinite
-        number, or a code that is not a level's (-1, unseen, is allowed). Row chunks."""
-        numeric = [j for j, column in enumerate(self.columns) if column.kind == NUMERIC]
-        coded = [(j, len(c.levels)) for j, c in enumerate(self.columns) if c.levels is not None]
-        step = chunk_rows(rows)
-        for start in range(0, rows.shape[0], step):
-            chunk = rows[start : start + step]
-            bad = np.zeros(chunk.shape, dtype=bool)
-            if numeric:
-                bad[:, numeric] = np.isinf(chunk[:, numeric])
-            for j, n_levels in coded:
-                values = chunk[:, j]
-                with np.errstate(invalid="ignore"):
-                    wrong = (values != np.floor(values)) | (values < -1) | (values >= n_levels)
-                bad[:, j] = wrong & ~np.isnan(values)
-            if bad.any():
-                i, j = np.argwhere(bad)[0]
-                column = self.columns[j]
-                reason = "not finite" if column.kind == NUMERIC else "not a level's code"
-                raise ValueError(
-                    f"row {start + i}, column {j} ({column.name!r}) is {chunk[i, j]}: {reason}"
-                )
+        """``check_coded_rows`` against the columns the model reads."""
+        check_coded_rows(rows, self.columns)
 
     # Saving: JSON for names and flags, arrays for the values -------------------------------
 
@@ -253,6 +233,31 @@ class ColumnTransform:
     def describe(self) -> list[dict[str, Any]]:
         """How each input column is encoded: for the model's description."""
         return [encoding.describe() for encoding in self.encodings]
+
+
+def check_coded_rows(rows: np.ndarray, columns: Sequence[InputColumn]) -> None:
+    """ValueError naming the first cell the coded rows (m, n_in) cannot hold: an infinite
+    number, or a code that is not a level's (-1, unseen, is allowed). Row chunks."""
+    numeric = [j for j, column in enumerate(columns) if column.kind == NUMERIC]
+    coded = [(j, len(c.levels)) for j, c in enumerate(columns) if c.levels is not None]
+    step = chunk_rows(rows)
+    for start in range(0, rows.shape[0], step):
+        chunk = rows[start : start + step]
+        bad = np.zeros(chunk.shape, dtype=bool)
+        if numeric:
+            bad[:, numeric] = np.isinf(chunk[:, numeric])
+        for j, n_levels in coded:
+            values = chunk[:, j]
+            with np.errstate(invalid="ignore"):
+                wrong = (values != np.floor(values)) | (values < -1) | (values >= n_levels)
+            bad[:, j] = wrong & ~np.isnan(values)
+        if bad.any():
+            i, j = np.argwhere(bad)[0]
+            column = columns[j]
+            reason = "not finite" if column.kind == NUMERIC else "not a level's code"
+            raise ValueError(
+                f"row {start + i}, column {j} ({column.name!r}) is {chunk[i, j]}: {reason}"
+            )
 
 
 def _fit_numeric(column: InputColumn, values: np.ndarray, spec: PreprocessingSpec) -> Encoding:
