@@ -9,10 +9,11 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_AUTOCHECKPOINT_PAGES = 1000  # SQLite's default: a commit past it checkpoints the WAL
 # How often a writer waiting for another looks again: first after this, then twice as long
 # each time, up to the cap (SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25 ms...).
 WRITER_WAIT_FIRST_SECONDS = 0.0001
@@ -38,6 +39,7 @@ def create_db_engine(url: str, pooled: bool = True, foreign_keys: bool = True) -
             url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **pooling
         )
         event.listen(engine, "connect", _configure_sqlite)
+        event.listen(engine, "checkin", _restore_autocheckpoint)
         if not foreign_keys:
             event.listen(engine, "connect", _foreign_keys_off)
         event.listen(engine, "begin", _begin_immediate)
@@ -67,6 +69,26 @@ def _configure_sqlite(connection, _record) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")  # durable with WAL; fsync at checkpoints
     cursor.close()
+
+
+def defer_checkpoint(session: Session) -> None:
+    """SQLite: this session's COMMIT leaves its pages in the WAL, for ``Database.checkpoint``.
+
+    A commit that leaves more than SQLITE_AUTOCHECKPOINT_PAGES pages in the WAL copies
+    them all into the database file (and syncs it) before it returns: 0.4 s of a 200 MB
+    upload's answer. Deferred, the request answers first and the copy follows it. The
+    setting is the connection's; it is put back when the connection returns to the pool.
+    """
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    connection.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
+    connection.connection.info["autocheckpoint_deferred"] = True
+
+
+def _restore_autocheckpoint(dbapi_connection, record) -> None:
+    if record is not None and record.info.pop("autocheckpoint_deferred", False):
+        dbapi_connection.execute(f"PRAGMA wal_autocheckpoint={SQLITE_AUTOCHECKPOINT_PAGES}")
 
 
 def _foreign_keys_off(connection, _record) -> None:
@@ -160,6 +182,18 @@ class Database:
     @property
     def is_sqlite(self) -> bool:
         return is_sqlite(self.url)
+
+    def checkpoint(self) -> None:
+        """SQLite: copy the WAL's committed pages into the database file (after a commit
+        that ``defer_checkpoint`` left them to). PASSIVE: it waits for no reader or writer,
+        and copies what they leave it; a later checkpoint copies the rest."""
+        if not self.is_sqlite:
+            return
+        connection = self.engine.raw_connection()  # no BEGIN: a checkpoint runs outside one
+        try:
+            connection.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)").close()
+        finally:
+            connection.close()
 
     def dispose(self) -> None:
         self.engine.dispose()

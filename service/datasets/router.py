@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from service.core.deps import IdPath, PageDep, SessionDep, SettingsDep, WriteSessionDep
@@ -165,6 +165,7 @@ LabelQuery = Annotated[
 async def create_dataset(
     request: Request,
     response: Response,
+    after_answer: BackgroundTasks,
     session: WriteSessionDep,
     settings: SettingsDep,
     name: NameQuery = None,
@@ -185,6 +186,8 @@ async def create_dataset(
             categorical=_names(_given_once("categorical", categorical, upload.fields)),
             ignore=_names(_given_once("ignore", ignore, upload.fields)),
         )
+    if created:  # SQLite: the new rows go from the WAL to the file once the client has its answer
+        after_answer.add_task(request.app.state.database.checkpoint)
     response.status_code = 201 if created else 200
     response.headers["Location"] = f"{router.prefix}/{dataset.id}"
     return DatasetPublic.model_validate(dataset)

@@ -13,6 +13,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from service.core.database import defer_checkpoint
 from service.core.errors import Conflict, Unprocessable, not_found
 from service.core.pagination import page
 from service.core.settings import Settings
@@ -87,6 +88,7 @@ def create_dataset(
         rows.close()
         storage.store_part(session, dataset.id, "y", streamed.y_index)
         _describe(dataset, streamed)
+        defer_checkpoint(session)  # the matrix's pages are copied after the answer, not before
         session.commit()
     return dataset, True
 

@@ -10,29 +10,24 @@ NaN numbers are refused or read as missing at upload). A column the reader left 
 training (role "ignored" in the schema) is stored too; columns named in the upload's
 ``ignore=`` are not. (A categorical column past BACKPROP_MAX_LEVELS has no levels: its
 cells are codes up to the row where it passed the bound, NaN after; nothing reads them.)
-Each part is cut into chunks of CHUNK_BYTES (the last one shorter; an empty
-part is one empty chunk), numbered from 0 in order. Chunks are written and read
-one at a time, so neither side ever holds a second copy of the matrix; a
-ChunkWriter takes the rows as an upload is parsed, so the writer need not
-hold even the first.
+Each part is cut into chunks of CHUNK_BYTES (the last one shorter; an empty part is one
+empty chunk), numbered from 0 in order. Chunks are written and read one at a time, so
+neither side ever holds a second copy of the matrix; a ChunkWriter takes the rows as an
+upload is parsed, so the writer need not hold even the first. PostgreSQL stores chunks
+uncompressed (migration 0006: float rows barely compress, and trying cost more than the
+insert).
 """
 
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, insert, select, text
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from service.core.tables import Dataset, DatasetChunk
 
 CHUNK_BYTES = 4 * 1024 * 1024
 PARTS = {"X": np.dtype("<f8"), "y": np.dtype("<i4")}
-# PostgreSQL tries to compress every value past 2 kB that it stores out of line. Float
-# rows barely compress, and pglz takes as long to find that out as the rest of the
-# insert; lz4 gives up about ten times sooner. (Readers decompress either alike.)
-LZ4_AVAILABLE = (
-    "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
-)
 
 
 def store_arrays(session: Session, dataset_id: str, X: np.ndarray, y_index: np.ndarray) -> None:
@@ -64,7 +59,6 @@ class ChunkWriter:
         self.index = 0  # the next chunk's number
         self.pending = np.empty(CHUNK_BYTES, dtype=np.uint8)  # the next chunk's bytes so far
         self.filled = 0
-        _prefer_fast_compression(session)
 
     def write(self, values: np.ndarray) -> None:
         """Append ``values`` (any shape; taken in C order as the part's dtype)."""
@@ -108,14 +102,6 @@ class ChunkWriter:
             )
         )
         self.index += 1
-
-
-def _prefer_fast_compression(session: Session) -> None:
-    """PostgreSQL: lz4 rather than pglz for this transaction's out-of-line values, if built in."""
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    if session.scalar(text(LZ4_AVAILABLE)):
-        session.execute(text("SET LOCAL default_toast_compression = lz4"))
 
 
 def load_arrays(session: Session, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:

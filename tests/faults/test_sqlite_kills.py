@@ -60,9 +60,10 @@ JOB_BODIES: list[dict[str, Any]] = [
         "training": {"optimizer": "gd", "learning_rate": 0.5, "epochs": 600,
                      "early_stopping": None, "tolerance": 0.0},
     },
-    {  # mini-batches and early stopping: it may end before its epochs
+    {  # mini-batches, a hold-out and early stopping: it may end before its epochs
         "model": {"type": "logistic_regression"},
-        "training": {"optimizer": "adam", "epochs": 200, "batch_size": 256},
+        "training": {"optimizer": "adam", "epochs": 200, "batch_size": 256,
+                     "validation_fraction": 0.2, "early_stopping": {"patience": 20}},
     },
 ]  # fmt: skip
 

@@ -114,3 +114,31 @@ def test_upgrading_a_database_at_head_changes_nothing(config, empty_database_url
     command.upgrade(config, "head")
     assert current_revision(empty_database_url) == head
     assert table_names(empty_database_url) == TABLES | {"alembic_version"}
+
+
+def chunk_storage(url: str) -> str:
+    """PostgreSQL's storage strategy of dataset_chunks.data: x (EXTENDED) or e (EXTERNAL)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(
+                text(
+                    "SELECT attstorage FROM pg_attribute "
+                    "WHERE attrelid = 'dataset_chunks'::regclass AND attname = 'data'"
+                )
+            ).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def test_0006_stores_postgresql_chunks_uncompressed_and_its_downgrade_undoes_it(
+    config, empty_database_url
+):
+    if not empty_database_url.startswith("postgresql"):
+        pytest.skip("a column's storage strategy is PostgreSQL's")
+    command.upgrade(config, "0005")
+    assert chunk_storage(empty_database_url) == "x"  # bytea's default: compressed out of line
+    command.upgrade(config, "0006")
+    assert chunk_storage(empty_database_url) == "e"
+    command.downgrade(config, "0005")
+    assert chunk_storage(empty_database_url) == "x"

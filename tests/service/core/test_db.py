@@ -8,7 +8,7 @@ import time
 import pytest
 from sqlalchemy import text
 
-from service.core.database import Database
+from service.core.database import Database, defer_checkpoint
 
 
 @pytest.fixture
@@ -66,3 +66,45 @@ def test_writers_of_two_threads_take_turns_in_order(sqlite_database):
             "first",
             "second",
         ]
+
+
+def database_file_bytes(database: Database) -> int:
+    return os.path.getsize(database.url.removeprefix("sqlite:///"))
+
+
+def write_pages(database: Database, *, defer: bool) -> object:
+    """One transaction that leaves ~8 MB (2,000 pages, past the automatic checkpoint's
+    1,000) in the WAL; the sqlite3 connection it used."""
+    with database.writes() as session:
+        session.execute(text("CREATE TABLE IF NOT EXISTS blobs (data BLOB)"))
+        for _ in range(8):
+            session.execute(text("INSERT INTO blobs VALUES (:data)"), {"data": os.urandom(2**20)})
+        if defer:
+            defer_checkpoint(session)
+        used = session.connection().connection.dbapi_connection
+        session.commit()
+    return used
+
+
+def test_a_deferred_checkpoint_leaves_the_pages_in_the_wal_until_checkpoint(sqlite_database):
+    write_pages(sqlite_database, defer=True)
+    assert database_file_bytes(sqlite_database) < 2**20  # the commit copied nothing
+    sqlite_database.checkpoint()
+    assert database_file_bytes(sqlite_database) > 8 * 2**20
+
+
+def test_without_deferring_the_commit_itself_copies_the_pages(sqlite_database):
+    # What the test above is measured against: SQLite's automatic checkpoint at COMMIT.
+    write_pages(sqlite_database, defer=False)
+    assert database_file_bytes(sqlite_database) > 8 * 2**20
+
+
+def test_the_connection_checkpoints_automatically_again_once_back_in_the_pool(sqlite_database):
+    deferred_on = write_pages(sqlite_database, defer=True)
+    with sqlite_database.writes() as session:
+        assert session.connection().connection.dbapi_connection is deferred_on  # pooled
+        assert session.execute(text("PRAGMA wal_autocheckpoint")).scalar() == 1000
+    sqlite_database.checkpoint()
+    before = database_file_bytes(sqlite_database)
+    write_pages(sqlite_database, defer=False)
+    assert database_file_bytes(sqlite_database) > before + 7 * 2**20

@@ -3,6 +3,7 @@ the stored chunk format (the format readers read), and a file whose column is re
 midway (the stream starts over) is stored once, or refused with nothing left stored."""
 
 import io
+import os
 
 import numpy as np
 import pyarrow as pa
@@ -236,3 +237,29 @@ def test_a_reset_writer_starts_its_part_over(database, small_chunks):
         writer.close()
         session.commit()
     assert stored_chunks(database, dataset_id) == part_chunks("X", np.full((200, 2), 2.0))
+
+
+def test_sqlite_copies_an_uploads_pages_into_the_file_after_answering(
+    client, app, database_url, monkeypatch
+):
+    if not database_url.startswith("sqlite"):
+        pytest.skip("a WAL checkpoint is SQLite's")
+    database = app.state.database
+    file_bytes = lambda: os.path.getsize(database_url.removeprefix("sqlite:///"))  # noqa: E731
+    database.checkpoint()  # whatever earlier tests left in the WAL
+    before = file_bytes()
+    seen_by_checkpoint = []
+    checkpoint = database.checkpoint
+    monkeypatch.setattr(
+        database, "checkpoint", lambda: (seen_by_checkpoint.append(file_bytes()), checkpoint())
+    )
+    X, labels = random_table(70_000, 8)  # 4.5 MB of rows: past 1,000 pages of WAL
+    response = client.post(
+        "/v1/datasets", content=numbers_csv(X, labels), headers={"content-type": "text/csv"}
+    )
+    assert response.status_code == 201, response.text
+    # The commit left the rows in the WAL (the file had not grown when the checkpoint that
+    # follows the answer began); that checkpoint copied them in.
+    assert len(seen_by_checkpoint) == 1
+    assert seen_by_checkpoint[0] < before + X.nbytes // 2
+    assert file_bytes() >= before + X.nbytes
