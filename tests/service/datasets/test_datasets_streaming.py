@@ -247,8 +247,8 @@ def test_sqlite_copies_an_uploads_pages_into_the_file_after_answering(
     if not database_url.startswith("sqlite"):
         pytest.skip("a WAL checkpoint is SQLite's")
     database = app.state.database
-    file_bytes = lambda: os.path.getsize(path)  # noqa: E731
     path = database_url.removeprefix("sqlite:///")
+    file_bytes = lambda: os.path.getsize(path)  # noqa: E731
     with closing(sqlite3.connect(path, isolation_level=None)) as raw:
         raw.execute("VACUUM")  # the free pages earlier tests left: the upload's must grow the file
         raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
