@@ -15,8 +15,8 @@ from engine.specs import TrainingSpec
 class Optimizer:
     """θ ← update(θ, dθ); state lives in ``self.state`` (arrays), all in θ's dtype."""
 
-    def __init__(self, size: int, dtype: np.dtype, spec: TrainingSpec):
-        self.learning_rate = spec.step_size
+    def __init__(self, size: int, dtype: np.dtype, spec: TrainingSpec, learning_rate: float):
+        self.learning_rate = learning_rate  # spec.step_size(the model's type)
         self.spec = spec
         self.state: dict[str, np.ndarray] = self.initial_state(size, dtype)
 

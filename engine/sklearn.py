@@ -60,8 +60,8 @@ seed, dtype, time_limit, momentum, beta1, beta2, epsilon :
         ``TrainingSpec`` fields, with its defaults and meanings (``learning_rate=None`` takes the
         optimizer's default; ``batch_size=None`` is full batch; ``time_limit=None`` is none).
     early_stopping : bool, dict or None, default=True
-        ``True``: early stopping with the ``EarlyStopping()`` defaults (which restore the
-        best epoch's parameters). ``False`` or ``None``: off, train for ``epochs``. A dict such
+        ``True``: early stopping with the ``EarlyStopping()`` defaults (patience 100, the
+        last epoch's parameters kept). ``False`` or ``None``: off, train for ``epochs``. A dict such
         as ``{"patience": 5, "min_delta": 0.0}`` sets those ``EarlyStopping`` fields and keeps
         the defaults of the others. The monitored loss is the validation loss, or the training
         loss when ``validation_fraction=0``.
@@ -179,10 +179,11 @@ class BackpropMLPClassifier(_BackpropClassifier):
     optimizer, learning_rate, epochs, batch_size, shuffle, l2, validation_fraction, tolerance, \
 seed, dtype, time_limit, momentum, beta1, beta2, epsilon :
         ``TrainingSpec`` fields, with its defaults and meanings (``learning_rate=None`` takes the
-        optimizer's default; ``batch_size=None`` is full batch; ``time_limit=None`` is none).
+        optimizer's default for a network, ``NETWORK_LEARNING_RATES``: Adam's is 0.005;
+        ``batch_size=None`` is full batch; ``time_limit=None`` is none).
     early_stopping : bool, dict or None, default=True
-        ``True``: early stopping with the ``EarlyStopping()`` defaults (which restore the
-        best epoch's parameters). ``False`` or ``None``: off, train for ``epochs``. A dict such
+        ``True``: early stopping with the ``EarlyStopping()`` defaults (patience 100, the
+        last epoch's parameters kept). ``False`` or ``None``: off, train for ``epochs``. A dict such
         as ``{"patience": 5, "min_delta": 0.0}`` sets those ``EarlyStopping`` fields and keeps
         the defaults of the others. The monitored loss is the validation loss, or the training
         loss when ``validation_fraction=0``.

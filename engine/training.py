@@ -149,7 +149,7 @@ class Trainer:
         self.optimizer: Optimizer | None = None
         if spec.optimizer in OPTIMIZERS:
             self.optimizer = OPTIMIZERS[spec.optimizer](
-                self.params.theta.size, self.params.dtype, spec
+                self.params.theta.size, self.params.dtype, spec, spec.step_size(model_spec.type)
             )
         self.state = TrainingState(
             theta=self.params.theta,
@@ -274,7 +274,7 @@ class Trainer:
             reason = "diverged"
             state.message = (
                 f"training diverged at epoch {epoch}: the loss or the parameters blew up; "
-                f"try a smaller learning_rate than {self.spec.step_size}"
+                f"try a smaller learning_rate than {self.spec.step_size(self.model_spec.type)}"
             )
         else:
             self._track_best(epoch, val_loss if val_loss is not None else train_loss)

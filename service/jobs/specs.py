@@ -26,6 +26,7 @@ from engine import (
     INIT_NAMES,
     MODEL_BOUNDS,
     MODEL_TYPES,
+    NETWORK_LEARNING_RATES,
     OPTIMIZER_NAMES,
     PREPROCESSING_BOUNDS,
     STOPPING_BOUNDS,
@@ -210,7 +211,8 @@ class TrainingSpecIn(BaseModel):
         Field(
             TRAINING_DEFAULTS.learning_rate,
             description="Step size (> 0); null: the optimizer's default "
-            f"({', '.join(f'{name} {rate:g}' for name, rate in DEFAULT_LEARNING_RATES.items())})",
+            f"({', '.join(f'{name} {rate:g}' for name, rate in DEFAULT_LEARNING_RATES.items())}; "
+            f"a two_layer_network's adam {NETWORK_LEARNING_RATES['adam']:g})",
         )
     )
     epochs: Annotated[JsonInt, in_range(TRAINING_BOUNDS["epochs"])] = Field(

@@ -2,6 +2,7 @@
 
 from dataclasses import fields
 
+import numpy as np
 import pytest
 
 from engine import (
@@ -13,6 +14,7 @@ from engine import (
     ModelSpec,
     SpecError,
     TrainingSpec,
+    fit,
 )
 
 
@@ -64,10 +66,26 @@ def test_invalid_model_spec_names_the_field(changes, field):
     assert error.value.field == field
 
 
-def test_learning_rate_defaults_per_optimizer():
-    assert TrainingSpec(optimizer="gd").step_size == 0.5
-    assert TrainingSpec(optimizer="adam").step_size == 0.01
-    assert TrainingSpec(optimizer="adam", learning_rate=0.3).step_size == 0.3
+def test_learning_rate_defaults_per_optimizer_and_model_type():
+    for model in ("logistic_regression", "two_layer_network"):
+        assert TrainingSpec(optimizer="gd").step_size(model) == 0.5
+        assert TrainingSpec(optimizer="adam", learning_rate=0.3).step_size(model) == 0.3
+    assert TrainingSpec(optimizer="adam").step_size("logistic_regression") == 0.01
+    assert TrainingSpec(optimizer="adam").step_size("two_layer_network") == 0.005
+
+
+def test_a_network_trained_with_the_default_step_takes_adams_network_default():
+    # The rate in force, not the spec's null, reaches the optimizer: the same fit with
+    # learning_rate=0.005 given is the same model, bit for bit (0.01 is not).
+    X, y = np.random.default_rng(0).normal(size=(60, 3)), np.arange(60) % 2
+    network = ModelSpec(type="two_layer_network", hidden_units=4)
+    fitted = {
+        rate: fit(X, y, network, TrainingSpec(epochs=5, learning_rate=rate)).classifier
+        for rate in (None, 0.005, 0.01)
+    }
+    theta = {rate: fitted[rate].model.parameters.theta for rate in fitted}
+    assert np.array_equal(theta[None], theta[0.005])
+    assert not np.array_equal(theta[None], theta[0.01])
 
 
 def test_training_spec_round_trips_through_a_dict():
