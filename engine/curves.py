@@ -71,11 +71,12 @@ class RocCurve:
         return float(np.trapezoid(tpr, fpr))
 
     def thinned(self, max_points: int) -> "RocCurve":
-        """At most max_points (>= 2) of the curve's points: the first, the last, and those
-        nearest to points evenly spaced along the curve's length (arc length in the unit
-        square). Spacing by length, not by index, keeps the long straight runs and the
-        tight corners alike: indices crowd where many thresholds sit close together.
-        Two targets near the same point keep it once, so fewer points may remain."""
+        """max_points (>= 2) of the curve's points when it has more, in order: the first,
+        the last, and those nearest to points evenly spaced along the curve's length (arc
+        length in the unit square). Spacing by length, not by index, keeps long straight
+        runs and tight corners alike: indices crowd where many thresholds sit close
+        together. Where two targets would take the same point (around a long segment), the
+        later takes the next point along, so the whole budget is used."""
         n = self.fps.size
         if n <= max_points:
             return self
@@ -85,8 +86,12 @@ class RocCurve:
         along = np.r_[0.0, np.cumsum(np.hypot(np.diff(x), np.diff(y)))]  # (n,) rising
         targets = np.linspace(0.0, along[-1], max_points)  # (max_points,)
         after = np.clip(np.searchsorted(along, targets), 1, n - 1)  # first point at or past
-        nearer_before = targets - along[after - 1] < along[after] - targets
-        kept = np.unique(np.r_[0, after - nearer_before, n - 1])  # sorted, first and last in
+        nearest = after - (targets - along[after - 1] < along[after] - targets)  # (max_points,)
+        # Distinct indices: index_j = max(nearest_j, index_{j-1} + 1) is a running maximum
+        # of nearest_j - j; capping it at n - max_points leaves room for the points after.
+        steps = np.arange(max_points)
+        # The first target (0) takes point 0 and the last (the whole length) point n - 1.
+        kept = np.minimum(np.maximum.accumulate(nearest - steps), n - max_points) + steps
         return RocCurve(self.fps[kept], self.tps[kept], self.thresholds[kept])
 
     def to_json(self, max_points: int) -> dict[str, Any]:

@@ -22,8 +22,9 @@ Decisions scikit-learn does not take for us:
   prevalence-weighted mean over the classes present) until fewer than two classes remain.
 - ROC curves: the first threshold, scikit-learn's inf ("no row is called positive"), is
   None; a rate that is undefined (no positive rows, or no negative rows) is None as a
-  whole; a curve of more than ``curve_points`` points keeps its first and last points and
-  those nearest to points evenly spaced along its length (engine.curves.RocCurve.thinned).
+  whole; a curve of more than ``curve_points`` points keeps ``curve_points`` of them: its
+  first and last, and those nearest to points evenly spaced along its length
+  (engine.curves.RocCurve.thinned).
   AUC is always computed from the whole curve.
 """
 
@@ -101,16 +102,16 @@ def _validated(
     y, proba = np.asarray(y), np.asarray(proba)
     if y.ndim != 1:
         raise ValueError(f"y must be 1-D (m,), got shape {y.shape}")
-    if y.dtype.kind not in "iu":
-        raise ValueError(f"y must hold integer class indices, got dtype {y.dtype}")
     if proba.ndim != 2 or proba.shape[1] != K:
         raise ValueError(f"proba must be 2-D (m, {K}) for {K} classes, got shape {proba.shape}")
-    if proba.dtype.kind not in "iuf":
-        raise ValueError(f"proba must hold numbers, got dtype {proba.dtype}")
     if proba.shape[0] != y.shape[0]:
         raise ValueError(f"y has {y.shape[0]} rows but proba has {proba.shape[0]}")
     if y.shape[0] == 0:
         raise ValueError("no rows: y and proba are empty")
+    if y.dtype.kind not in "iu":
+        raise ValueError(f"y must hold integer class indices, got dtype {y.dtype}")
+    if proba.dtype.kind not in "iuf":
+        raise ValueError(f"proba must hold numbers, got dtype {proba.dtype}")
     outside = (y < 0) | (y >= K)
     if outside.any():
         i = int(np.argmax(outside))
@@ -124,7 +125,7 @@ def _validated(
     off = ~np.isclose(sums, 1.0, rtol=ROW_SUM_TOLERANCE)
     if off.any():
         i = int(np.argmax(off))
-        raise ValueError(f"proba rows must sum to 1: row {i} sums to {sums[i]!r}")
+        raise ValueError(f"proba rows must sum to 1: row {i} sums to {float(sums[i])!r}")
     if curve_points < 2:
         raise ValueError(f"curve_points must be at least 2 (first and last), got {curve_points}")
     if calibration_bins < 1:
