@@ -27,6 +27,7 @@ from engine.encoding import ColumnTransform
 from engine.gradcheck import GradientCheck, gradient_check
 from engine.history import STOP_REASONS, EpochMetrics
 from engine.initializers import INIT_NAMES, INITIALIZERS
+from engine.metrics import CALIBRATION_BINS, CURVE_POINTS, classification_metrics
 from engine.models import LogisticRegression, Model, TwoLayerNetwork
 from engine.optimizers import OPTIMIZERS
 from engine.persistence import ModelFileError, load, save, to_bytes
@@ -54,7 +55,9 @@ from engine.training import FitResult, Progress, fit
 __all__ = [
     "ACTIVATIONS",
     "ACTIVATION_NAMES",
+    "CALIBRATION_BINS",
     "CATEGORICAL",
+    "CURVE_POINTS",
     "DEFAULT_LEARNING_RATES",
     "DERIVATIVES",
     "DTYPE_NAMES",
@@ -92,6 +95,7 @@ __all__ = [
     "SpecError",
     "TrainingSpec",
     "TwoLayerNetwork",
+    "classification_metrics",
     "code_records",
     "code_table",
     "fit",
