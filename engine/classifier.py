@@ -115,13 +115,27 @@ class Classifier:
         for start in range(0, rows.shape[0], PREDICT_ROWS):
             chunk, chunk_unseen = self.features(rows[start : start + PREDICT_ROWS])
             unseen += chunk_unseen
-            A = invariant.probabilities(self.model, chunk)  # (n_y, b)
-            if A.shape[0] == 1:  # sigmoid: P(class 1) = a, P(class 0) = 1 - a
-                out[start : start + chunk.shape[0], 1] = A[0]
-                out[start : start + chunk.shape[0], 0] = 1.0 - A[0]
-            else:
-                out[start : start + chunk.shape[0]] = A.T
+            self._probabilities_into(chunk, out[start : start + chunk.shape[0]])
         return out, unseen
+
+    def proba_of_features(self, features: np.ndarray) -> np.ndarray:
+        """P(class k | row) (m, K) for rows already turned into the network's standardized
+        inputs (m, n_x), as ``features`` makes them (a fit's splits hold such rows): the
+        same bits predict_proba gives for the rows they came from."""
+        out = np.empty((features.shape[0], len(self.classes)), dtype=np.float64)
+        for start in range(0, features.shape[0], PREDICT_ROWS):
+            chunk = features[start : start + PREDICT_ROWS]
+            self._probabilities_into(chunk, out[start : start + chunk.shape[0]])
+        return out
+
+    def _probabilities_into(self, features: np.ndarray, out: np.ndarray) -> None:
+        """Write P(class k | row) (b, K) for standardized inputs (b, n_x) into ``out``."""
+        A = invariant.probabilities(self.model, features)  # (n_y, b)
+        if A.shape[0] == 1:  # sigmoid: P(class 1) = a, P(class 0) = 1 - a
+            out[:, 1] = A[0]
+            out[:, 0] = 1.0 - A[0]
+        else:
+            out[:] = A.T
 
     def predict(self, rows: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
         """The most probable label of each row, in the training labels' own values: (m,)."""

@@ -26,6 +26,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +36,7 @@ from engine.classifier import Classifier, build_model
 from engine.columns import InputColumn
 from engine.data import TrainingData, prepare
 from engine.diagnostics import Diagnostics, diagnose
+from engine.evaluation import evaluate_splits
 from engine.history import EpochMetrics
 from engine.lbfgs import run_lbfgs
 from engine.models import Model
@@ -74,6 +76,9 @@ class FitResult:
     diagnostics: Diagnostics
     n_train: int
     n_validation: int
+    # engine.evaluation's report on the validation split (or the training split), made
+    # with the parameters kept; None unless fit(..., evaluate=True).
+    evaluation: dict[str, Any] | None = None
 
 
 def fit(
@@ -88,6 +93,7 @@ def fit(
     resume_from: bytes | None = None,
     threads: int | None = None,
     overwrite_rows: bool = False,
+    evaluate: bool = False,
 ) -> FitResult:
     """Train on rows X (m, n_in) with labels y (m,); see the module docstring.
 
@@ -100,6 +106,8 @@ def fit(
     array in the training dtype it is reordered and standardized in place and
     trained on with no copy (engine.data), so the caller must not use it
     afterwards; the result is bit-identical to the default, which never writes X.
+    ``evaluate=True`` scores the kept model on its validation split (or training split)
+    into ``FitResult.evaluation`` (engine.evaluation).
     """
     model_spec = (model or ModelSpec()).validate()
     spec = (training or TrainingSpec()).validate()
@@ -119,7 +127,7 @@ def fit(
     )
     network = build_model(model_spec, data.n_features, data.n_classes)
     network.initialize(init_rng, model_spec.init, model_spec.init_scale, dtype)
-    trainer = Trainer(network, model_spec, spec, data, shuffle_rng, threads)
+    trainer = Trainer(network, model_spec, spec, data, shuffle_rng, threads, evaluate=evaluate)
     if resume_from is not None:
         trainer.resume(resume_from)
     return trainer.run(callback)
@@ -136,7 +144,10 @@ class Trainer:
         data: TrainingData,
         rng: np.random.Generator,
         threads: int | None,
+        *,
+        evaluate: bool = False,
     ):
+        self.evaluate = evaluate  # score the kept model on its splits at the end
         self.model = model
         self.model_spec = model_spec
         self.spec = spec
@@ -377,4 +388,5 @@ class Trainer:
             diagnostics=diagnose(self.model, self.epoch_gradient, self.data.train.X),
             n_train=self.data.train.m,
             n_validation=self.data.validation.m,
+            evaluation=evaluate_splits(classifier, self.data) if self.evaluate else None,
         )

@@ -236,6 +236,8 @@ class Model(Base):
     dataset_id: Mapped[str | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"))
     model_type: Mapped[str] = mapped_column(String(40))
     metrics: Mapped[dict[str, Any]] = mapped_column()  # final losses, accuracies, best epoch
+    # engine.evaluation.evaluate_fit: accuracy, log-loss, ROC AUC, curves... NULL before 0007
+    evaluation: Mapped[dict[str, Any] | None] = mapped_column()
     diagnostics: Mapped[dict[str, Any]] = mapped_column()
     artifact: Mapped[bytes] = mapped_column(LargeBinary)  # engine.save() bytes
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

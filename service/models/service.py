@@ -28,6 +28,7 @@ from service.core.errors import (
 from service.core.json_values import finite_or_none
 from service.core.pagination import page
 from service.core.tables import Dataset, JobHistory, Model, could_be_id
+from service.models.evaluation_schemas import ModelEvaluation
 from service.models.schemas import (
     ModelDiagnostics,
     ModelLinks,
@@ -47,6 +48,7 @@ class LoadedModel:
     dataset_id: str | None
     model_type: str
     metrics: dict[str, Any]
+    evaluation: dict[str, Any] | None  # None for models from before migration 0007
     diagnostics: dict[str, Any]
     created_at: datetime
     classifier: Classifier
@@ -65,6 +67,7 @@ class LoadedModel:
             dataset_id=row.dataset_id,
             model_type=row.model_type,
             metrics=_with_final_accuracies(session, row),
+            evaluation=row.evaluation,
             diagnostics=dict(row.diagnostics or {}),
             created_at=row.created_at,
             classifier=classifier,
@@ -196,6 +199,7 @@ def public_model(entry: LoadedModel, *, include_parameters: bool = True) -> Mode
         columns=classifier.transform.describe(),
         ignored_columns=list(classifier.transform.ignored),
         metrics=ModelMetrics.model_validate(finite_or_none(entry.metrics)),
+        evaluation=public_evaluation(entry.evaluation, curves=include_parameters),
         diagnostics=ModelDiagnostics.model_validate(finite_or_none(entry.diagnostics)),
         parameters=parameter_lists(classifier) if include_parameters else None,
         parameter_shapes={name: list(shape) for name, shape in parameters.shapes.items()},
@@ -209,6 +213,15 @@ def public_model(entry: LoadedModel, *, include_parameters: bool = True) -> Mode
             dataset=f"/v1/datasets/{entry.dataset_id}" if entry.dataset_id else None,
         ),
     )
+
+
+def public_evaluation(report: dict[str, Any] | None, *, curves: bool) -> ModelEvaluation | None:
+    """The stored evaluation report, typed; without its curves (``curves=False``: listings)."""
+    if report is None:
+        return None
+    if not curves:
+        report = {**report, "roc_curve": None, "calibration": None}
+    return ModelEvaluation.model_validate(report)
 
 
 def parameter_lists(classifier: Classifier) -> dict[str, list[Any]]:

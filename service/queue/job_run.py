@@ -182,6 +182,7 @@ class JobRun:
             callback=self.on_epoch,
             resume_from=self.claim.checkpoint,
             overwrite_rows=True,  # X is ours alone: trained on in place, no second copy
+            evaluate=True,  # the model's metrics on its validation (or training) split
         )
         if self.lease.lost.is_set():
             self.log.warning("stopped after epoch %d without writing more", len(result.history))

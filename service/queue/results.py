@@ -46,16 +46,19 @@ class ModelParts:
     the transaction that completes the job, so SQLite's write lock is not held for it."""
 
     metrics: dict[str, Any]
+    evaluation: dict[str, Any] | None  # fit(..., evaluate=True)'s report
     diagnostics: dict[str, Any]
     artifact: bytes
 
 
 def model_parts(job_id: str, dataset_id: str | None, result: FitResult) -> ModelParts:
-    """The fitted model's summary and its engine .npz (which names the job and dataset)."""
+    """The fitted model's summary, its evaluation on its validation split (or training
+    split) and its engine .npz (which names the job and dataset)."""
     classifier = result.classifier
     classifier.metadata = {"job_id": job_id, "dataset_id": dataset_id}
     return ModelParts(
         metrics=fit_metrics(result),
+        evaluation=result.evaluation,
         diagnostics=finite_or_none(result.diagnostics.to_dict()),
         artifact=to_bytes(classifier),
     )
@@ -70,6 +73,7 @@ def model_values(job: Job | Row, result: FitResult, parts: ModelParts | None = N
         "dataset_id": job.dataset_id,
         "model_type": job.model_type,
         "metrics": parts.metrics,
+        "evaluation": parts.evaluation,
         "diagnostics": parts.diagnostics,
         "artifact": parts.artifact,
     }

@@ -219,3 +219,23 @@ def test_a_column_unique_per_row_is_left_out_with_a_warning_on_every_job(url):
     # A record copied whole from the table, names and all, predicts.
     record = frame.drop(columns="survived").iloc[0].to_dict()
     assert predict(url, job["model_id"], {"records": [record]}).status_code == 200
+
+
+@pytest.mark.parametrize("model_type", MODELS)
+def test_a_worker_stores_the_models_evaluation_on_the_rows_it_trained_on(
+    url, penguin_models, model_type
+):
+    # The defaults hold no rows out: the evaluation is on the training split, said so, and
+    # is the report of the model's own predictions for every row of the table.
+    model = httpx.get(f"{url}/v1/models/{penguin_models[model_type]}").json()
+    evaluation = model["evaluation"]
+    assert evaluation["split"] == "training"
+    species = palmerpenguins.load_penguins()["species"]
+    assert evaluation["rows"] == len(species)
+    answer = predict(url, model["id"], {"records": penguin_records()}).json()
+    predicted = np.array([p["label"] for p in answer["predictions"]])
+    assert evaluation["accuracy"] == np.mean(predicted == species.to_numpy())
+    classes = model["classes"]
+    assert [entry["class"] for entry in evaluation["per_class"]] == classes
+    assert set(evaluation["roc_auc"]) == {"macro", "weighted"}  # three species
+    assert [curve["class"] for curve in evaluation["roc_curve"]] == classes

@@ -55,7 +55,7 @@ class Fit:
 
 def fit(data: Data, model: ModelSpec, epochs: int) -> Fit:
     training = TrainingSpec(epochs=epochs, seed=0, validation_fraction=0.2)  # val metrics too
-    result = engine.fit(data.X, data.y, model, training, feature_names=data.features)
+    result = engine.fit(data.X, data.y, model, training, feature_names=data.features, evaluate=True)
     return Fit(data, model, training, result)
 
 
@@ -218,6 +218,21 @@ def test_model_metrics_and_diagnostics_are_present_and_finite(client, cancer_mod
     assert all(math.isfinite(v) for v in diagnostics["gradient_norms"].values())
     assert diagnostics["distinct_hidden_units"] + diagnostics["identical_hidden_units"] >= 8
     assert diagnostics["warnings"] == []
+
+
+def test_the_model_shows_its_evaluation_as_the_engine_made_it(client, cancer_model, network_fit):
+    evaluation = client.get(f"/v1/models/{cancer_model}").json()["evaluation"]
+    assert evaluation == network_fit.result.evaluation  # every field, "class" keys included
+    assert evaluation["split"] == "validation"
+    assert evaluation["rows"] == network_fit.result.n_validation
+    assert len(evaluation["roc_curve"]["fpr"]) >= 2
+    assert sum(map(sum, evaluation["confusion_matrix"])) == evaluation["rows"]
+
+
+def test_listings_show_the_evaluation_without_its_curves(client, cancer_model, network_fit):
+    (listed,) = client.get("/v1/models").json()["data"]
+    expected = {**network_fit.result.evaluation, "roc_curve": None, "calibration": None}
+    assert listed["evaluation"] == expected
 
 
 def test_get_model_can_leave_the_parameters_out(client, cancer_model):
