@@ -1,7 +1,7 @@
 """How a model's evaluation reads in the API: engine.metrics.classification_metrics' report,
 typed, and the split it was measured on (engine.evaluation.evaluate_fit)."""
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -97,3 +97,29 @@ class ModelEvaluation(BaseModel):
         description="predicted probability against the observed fraction, per bin (per "
         "class against the rest with more than two). null in listings",
     )
+
+
+# What GET /v1/models/{id} shows for a two-class network (OpenAPI example).
+EXAMPLE_EVALUATION: dict[str, Any] = {
+    "split": "validation",
+    "rows": 114,
+    "accuracy": 0.8772,
+    "log_loss": 0.2971,
+    "roc_auc": 0.9431,
+    "per_class": [
+        {"class": 0, "precision": 0.8571, "recall": 0.8095, "f1": 0.8326, "support": 42},
+        {"class": 1, "precision": 0.8919, "recall": 0.9167, "f1": 0.9041, "support": 72},
+    ],
+    "macro": {"precision": 0.8745, "recall": 0.8631, "f1": 0.8684},
+    "weighted": {"precision": 0.8791, "recall": 0.8772, "f1": 0.8778},
+    "confusion_matrix": [[34, 8], [6, 66]],
+    "roc_curve": {
+        "fpr": [0.0, 0.0, 0.1429, 1.0],
+        "tpr": [0.0, 0.4167, 0.9167, 1.0],
+        "thresholds": [None, 0.9812, 0.4983, 0.0121],
+    },
+    "calibration": [
+        {"mean_predicted": 0.0613, "fraction_positive": 0.0588, "count": 17},
+        {"mean_predicted": 0.9402, "fraction_positive": 0.9524, "count": 42},
+    ],
+}

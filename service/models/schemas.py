@@ -23,7 +23,7 @@ from service.jobs.specs import (
     ModelType,
     TrainingSpecPublic,
 )
-from service.models.evaluation_schemas import Label, ModelEvaluation
+from service.models.evaluation_schemas import EXAMPLE_EVALUATION, Label, ModelEvaluation
 
 # A feature value: a JSON number, finite (JSON has no NaN or infinity, but `1e400` parses
 # as infinity), a string or a boolean (a categorical column's level), or null (missing).
@@ -180,29 +180,7 @@ EXAMPLE_MODEL: dict[str, Any] = {
         "best_train_accuracy": 0.886,
         "best_val_accuracy": 0.877,
     },
-    "evaluation": {
-        "split": "validation",
-        "rows": 114,
-        "accuracy": 0.8772,
-        "log_loss": 0.2971,
-        "roc_auc": 0.9431,
-        "per_class": [
-            {"class": 0, "precision": 0.8571, "recall": 0.8095, "f1": 0.8326, "support": 42},
-            {"class": 1, "precision": 0.8919, "recall": 0.9167, "f1": 0.9041, "support": 72},
-        ],
-        "macro": {"precision": 0.8745, "recall": 0.8631, "f1": 0.8684},
-        "weighted": {"precision": 0.8791, "recall": 0.8772, "f1": 0.8778},
-        "confusion_matrix": [[34, 8], [6, 66]],
-        "roc_curve": {
-            "fpr": [0.0, 0.0, 0.1429, 1.0],
-            "tpr": [0.0, 0.4167, 0.9167, 1.0],
-            "thresholds": [None, 0.9812, 0.4983, 0.0121],
-        },
-        "calibration": [
-            {"mean_predicted": 0.0613, "fraction_positive": 0.0588, "count": 17},
-            {"mean_predicted": 0.9402, "fraction_positive": 0.9524, "count": 42},
-        ],
-    },
+    "evaluation": EXAMPLE_EVALUATION,
     "diagnostics": {
         "gradient_norms": {"W1": 0.0021, "b1": 0.0004, "W2": 0.0031, "b2": 0.0007},
         "identical_hidden_units": 0,
