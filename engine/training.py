@@ -363,6 +363,11 @@ class Trainer:
         run_lbfgs(self, callback)
 
     # -- the end -----------------------------------------------------------------------------
+    def _evaluates(self, state: TrainingState) -> bool:
+        """Whether to score the kept model: if asked, and unless training diverged (its
+        parameters are those from before the blow-up, and no model is kept)."""
+        return self.evaluate and state.stop_reason != "diverged"
+
     def _result(self) -> FitResult:
         state = self.state
         stopping = self.spec.early_stopping
@@ -388,5 +393,5 @@ class Trainer:
             diagnostics=diagnose(self.model, self.epoch_gradient, self.data.train.X),
             n_train=self.data.train.m,
             n_validation=self.data.validation.m,
-            evaluation=evaluate_splits(classifier, self.data) if self.evaluate else None,
+            evaluation=evaluate_splits(classifier, self.data) if self._evaluates(state) else None,
         )

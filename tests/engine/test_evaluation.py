@@ -80,3 +80,11 @@ def test_the_validation_split_is_scored_with_the_restored_parameters():
 def test_a_fit_reports_nothing_unless_asked():
     X, y = load_iris(return_X_y=True)
     assert fit(X, y, ModelSpec(), TrainingSpec(epochs=3)).evaluation is None
+
+
+def test_a_diverged_fit_is_not_scored_and_does_not_fail_for_it():
+    X, y = load_breast_cancer(return_X_y=True)
+    training = TrainingSpec(optimizer="gd", learning_rate=1e300, epochs=50)
+    result = fit(X, y, NETWORK, training, evaluate=True)
+    assert result.stop_reason == "diverged"
+    assert result.evaluation is None
