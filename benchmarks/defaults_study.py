@@ -65,10 +65,9 @@ from engine import (
     ModelSpec,
     PreprocessingSpec,
     TrainingSpec,
-    code_table,
     fit,
 )
-from tests.real_tables import REAL_TABLES, RealTable, reference_accuracy
+from tests.real_tables import REAL_TABLES, RealTable, code_frame, reference_accuracy
 from tests.real_tables import split as split_table
 
 MODELS = ("logistic_regression", "two_layer_network")
@@ -258,9 +257,7 @@ def coded_split(table: RealTable, seed: int) -> tuple:
     """
     frame = table.load().drop(columns=list(table.id_columns))
     train, test = split_table(frame, table.label, seed)
-    both = pd.concat([train, test], ignore_index=True)
-    features = [column for column in both.columns if column != table.label]
-    X, columns = code_table({name: both[name].to_numpy() for name in features})
+    X, columns, _ = code_frame(pd.concat([train, test], ignore_index=True), table.label)
     return train, test, X[: len(train)], X[len(train) :], columns
 
 

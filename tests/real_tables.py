@@ -31,6 +31,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from engine import InputColumn, code_table
+
 TEST_SIZE = 0.25
 
 
@@ -114,6 +116,14 @@ REAL_TABLES: dict[str, RealTable] = {
         ),
     )
 }
+
+
+def code_frame(frame: pd.DataFrame, label: str) -> tuple[np.ndarray, list[InputColumn], np.ndarray]:
+    """(X (m, n_in), its columns, the labels (m,)): every column but ``label`` coded as an
+    upload codes it (engine.code_table: words to level codes, empty cells to NaN)."""
+    features = [column for column in frame.columns if column != label]
+    X, columns = code_table({column: frame[column].to_numpy() for column in features})
+    return X, columns, frame[label].to_numpy()
 
 
 def split(frame: pd.DataFrame, label: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_breast_cancer, load_iris
 
-from engine import EarlyStopping, ModelSpec, TrainingSpec, classification_metrics, code_table, fit
-from tests.real_tables import REAL_TABLES
+from engine import EarlyStopping, ModelSpec, TrainingSpec, classification_metrics, fit
+from tests.real_tables import REAL_TABLES, code_frame
 
 NETWORK = ModelSpec(type="two_layer_network", hidden_units=8)
 
@@ -16,10 +16,8 @@ NETWORK = ModelSpec(type="two_layer_network", hidden_units=8)
 def penguins() -> tuple[np.ndarray, np.ndarray, list]:
     """The penguins table coded as an upload codes it: words, empty cells."""
     table = REAL_TABLES["penguins"]
-    frame = table.load().drop(columns=list(table.id_columns))
-    features = [name for name in frame.columns if name != table.label]
-    X, columns = code_table({name: frame[name].to_numpy() for name in features})
-    return X, frame[table.label].to_numpy(), columns
+    X, columns, y = code_frame(table.load().drop(columns=list(table.id_columns)), table.label)
+    return X, y, columns
 
 
 def sets() -> dict[str, tuple[np.ndarray, np.ndarray, list | None]]:

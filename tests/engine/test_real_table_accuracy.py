@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
-from engine import ModelSpec, code_table, fit
-from tests.real_tables import REAL_TABLES, RealTable, reference_accuracy, split
+from engine import ModelSpec, fit
+from tests.real_tables import REAL_TABLES, RealTable, code_frame, reference_accuracy, split
 
 SEEDS = range(5)
 MODELS = ("logistic_regression", "two_layer_network")
@@ -46,10 +46,7 @@ def _score_split(
     train, test = split(frame, table.label, seed)
     scores["reference"].append(reference_accuracy(train, test, table.label, categorical, numeric))
     # Coded together, as one upload: a level met only in the test rows is unseen in training.
-    both = pd.concat([train, test], ignore_index=True)
-    features = [column for column in both.columns if column != table.label]
-    X, columns = code_table({column: both[column].to_numpy() for column in features})
-    y = both[table.label].to_numpy()
+    X, columns, y = code_frame(pd.concat([train, test], ignore_index=True), table.label)
     m = len(train)
     for model in MODELS:
         result = fit(X[:m], y[:m], ModelSpec(type=model), columns=columns, threads=1)
