@@ -1,17 +1,21 @@
 """Typed dependencies shared by the routers."""
 
+import logging
 from collections.abc import Iterator
 from typing import Annotated, NamedTuple
 
 from fastapi import Depends, Query, Request
 from pydantic import WithJsonSchema
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
 
 from service.core.bounds import ID_PATTERN
 from service.core.database import Database
 from service.core.errors import field_problem
 from service.core.pagination import DEFAULT_PAGE
 from service.core.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 # async def: FastAPI calls a plain def dependency in its threadpool, a thread hop per
@@ -30,14 +34,32 @@ DatabaseDep = Annotated[Database, Depends(get_database)]
 
 def get_session(request: Request) -> Iterator[Session]:
     """A read session per request (GET routes)."""
-    with request.app.state.database.reads() as session:
-        yield session
+    yield from request_session(request.app.state.database.reads)
 
 
 def get_write_session(request: Request) -> Iterator[Session]:
     """A write session per request (routes that change rows)."""
-    with request.app.state.database.writes() as session:
+    yield from request_session(request.app.state.database.writes)
+
+
+def request_session(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session for one request, closed once the answer is sent, whatever the database does.
+
+    A request-scoped dependency ends after the response: closing the session rolls back its
+    open transaction, which fails if the database went away since the route's last query.
+    Raised there, the error would reach uvicorn after the answer, and uvicorn drops the
+    connection, so the client's next request on it fails unanswered. Nothing is lost by
+    letting it go: the server rolled the transaction back when the connection died, and
+    SQLAlchemy has discarded the connection.
+    """
+    session = factory()
+    try:
         yield session
+    finally:
+        try:
+            session.close()
+        except DBAPIError as error:
+            log.warning("closing a request's session: the connection was lost: %s", error.orig)
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
