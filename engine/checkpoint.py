@@ -37,7 +37,7 @@ class TrainingState:
     history: list[EpochMetrics] = field(default_factory=list)
     best_loss: float = math.inf  # the monitored loss's best value
     best_epoch: int | None = None
-    best_theta: np.ndarray | None = None  # θ at best_epoch, when early stopping restores it
+    best_theta: np.ndarray | None = None  # θ at best_epoch (kept for restore_best and cancels)
     stale_epochs: int = 0  # epochs since the monitored loss last improved
     stop_reason: str | None = None  # set once training has decided to stop
     message: str = ""

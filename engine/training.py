@@ -79,6 +79,9 @@ class FitResult:
     # engine.evaluation's report on the validation split (or the training split), made
     # with the parameters kept; None unless fit(..., evaluate=True).
     evaluation: dict[str, Any] | None = None
+    # The epoch whose parameters the classifier holds: best_epoch when they were restored
+    # (early_stopping.restore_best, or a cancel), else the last epoch run; None: none ran.
+    model_epoch: int | None = None
 
 
 def fit(
@@ -331,8 +334,9 @@ class Trainer:
         min_delta = stopping.min_delta if stopping else 0.0
         if monitored < state.best_loss - min_delta:
             state.best_loss, state.best_epoch, state.stale_epochs = monitored, epoch, 0
-            if stopping is not None and stopping.restore_best:
-                state.best_theta = self.params.theta.copy()
+            # Kept whatever restore_best says: a cancel keeps the best epoch's parameters
+            # (one copy of θ per improving epoch; a pass over the data costs far more).
+            state.best_theta = self.params.theta.copy()
         else:
             state.stale_epochs += 1
 
@@ -368,13 +372,23 @@ class Trainer:
         parameters are those from before the blow-up, and no model is kept)."""
         return self.evaluate and state.stop_reason != "diverged"
 
+    def _restores_best(self, state: TrainingState) -> bool:
+        """Whether the model keeps the best epoch's parameters rather than the last's: when
+        early stopping says so, and on a cancel (a person stops a run that has stopped
+        improving, or has run long enough: its best so far is what it has to give)."""
+        if state.best_theta is None or state.best_epoch == state.epoch:
+            return False
+        stopping = self.spec.early_stopping
+        restore_best = stopping is not None and stopping.restore_best
+        return restore_best or state.stop_reason == "cancelled"
+
     def _result(self) -> FitResult:
         state = self.state
-        stopping = self.spec.early_stopping
-        if stopping is not None and stopping.restore_best and state.best_theta is not None:
-            if state.best_epoch != state.epoch:
-                state.message += f"; restored the parameters of epoch {state.best_epoch}"
+        model_epoch = state.epoch or None
+        if self._restores_best(state):
+            state.message += f"; kept the parameters of epoch {state.best_epoch}, the best"
             self.params.theta[...] = state.best_theta
+            model_epoch = state.best_epoch
         classifier = Classifier(
             model=self.model,
             standardizer=self.data.standardizer,
@@ -394,4 +408,5 @@ class Trainer:
             n_train=self.data.train.m,
             n_validation=self.data.validation.m,
             evaluation=evaluate_splits(classifier, self.data) if self._evaluates(state) else None,
+            model_epoch=model_epoch,
         )

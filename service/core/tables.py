@@ -165,6 +165,8 @@ class Job(Base):
     epochs: Mapped[int] = mapped_column(Integer)
     train_loss: Mapped[float | None] = mapped_column(Float)
     val_loss: Mapped[float | None] = mapped_column(Float)
+    train_accuracy: Mapped[float | None] = mapped_column(Float)  # NULL before 0011
+    val_accuracy: Mapped[float | None] = mapped_column(Float)  # NULL without a validation split
     best_epoch: Mapped[int | None] = mapped_column(Integer)
     elapsed_seconds: Mapped[float] = mapped_column(Float, default=0.0)
 

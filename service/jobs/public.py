@@ -58,6 +58,8 @@ def progress_of(job: Job) -> Progress:
         percent=percent,
         train_loss=finite_or_none(job.train_loss),
         val_loss=finite_or_none(job.val_loss),
+        train_accuracy=finite_or_none(job.train_accuracy),
+        val_accuracy=finite_or_none(job.val_accuracy),
         best_epoch=job.best_epoch,
         elapsed_seconds=elapsed,
         remaining_seconds=_remaining_seconds(job, epoch, epochs, elapsed),

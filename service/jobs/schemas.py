@@ -112,6 +112,12 @@ class Progress(BaseModel):
     percent: float = Field(description="epoch / epochs in percent; 100 once succeeded")
     train_loss: float | None = Field(description="Latest training loss; null if diverged")
     val_loss: float | None = Field(description="Latest validation loss; null without one")
+    train_accuracy: float | None = Field(
+        default=None, description="Latest training accuracy (fraction of rows right)"
+    )
+    val_accuracy: float | None = Field(
+        default=None, description="Latest validation accuracy; null without a validation split"
+    )
     best_epoch: int | None = Field(description="Epoch of the lowest monitored loss so far")
     elapsed_seconds: float = Field(description="Training time so far")
     remaining_seconds: float | None = Field(
@@ -125,7 +131,9 @@ class JobLinks(BaseModel):
     history: str
     events: str
     cancel: str
-    model: str | None = Field(description="The fitted model, once the job succeeded")
+    model: str | None = Field(
+        description="The fitted model, once the job succeeded (or was cancelled after an epoch)"
+    )
 
 
 JOB_EXAMPLE: dict[str, Any] = {
@@ -140,6 +148,8 @@ JOB_EXAMPLE: dict[str, Any] = {
         "percent": 60.0,
         "train_loss": 0.0731,
         "val_loss": 0.0912,
+        "train_accuracy": 0.982,
+        "val_accuracy": 0.974,
         "best_epoch": 118,
         "elapsed_seconds": 2.4,
         "remaining_seconds": 1.6,
@@ -193,6 +203,8 @@ SUCCEEDED_JOB_EXAMPLE: dict[str, Any] = {
         "percent": 100.0,
         "train_loss": 0.0604,
         "val_loss": 0.0871,
+        "train_accuracy": 0.986,
+        "val_accuracy": 0.974,
         "best_epoch": 153,
         "elapsed_seconds": 3.3,
         "remaining_seconds": 0.0,
@@ -223,7 +235,10 @@ class JobPublic(BaseModel):
     error_code: str | None = Field(description="What went wrong, for programs, e.g. worker_lost")
     attempts: int = Field(description="Claims by workers so far")
     max_attempts: int
-    model_id: str | None = Field(description="The fitted model, once the job succeeded")
+    model_id: str | None = Field(
+        description="The fitted model, once the job succeeded (or was cancelled after an epoch: "
+        "its best epoch's parameters)"
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

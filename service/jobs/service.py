@@ -246,7 +246,7 @@ def model_ids(*, session: Session, job_ids: list[str]) -> dict[str, str]:
 
 
 def model_id_of(*, session: Session, job: Job) -> str | None:
-    if job.status != SUCCEEDED:
+    if job.status not in (SUCCEEDED, CANCELLED):  # the only states that keep a model
         return None
     return session.scalar(select(Model.id).where(Model.job_id == job.id))
 

@@ -79,14 +79,26 @@ class ModelMetrics(BaseModel):
     best_epoch: int | None = Field(default=None, description="1-based epoch of the lowest loss")
     n_train: int | None = Field(default=None, description="rows in the training split")
     n_validation: int | None = Field(default=None, description="rows in the validation split")
-    final_train_loss: float | None = None
-    final_val_loss: float | None = None
-    final_train_accuracy: float | None = None
-    final_val_accuracy: float | None = None
-    best_train_loss: float | None = None
-    best_val_loss: float | None = None
-    best_train_accuracy: float | None = None
-    best_val_accuracy: float | None = None
+    model_epoch: int | None = Field(
+        default=None, description="1-based epoch whose parameters this model holds"
+    )
+    model_parameters: Literal["best", "last"] | None = Field(
+        default=None,
+        description="best: best_epoch's, restored (early_stopping.restore_best, or a cancel); "
+        "last: the last epoch's. null: a model from before this field",
+    )
+    model_train_loss: float | None = Field(default=None, description="at model_epoch")
+    model_val_loss: float | None = Field(default=None, description="at model_epoch")
+    model_train_accuracy: float | None = Field(default=None, description="at model_epoch")
+    model_val_accuracy: float | None = Field(default=None, description="at model_epoch")
+    final_train_loss: float | None = Field(default=None, description="at the last epoch run")
+    final_val_loss: float | None = Field(default=None, description="at the last epoch run")
+    final_train_accuracy: float | None = Field(default=None, description="at the last epoch run")
+    final_val_accuracy: float | None = Field(default=None, description="at the last epoch run")
+    best_train_loss: float | None = Field(default=None, description="at best_epoch")
+    best_val_loss: float | None = Field(default=None, description="at best_epoch")
+    best_train_accuracy: float | None = Field(default=None, description="at best_epoch")
+    best_val_accuracy: float | None = Field(default=None, description="at best_epoch")
 
 
 class ModelDiagnostics(BaseModel):
@@ -142,6 +154,8 @@ class ModelLinks(BaseModel):
     dataset: str | None = Field(description="null once the dataset was deleted")
 
 
+# The example model keeps its last epoch (restore_best is off by default).
+FINAL_EXAMPLE = dict(train_loss=0.281, val_loss=0.297, train_accuracy=0.884, val_accuracy=0.868)
 EXAMPLE_MODEL: dict[str, Any] = {
     "id": "5b0c3c1e9d0a4f5e8a7b6c5d4e3f2a1b",
     "job_id": "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
@@ -171,10 +185,10 @@ EXAMPLE_MODEL: dict[str, Any] = {
         "best_epoch": 74,
         "n_train": 455,
         "n_validation": 114,
-        "final_train_loss": 0.281,
-        "final_val_loss": 0.297,
-        "final_train_accuracy": None,
-        "final_val_accuracy": None,
+        "model_epoch": 84,
+        "model_parameters": "last",
+        **{f"model_{name}": value for name, value in FINAL_EXAMPLE.items()},
+        **{f"final_{name}": value for name, value in FINAL_EXAMPLE.items()},
         "best_train_loss": 0.283,
         "best_val_loss": 0.295,
         "best_train_accuracy": 0.886,

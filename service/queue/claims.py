@@ -40,11 +40,10 @@ from sqlalchemy.orm import Session
 
 from engine.history import EpochMetrics
 from service.core.database import Database
-from service.core.json_values import finite_or_none
 from service.core.settings import Settings
 from service.core.states import CANCELLING, QUEUED, RUNNING
 from service.core.tables import Checkpoint, Job, JobHistory, utcnow
-from service.queue.results import history_values
+from service.queue.results import history_values, progress_values
 
 HELD_STATES = (RUNNING, CANCELLING)  # the states in which a worker holds a job
 
@@ -181,12 +180,7 @@ def record_progress(
     """
     values: dict[str, Any] = {"best_epoch": best_epoch, "elapsed_seconds": elapsed_seconds}
     if epochs:
-        last = epochs[-1]
-        values.update(
-            epoch=last.epoch,
-            train_loss=finite_or_none(last.train_loss),
-            val_loss=finite_or_none(last.val_loss),
-        )
+        values.update(progress_values(epochs[-1]))
     with database.writes() as session, session.begin():
         status = _renew(session, job_id, attempt, settings, values)
         if status is None:

@@ -9,7 +9,9 @@ Decisions the brief left open:
   ``error_code`` "diverged", ``error`` the engine's message) with no model: its
   parameters are those of the last finite epoch, not a trained model.
 * A job that is ``cancelling`` when its fit ends is ``cancelled`` even if the
-  fit finished on its own: once cancelling, a job only becomes cancelled.
+  fit finished on its own: once cancelling, a job only becomes cancelled. It keeps its
+  model (the best epoch's parameters when the cancel stopped training, engine.training),
+  whose ``stop_reason`` is ``cancelled`` as the job's is.
   ``fail_job`` still records ``failed`` for a cancelling job (the error is the
   more useful fact).
 * ``release_job`` (SIGTERM) keeps the attempt count; only a lease that expires
@@ -35,13 +37,12 @@ from sqlalchemy import (
 from engine import FitResult
 from engine.history import EpochMetrics
 from service.core.database import Database
-from service.core.json_values import finite_or_none
 from service.core.settings import Settings
 from service.core.states import CANCELLED, CANCELLING, FAILED, QUEUED, RUNNING, SUCCEEDED
 from service.core.tables import Job, JobHistory, Model, utcnow
 from service.queue.claims import HELD_STATES, fenced, moment
 from service.queue.notify import notify_job_queued
-from service.queue.results import history_values, model_parts, model_values
+from service.queue.results import history_values, model_parts, model_values, progress_values
 
 
 def complete_job(
@@ -61,8 +62,10 @@ def complete_job(
     job costs one write rather than two.
     ``dataset_id`` (the claim's): the model's .npz is made before the transaction.
     """
-    may_succeed = result.stop_reason not in ("cancelled", "diverged")
-    parts = model_parts(job_id, dataset_id, result) if dataset_id and may_succeed else None
+    # A cancelled run keeps a model too (the engine kept its best epoch's parameters): only
+    # a diverged run, or one that trained no epoch, leaves none.
+    keeps_model = result.stop_reason != "diverged" and bool(result.history)
+    parts = model_parts(job_id, dataset_id, result) if dataset_id and keeps_model else None
     now = utcnow()
     with database.writes() as session, session.begin():
         # Plain rows and Core statements, no ORM objects to load or flush: on SQLite every
@@ -88,11 +91,7 @@ def complete_job(
         if elapsed_seconds is not None:
             values["elapsed_seconds"] = elapsed_seconds
         if last is not None:
-            values.update(
-                epoch=last.epoch,
-                train_loss=finite_or_none(last.train_loss),
-                val_loss=finite_or_none(last.val_loss),
-            )
+            values.update(progress_values(last))
         if job.status == CANCELLING or result.stop_reason == "cancelled":
             values.update(status=CANCELLED, stop_reason="cancelled")
         elif result.stop_reason == "diverged":
@@ -103,8 +102,11 @@ def complete_job(
             update(Job).where(Job.id == job_id).values(values),
             execution_options={"synchronize_session": False},  # no Job objects loaded
         )
-        if values["status"] == SUCCEEDED:
-            session.execute(insert(Model).values(model_values(job, result, parts)))
+        if keeps_model and values["status"] in (SUCCEEDED, CANCELLED):
+            model = model_values(job, result, parts)
+            # A cancel seen only here (the fit ended on its own meanwhile) is the model's too.
+            model["metrics"] = {**model["metrics"], "stop_reason": values["stop_reason"]}
+            session.execute(insert(Model).values(model))
         return True
 
 

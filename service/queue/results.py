@@ -16,16 +16,39 @@ def history_values(metrics: EpochMetrics) -> dict[str, Any]:
     return finite_or_none(metrics.to_dict())
 
 
+def progress_values(last: EpochMetrics) -> dict[str, Any]:
+    """A job's progress columns from its latest epoch (NaN -> NULL)."""
+    return finite_or_none(
+        {
+            "epoch": last.epoch,
+            "train_loss": last.train_loss,
+            "val_loss": last.val_loss,
+            "train_accuracy": last.train_accuracy,
+            "val_accuracy": last.val_accuracy,
+        }
+    )
+
+
 def fit_metrics(result: FitResult) -> dict[str, Any]:
-    """Summary of a fit: stop reason, best epoch and the losses that matter."""
+    """Summary of a fit: stop reason, and the losses and accuracies of three epochs, named
+    apart: ``model_*`` the epoch whose parameters the model holds, ``best_*`` the epoch of
+    the lowest monitored loss, ``final_*`` the last epoch run."""
     best = result.history[result.best_epoch - 1] if result.best_epoch else None
     last = result.history[-1] if result.history else None
+    kept = result.history[result.model_epoch - 1] if result.model_epoch else None
+    restored = kept is not None and last is not None and kept.epoch != last.epoch
     return finite_or_none(
         {
             "stop_reason": result.stop_reason,
             "message": result.message,
             "epochs_run": len(result.history),
             "best_epoch": result.best_epoch,
+            "model_epoch": kept.epoch if kept else None,
+            "model_parameters": ("best" if restored else "last") if kept else None,
+            "model_train_loss": kept.train_loss if kept else None,
+            "model_val_loss": kept.val_loss if kept else None,
+            "model_train_accuracy": kept.train_accuracy if kept else None,
+            "model_val_accuracy": kept.val_accuracy if kept else None,
             "n_train": result.n_train,
             "n_validation": result.n_validation,
             "final_train_loss": last.train_loss if last else None,

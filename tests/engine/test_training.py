@@ -131,7 +131,53 @@ def test_early_stopping_restores_the_best_epoch(blobs):
     assert result.stop_reason == "early_stopped"
     best = min(result.history, key=lambda m: m.val_loss)
     assert result.best_epoch == best.epoch == len(result.history) - 4
+    assert result.model_epoch == best.epoch
     np.testing.assert_array_equal(result.classifier.model.parameters.theta, thetas[best.epoch])
+
+
+def noisy_adam(stopping: EarlyStopping) -> TrainingSpec:
+    """A step so large that the validation loss turns back up within a few epochs."""
+    return TrainingSpec(
+        optimizer="adam",
+        learning_rate=0.3,
+        epochs=300,
+        validation_fraction=0.2,
+        early_stopping=stopping,
+        tolerance=0.0,
+    )
+
+
+def test_a_cancel_keeps_the_best_epochs_parameters_so_far(blobs):
+    rows, labels = blobs
+    thetas = {}
+
+    def cancel_four_epochs_past_the_best(progress: Progress) -> bool:
+        thetas[progress.epoch] = TrainingState.from_bytes(progress.checkpoint()).theta.copy()
+        return progress.epoch - progress.best_epoch >= 4
+
+    # restore_best off and patience long: only the cancel picks the best epoch's parameters.
+    spec = noisy_adam(EarlyStopping(patience=1000, restore_best=False))
+    result = fit(rows, labels, NETWORK, spec, callback=cancel_four_epochs_past_the_best)
+    assert result.stop_reason == "cancelled"
+    best = min(result.history, key=lambda m: m.val_loss)
+    assert result.best_epoch == result.model_epoch == best.epoch == len(result.history) - 4
+    assert f"kept the parameters of epoch {best.epoch}" in result.message
+    np.testing.assert_array_equal(result.classifier.model.parameters.theta, thetas[best.epoch])
+
+
+def test_without_restore_best_a_run_that_stops_keeps_its_last_epoch(blobs):
+    rows, labels = blobs
+    thetas = {}
+
+    def keep(progress: Progress) -> None:
+        thetas[progress.epoch] = TrainingState.from_bytes(progress.checkpoint()).theta.copy()
+
+    result = fit(rows, labels, NETWORK, noisy_adam(EarlyStopping(patience=4)), callback=keep)
+    assert result.stop_reason == "early_stopped"
+    assert result.best_epoch == len(result.history) - 4
+    assert result.model_epoch == len(result.history)
+    last = len(result.history)
+    np.testing.assert_array_equal(result.classifier.model.parameters.theta, thetas[last])
 
 
 def test_callback_returning_true_cancels_after_that_epoch(blobs):

@@ -14,7 +14,8 @@ and these hold:
   nothing;
 - a job holds a lease exactly while it is running or cancelling;
 - the history of each job is epochs 1..n with no gap and no repeat;
-- a succeeded job has exactly one model, any other job none.
+- a succeeded job has exactly one model; a job cancelled while its fit ended keeps one too;
+  any other job has none.
 
 A "crash" sets the job's lease_expires_at in the past, as a worker that stopped
 renewing it would leave it; the sweep then settles it.
@@ -72,6 +73,7 @@ class JobModel:
     attempt: int = 0
     max_attempts: int = 3
     in_sweep: bool = False
+    has_model: bool = False  # complete_job kept one (succeeded, or cancelled meanwhile)
     expired: bool = False  # its lease ran out (a crash) and nobody renewed it since
     epochs: int = 0  # history rows 1..epochs
     checkpoint: int | None = None  # the epoch of its stored checkpoint
@@ -249,6 +251,7 @@ class QueueMachine(RuleBasedStateMachine):
                 job.status = CANCELLED
             else:
                 job.status = FAILED if diverged else SUCCEEDED
+            job.has_model = not diverged  # a cancelled job keeps its model too
 
     @precondition(lambda self: self.handles)
     @rule(data=st.data())
@@ -345,7 +348,8 @@ class QueueMachine(RuleBasedStateMachine):
             assert (row.lease_expires_at is not None) == (row.status in HELD)
             assert (row.finished_at is not None) == (row.status in TERMINAL_STATES)
             assert history.get(job_id, []) == list(range(1, expected.epochs + 1))
-            assert models.get(job_id, 0) == (1 if row.status == SUCCEEDED else 0)
+            assert models.get(job_id, 0) == (1 if expected.has_model else 0)
+            assert row.status != SUCCEEDED or expected.has_model
 
     @staticmethod
     def history_of(session) -> dict[str, list[int]]:

@@ -384,7 +384,9 @@ def test_complete_job_of_diverged_run_fails_without_model(database, settings, da
     assert count(database, Model) == 0
 
 
-def test_complete_job_of_cancelling_job_ends_cancelled(database, settings, dataset_id):
+def test_complete_job_of_cancelling_job_ends_cancelled_and_keeps_its_model(
+    database, settings, dataset_id
+):
     job_id = add_job(database, dataset_id)
     claim = claim_job(database=database, worker_id="a", settings=settings)
     set_job(database, job_id, status="cancelling")
@@ -393,7 +395,9 @@ def test_complete_job_of_cancelling_job_ends_cancelled(database, settings, datas
 
     job = get_job(database, job_id)
     assert (job.status, job.stop_reason) == ("cancelled", "cancelled")
-    assert count(database, Model) == 0
+    with database.reads() as session:
+        models = session.scalars(select(Model).where(Model.job_id == job_id)).all()
+    assert [model.metrics["stop_reason"] for model in models] == ["cancelled"]
 
 
 def test_fail_job_records_message_and_code(database, settings, dataset_id):

@@ -213,8 +213,13 @@ def test_cancel_running_job_stops_within_one_flush_interval(database, spawn):
     assert took < 1.0  # flush_seconds 0.1 plus an epoch or two
     assert 5 <= job.epoch < 300
     assert assert_continuous(database, job_id, job.epoch) == {1: list(range(1, job.epoch + 1))}
+    # It keeps a model: its best epoch's parameters so far, marked cancelled.
     with database.reads() as session:
-        assert session.scalar(select(Model.id)) is None
+        model = session.scalars(select(Model).where(Model.job_id == job_id)).one()
+    assert model.metrics["stop_reason"] == "cancelled"
+    assert model.metrics["model_epoch"] == job.best_epoch
+    kept = "last" if job.best_epoch == job.epoch else "best"
+    assert model.metrics["model_parameters"] == kept
 
 
 def test_jobs_that_cannot_train_fail_and_the_worker_serves_the_next(database, spawn):
