@@ -262,7 +262,7 @@ def test_train_follow_shows_progress_and_ends_with_the_model(service, dataset_id
     assert "\r" not in result.stderr
     assert progress[0].startswith("epoch  1/60 [")
     assert progress[-1].startswith("epoch 60/60 [" + "#" * 30 + "] 100%")
-    assert "train " in progress[-1]
+    assert re.search(r"train \d\.\d{4} \(\d+\.\d%\)", progress[-1])  # loss (accuracy)
     assert "val " in progress[-1]
     assert "ETA" in progress[-1]
     assert 5 <= len(progress) <= 12
@@ -363,10 +363,17 @@ def test_jobs_lists_a_table_filtered_by_dataset_and_status(service, dataset_id, 
 
     assert result.returncode == 0, result.stderr
     header, *rows = table_of(result.stdout)
-    assert header == ["ID", "STATUS", "MODEL", "EPOCH", "TRAIN LOSS", "VAL LOSS", "CREATED (UTC)"]
+    assert header == [
+        *("ID", "STATUS", "MODEL", "EPOCH", "TRAIN LOSS", "VAL LOSS", "TRAIN ACC", "VAL ACC"),
+        "CREATED (UTC)",
+    ]
     mine = next(row for row in rows if row[0] == trained["id"])
     assert mine[1:4] == ["succeeded", "logistic", "40/40"]
     assert float(mine[4]) == pytest.approx(trained["progress"]["train_loss"], abs=1e-4)
+    # The worker writes the latest accuracy with the losses; no validation split: "-".
+    assert 0.5 < trained["progress"]["train_accuracy"] <= 1.0
+    assert float(mine[6]) == pytest.approx(trained["progress"]["train_accuracy"], abs=1e-4)
+    assert mine[7] == "-"
     assert all(row[1] == "succeeded" for row in rows)
 
 
@@ -396,6 +403,7 @@ def test_status_shows_the_job_its_progress_and_its_model(service, trained):
     assert shown["status"] == "succeeded"
     assert shown["epoch"] == "40/40 (100%)"
     assert shown["stop reason"] == "max_epochs"
+    assert float(shown["train acc"]) == pytest.approx(trained["progress"]["train_accuracy"], 1e-3)
     assert shown["model id"] == trained["model_id"]
     assert "optimizer=gd" in shown["training"]
     assert "early_stopping=off" in shown["training"]

@@ -12,6 +12,8 @@ class Progress(TypedDict):
     percent: float
     train_loss: float | None
     val_loss: float | None
+    train_accuracy: NotRequired[float | None]  # services from before accuracy in progress
+    val_accuracy: NotRequired[float | None]
     best_epoch: int | None
     elapsed_seconds: float
     remaining_seconds: float | None

@@ -78,6 +78,8 @@ JOB_COLUMNS: tuple[Column, ...] = (
     ("EPOCH", lambda job: f"{job['progress']['epoch']}/{job['progress']['epochs']}"),
     ("TRAIN LOSS", lambda job: number(job["progress"]["train_loss"])),
     ("VAL LOSS", lambda job: number(job["progress"]["val_loss"])),
+    ("TRAIN ACC", lambda job: number(job["progress"].get("train_accuracy"))),
+    ("VAL ACC", lambda job: number(job["progress"].get("val_accuracy"))),
     ("CREATED (UTC)", lambda job: timestamp(job["created_at"])),
 )
 
@@ -106,7 +108,7 @@ def list_jobs(
 ) -> None:
     """List jobs, newest first.
 
-    One page of jobs: id, status, model, epoch, latest losses.
+    One page of jobs: id, status, model, epoch, latest losses and accuracies.
     """
     with connected(url, api_key) as api:
         page = api.list_jobs(
@@ -169,6 +171,8 @@ def job_fields(job: Job) -> list[tuple[str, Any]]:
         ("epoch", epochs),
         ("train loss", number(progress["train_loss"])),
         ("val loss", number(progress["val_loss"])),
+        ("train acc", number(progress.get("train_accuracy"))),
+        ("val acc", number(progress.get("val_accuracy"))),
         ("best epoch", progress["best_epoch"] if progress["best_epoch"] is not None else "-"),
         ("elapsed", duration(progress["elapsed_seconds"])),
     ]

@@ -1,4 +1,5 @@
-"""A followed job's progress on stderr: epoch/epochs, a bar, train and val loss, time left.
+"""A followed job's progress on stderr: epoch/epochs, a bar, train and val loss (and
+accuracy), time left.
 
 On a terminal it is one line that Rich redraws in place (notes print above it); in a
 log or a pipe it is a plain line each time another NOTTY_STEP_PERCENT of the epochs
@@ -18,6 +19,11 @@ from service.cli.output import duration, number
 NOTTY_STEP_PERCENT = 10  # without a terminal, one progress line per this many percent
 NOTTY_BAR_WIDTH = 30
 REDRAWS_PER_SECOND = 10
+
+
+def accuracy(value: float | None) -> str:
+    """ " (97.4%)" after a loss; nothing where there is none (no validation split)."""
+    return f" ({100 * value:.1f}%)" if value is not None else ""
 
 
 class ProgressDisplay:
@@ -73,7 +79,9 @@ class ProgressDisplay:
         point = self.point
         if point is None:
             return ""
-        return f"  train {number(point['train_loss'])}  val {number(point['val_loss'])}"
+        train = f"train {number(point['train_loss'])}{accuracy(point.get('train_accuracy'))}"
+        val = f"val {number(point['val_loss'])}{accuracy(point.get('val_accuracy'))}"
+        return f"  {train}  {val}"
 
     def eta(self, epoch: int) -> float | None:
         """Seconds left at the mean seconds per epoch seen (capped by the time limit)."""
