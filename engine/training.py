@@ -24,9 +24,7 @@ and a mini-batch is gathered on its own.
 
 import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -35,8 +33,9 @@ from engine.checkpoint import CheckpointError, TrainingState
 from engine.classifier import Classifier, build_model
 from engine.columns import InputColumn
 from engine.data import TrainingData, prepare
-from engine.diagnostics import Diagnostics, diagnose
+from engine.diagnostics import diagnose
 from engine.evaluation import evaluate_splits
+from engine.fit_result import Callback, FitResult, Progress
 from engine.history import EpochMetrics
 from engine.lbfgs import run_lbfgs
 from engine.models import Model
@@ -47,41 +46,6 @@ from engine.specs import ModelSpec, TrainingSpec
 # A loss this many times its first epoch's (or log K, if larger) counts as diverged:
 # cross-entropy of standardized data starts near log K and only a blow-up goes 1000x past it.
 DIVERGENCE_FACTOR = 1000.0
-
-
-@dataclass(frozen=True)
-class Progress:
-    """What the per-epoch callback is told."""
-
-    epoch: int
-    epochs: int
-    metrics: EpochMetrics
-    best_epoch: int | None
-    stop_reason: str | None  # set when this epoch is the last
-    elapsed: float  # seconds of training so far
-    checkpoint: Callable[[], bytes]  # the full state after this epoch, as bytes
-
-
-# Return True to stop training (stop_reason "cancelled").
-Callback = Callable[[Progress], bool | None]
-
-
-@dataclass(frozen=True)
-class FitResult:
-    classifier: Classifier
-    history: list[EpochMetrics]
-    stop_reason: str
-    message: str
-    best_epoch: int | None
-    diagnostics: Diagnostics
-    n_train: int
-    n_validation: int
-    # engine.evaluation's report on the validation split (or the training split), made
-    # with the parameters kept; None unless fit(..., evaluate=True).
-    evaluation: dict[str, Any] | None = None
-    # The epoch whose parameters the classifier holds: best_epoch when they were restored
-    # (early_stopping.restore_best, or a cancel), else the last epoch run; None: none ran.
-    model_epoch: int | None = None
 
 
 def fit(

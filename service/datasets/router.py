@@ -9,7 +9,13 @@ from service.core.deps import IdPath, PageDep, SessionDep, SettingsDep, WriteSes
 from service.core.errors import Unprocessable
 from service.core.schemas import LIMIT_PROBLEM, problem_responses
 from service.datasets import service as dataset_service
-from service.datasets.schemas import CANCER_FEATURES, DatasetPublic, DatasetsPublic
+from service.datasets.row_slice import ROWS_MAX_LIMIT, read_row_slice
+from service.datasets.schemas import (
+    CANCER_FEATURES,
+    DatasetPublic,
+    DatasetRowsPublic,
+    DatasetsPublic,
+)
 from service.datasets.uploads import CSV_TYPES, PARQUET_TYPES, SNIFFED_TYPE, receive_upload
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
@@ -217,6 +223,28 @@ def get_dataset(session: SessionDep, dataset_id: IdPath) -> DatasetPublic:
     """The dataset `dataset_id`."""
     dataset = dataset_service.get_dataset(session=session, dataset_id=dataset_id)
     return DatasetPublic.model_validate(dataset)
+
+
+@router.get(
+    "/{dataset_id}/rows",
+    summary="A few of a dataset's rows, as the file had them",
+    responses=documented_problems(404, 422),
+)
+def get_dataset_rows(
+    session: SessionDep,
+    dataset_id: IdPath,
+    offset: Annotated[int, Query(ge=0, le=2**62, description="0-based index of the first row")] = 0,
+    limit: Annotated[
+        int, Query(ge=1, le=ROWS_MAX_LIMIT, description="Rows to return (fewer at the end)")
+    ] = 10,
+) -> DatasetRowsPublic:
+    """Rows `offset` to `offset + limit - 1`: each feature's value (null where missing) and
+    the label; past the last row, none. For looking at rows and filling a prediction form."""
+    dataset = dataset_service.get_dataset(session=session, dataset_id=dataset_id)
+    rows = read_row_slice(session, dataset, offset, limit)
+    return DatasetRowsPublic(
+        dataset_id=dataset.id, offset=offset, rows=rows, total_rows=dataset.rows
+    )
 
 
 @router.delete(

@@ -230,3 +230,40 @@ class DatasetsPublic(BaseModel):
 
     data: list[DatasetPublic]
     next_cursor: str | None = Field(description="null on the last page")
+
+
+class DatasetRow(BaseModel):
+    row: int = Field(description="0-based index of the row among the dataset's rows")
+    values: dict[str, float | str | None] = Field(
+        description="Each stored feature column's cell: a number, a categorical's level, "
+        "or null where the file had a missing cell"
+    )
+    label: Label
+
+
+class DatasetRowsPublic(BaseModel):
+    """A few of a dataset's rows, as the file had them (a model's prediction input)."""
+
+    dataset_id: str
+    offset: int
+    rows: list[DatasetRow]
+    total_rows: int = Field(description="The dataset's row count")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "dataset_id": "a1b2c3d4e5f60718293a4b5c6d7e8f90",
+                    "offset": 0,
+                    "rows": [
+                        {
+                            "row": 0,
+                            "values": {"island": "Torgersen", "bill_length_mm": 39.1},
+                            "label": "Adelie",
+                        }
+                    ],
+                    "total_rows": 344,
+                }
+            ]
+        }
+    )
