@@ -148,7 +148,7 @@ def list_models(
         job_id=job_id,
         model_type=model_type,
     )
-    data = [models_service.public_model(e, include_parameters=False) for e in entries]
+    data = [models_service.public_model(e, include_parameters=False, curves=False) for e in entries]
     return ModelsPublic(data=data, next_cursor=next_cursor)
 
 

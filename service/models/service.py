@@ -182,8 +182,11 @@ def model_artifact(*, session: Session, model_id: str) -> bytes:
     return artifact
 
 
-def public_model(entry: LoadedModel, *, include_parameters: bool = True) -> ModelPublic:
-    """The JSON view of a model; parameters as nested lists in the engine's (note's) shapes."""
+def public_model(
+    entry: LoadedModel, *, include_parameters: bool = True, curves: bool = True
+) -> ModelPublic:
+    """The JSON view of a model; parameters as nested lists in the engine's (note's) shapes.
+    ``curves=False`` (listings) leaves the evaluation's ROC and calibration curves out."""
     classifier = entry.classifier
     parameters = classifier.model.parameters
     return ModelPublic(
@@ -199,7 +202,7 @@ def public_model(entry: LoadedModel, *, include_parameters: bool = True) -> Mode
         columns=classifier.transform.describe(),
         ignored_columns=list(classifier.transform.ignored),
         metrics=ModelMetrics.model_validate(finite_or_none(entry.metrics)),
-        evaluation=public_evaluation(entry.evaluation, curves=include_parameters),
+        evaluation=public_evaluation(entry.evaluation, curves=curves),
         diagnostics=ModelDiagnostics.model_validate(finite_or_none(entry.diagnostics)),
         parameters=parameter_lists(classifier) if include_parameters else None,
         parameter_shapes={name: list(shape) for name, shape in parameters.shapes.items()},

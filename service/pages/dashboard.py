@@ -20,6 +20,7 @@ PAGE = STATIC_DIR / "dashboard" / "index.html"
 ASSETS = (
     STATIC_DIR / "dashboard" / "app.js",
     STATIC_DIR / "dashboard" / "columns.js",
+    STATIC_DIR / "dashboard" / "evaluation.js",
     STATIC_DIR / "dashboard" / "style.css",
     STATIC_DIR / "vendor" / "uplot" / "uPlot.iife.min.js",
     STATIC_DIR / "vendor" / "uplot" / "uPlot.min.css",

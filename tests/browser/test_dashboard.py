@@ -59,7 +59,7 @@ def test_dashboard_is_html_that_loads_only_local_assets(tmp_path):
     references = re.findall(r'(?:src|href)="([^"]*)"', response.text)
     assets = [ref for ref in references if ref.startswith("/static/")]
     assert set(references) - set(assets) == {"/docs", "/redoc", "data:,"}
-    assert len(assets) == 5  # uPlot's script and styles, the dashboard's two scripts and styles
+    assert len(assets) == 6  # uPlot's script and styles, the dashboard's three scripts and styles
     for asset in assets:
         assert client.get(asset).status_code == 200, asset
     assert "/" not in app.openapi()["paths"]
@@ -67,7 +67,9 @@ def test_dashboard_is_html_that_loads_only_local_assets(tmp_path):
 
 def test_shipped_assets_name_no_other_origin():
     own = sorted((STATIC / "dashboard").iterdir())
-    assert [path.name for path in own] == ["app.js", "columns.js", "index.html", "style.css"]
+    assert [path.name for path in own] == [
+        *("app.js", "columns.js", "evaluation.js", "index.html", "style.css")
+    ]
     for path in own:
         assert not re.search(r"https?://", path.read_text()), path
     for path in (STATIC / "vendor" / "uplot").glob("uPlot.*"):
@@ -135,6 +137,24 @@ def test_running_jobs_loss_curve_grows_live_and_follows_it_to_the_end(page, serv
     assert epochs == sorted(set(epochs))
     assert all(loss is not None and loss > 0 for loss in train + val)
     assert facts(page, "#job-facts")["Stop reason"] == "cancelled"
+    # The accuracy curve beside the loss: one point per epoch drawn, each a fraction.
+    accuracy_epochs, *accuracies = page.evaluate("window.dashboard.accuracyChart.data")
+    assert accuracy_epochs == epochs
+    assert all(0.0 <= value <= 1.0 for curve in accuracies for value in curve)
+    assert page.locator("#accuracy-chart canvas").count() == 1
+    # The log-scale toggle redraws the loss axis as log10, with the same points.
+    assert page.evaluate("window.dashboard.chart.scales.y.distr") == 1
+    page.get_by_label("log scale (loss)").check()
+    page.wait_for_function("() => window.dashboard.chart.scales.y.distr === 3")
+    assert page.evaluate("window.dashboard.chart.data") == [epochs, train, val]
+    # A cancelled job keeps its model: the best epoch's parameters so far.
+    assert final["model_id"] is not None
+    model = api.get(f"/v1/models/{final['model_id']}").json()
+    assert model["metrics"]["stop_reason"] == "cancelled"
+    assert model["metrics"]["model_epoch"] == model["metrics"]["best_epoch"]
+    page.locator("#model-section").wait_for(state="visible")
+    kept = facts(page, "#diagnostics")["Parameters of"]
+    assert kept.startswith(f"epoch {model['metrics']['model_epoch']:,} (")
     assert_stayed_home(page)
 
 
@@ -311,6 +331,43 @@ def test_succeeded_job_shows_spec_diagnostics_and_predicts_a_row(page, service, 
     wait_for_text(page, "#predicted-label", expected_label)
     probabilities = page.locator(".probabilities").inner_text()
     assert "%" in probabilities
+
+    # Which epoch's parameters the model holds, and the evaluation of them.
+    metrics, evaluation = model["metrics"], model["evaluation"]
+    assert facts(page, "#diagnostics")["Parameters of"] == (
+        f"epoch {metrics['model_epoch']} (the last of {metrics['epochs_run']} run)"
+    )
+    assert evaluation["split"] == "validation"
+    assert (
+        text_of(page, "#evaluation-split") == f"on the validation split, {evaluation['rows']} rows"
+    )
+    shown = facts(page, "#evaluation-facts")
+    assert shown["Accuracy"] == f"{100 * evaluation['accuracy']:.1f}".rstrip("0").rstrip(".") + "%"
+    cells = page.locator("#confusion-matrix tbody tr").evaluate_all(
+        "rows => rows.map(row => [...row.querySelectorAll('td')]"
+        ".map(td => Number(td.textContent.replaceAll(',', ''))))"
+    )
+    assert cells == evaluation["confusion_matrix"]
+    assert page.locator("#roc-chart canvas").count() == 1
+    roc_x, curve, chance = page.evaluate("window.dashboard.rocChart.data")
+    assert sorted(x for x, y in zip(roc_x, curve, strict=True) if y is not None) == sorted(
+        evaluation["roc_curve"]["fpr"]
+    )
+    assert [y for y in chance if y is not None] == [0, 1]
+
+    # The form fills from a stored row; its label is shown to check the prediction against.
+    stored = api.get(f"/v1/datasets/{trained['dataset']['id']}/rows", params={"offset": 7})
+    row = stored.json()["rows"][0]
+    page.locator("#row-number").fill("7")
+    page.get_by_role("button", name="Fill the form").last.click()
+    wait_for_text(page, "#row-status", f"Filled from row 7; its label is {row['label']}.")
+    for name in FEATURES:
+        assert float(page.get_by_label(name, exact=True).input_value()) == row["values"][name]
+    from_row = api.post(
+        f"/v1/models/{model['id']}/predictions", json={"records": [row["values"]]}
+    ).json()["predictions"][0]
+    page.get_by_role("button", name="Predict").click()
+    wait_for_text(page, "#predicted-label", str(from_row["label"]))
 
     body = page.inner_text("body")
     assert "NaN" not in body

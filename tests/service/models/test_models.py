@@ -239,6 +239,7 @@ def test_get_model_can_leave_the_parameters_out(client, cancer_model):
     body = client.get(f"/v1/models/{cancer_model}", params={"include_parameters": "false"}).json()
     assert body["parameters"] is None
     assert body["parameter_shapes"]["W1"] == [8, 30]
+    assert len(body["evaluation"]["roc_curve"]["fpr"]) >= 2  # a model's own page keeps its curves
 
 
 def test_unknown_model_is_a_404_problem_on_every_route(client):

@@ -1,6 +1,6 @@
 // The dashboard: datasets, jobs and sweeps from this service's own API, and a selected job's
-// loss curves drawn live from its event stream. A dataset's columns and the prediction form
-// are columns.js's (loaded first). Plain JS, no build step; the charts are uPlot's (vendored
+// loss and accuracy curves drawn live from its event stream. A dataset's columns and the
+// prediction form are columns.js's, a model's evaluation evaluation.js's (loaded first). Plain JS, no build step; the charts are uPlot's (vendored
 // under /static/vendor). Everything is same-origin: no CDN, no fonts.
 "use strict";
 
@@ -30,8 +30,12 @@ const state = {
   job: null, // the selected job, as last reported (GET, its stream, or the jobs list)
   generation: 0, // bumped on each selection, so late answers about an old one are dropped
   stream: null, // AbortController of the followed job's event stream
-  chart: null, // the selected job's uPlot
+  chart: null, // the selected job's loss uPlot
   chartData: null, // [epochs, train losses, val losses]: the arrays the chart draws
+  accuracyChart: null, // its accuracy uPlot
+  accuracyData: null, // [epochs, train accuracies, val accuracies]
+  logScale: false, // the loss axis: a linear one flattens everything after the first epochs
+  rocChart: null, // the selected model's ROC curve (evaluation.js)
   sweepChart: null,
   sweepHistories: new Map(), // job id -> points of a finished trial (they no longer change)
   redrawPending: false,
@@ -291,8 +295,9 @@ function updateSelectedJob(fresh) {
     return;
   }
   if (fresh.progress.epoch < current.progress.epoch) {
-    const { epoch, train_loss, val_loss, percent } = current.progress;
-    Object.assign(fresh.progress, { epoch, train_loss, val_loss, percent });
+    const { epoch, train_loss, val_loss, train_accuracy, val_accuracy, percent } = current.progress;
+    Object.assign(fresh.progress,
+      { epoch, train_loss, val_loss, train_accuracy, val_accuracy, percent });
   }
   renderJob(fresh);
 }
@@ -426,7 +431,8 @@ function renderProgress() {
   $("#job-progress").value = done;
   const parts = [`epoch ${fmtInt(progress.epoch)} of ${fmtInt(progress.epochs)}`,
     `${Math.floor(done)}%`,
-    `train ${fmtNumber(progress.train_loss)}`, `val ${fmtNumber(progress.val_loss)}`];
+    `train ${fmtNumber(progress.train_loss)}${accuracyNote(progress.train_accuracy)}`,
+    `val ${fmtNumber(progress.val_loss)}${accuracyNote(progress.val_accuracy)}`];
   if (!TERMINAL.has(status) && isNumber(progress.remaining_seconds)) {
     parts.push(`${fmtSeconds(progress.remaining_seconds)} left`);
   } else if (TERMINAL.has(status)) {
@@ -434,6 +440,9 @@ function renderProgress() {
   }
   $("#job-progress-text").textContent = parts.join(" · ");
 }
+
+/** " (97.4%)" after a loss; nothing without an accuracy (no validation split). */
+const accuracyNote = (accuracy) => (isNumber(accuracy) ? ` (${fmtPercent(accuracy)})` : "");
 
 /** dt/dd pairs; a null value leaves its row out. */
 function factRows(facts) {
@@ -479,25 +488,29 @@ function renderSpec(selector, spec) {
 
 // Charts ------------------------------------------------------------------------------
 
-function lossAxes(yLabel) {
+function lossAxes(yLabel, format = fmtNumber, xLabel = "epoch") {
   const axis = { stroke: "#475569", grid: { stroke: "#e2e8f0" }, ticks: { stroke: "#cbd5e1" } };
   return [
-    { ...axis, label: "epoch" },
-    { ...axis, label: yLabel, size: 60, values: (u, ticks) => ticks.map(fmtNumber) },
+    { ...axis, label: xLabel },
+    { ...axis, label: yLabel, size: 60, values: (u, ticks) => ticks.map(format) },
   ];
 }
 
-/** A uPlot sized to its container that follows the container's width. */
-function makeChart(container, series, data, yLabel) {
+/** A uPlot sized to its container that follows the container's width. `options`: `log`
+ * (a log10 y axis), `format` (the y values' formatter), `x` (the x series: label, formatter),
+ * `y` (extra y scale settings, e.g. a fixed range). */
+function makeChart(container, series, data, yLabel, options = {}) {
+  const format = options.format || fmtNumber;
+  const x = options.x || { label: "epoch", format: fmtInt };
   container.replaceChildren();
   const chart = new uPlot({
     width: Math.max(container.clientWidth, 300),
     height: 280,
-    scales: { x: { time: false } },
-    axes: lossAxes(yLabel),
+    scales: { x: { time: false }, y: { ...(options.log ? { distr: 3, log: 10 } : {}), ...options.y } },
+    axes: lossAxes(yLabel, format, x.label),
     cursor: { drag: { x: true, y: false } },
-    series: [{ label: "epoch", value: (u, v) => fmtInt(v) },
-      ...series.map((s) => ({ width: 2, value: (u, v) => fmtNumber(v), ...s }))],
+    series: [{ label: x.label, value: (u, v) => x.format(v) },
+      ...series.map((s) => ({ width: 2, value: (u, v) => format(v), ...s }))],
   }, data, container);
   const resize = new ResizeObserver(() => {
     if (container.clientWidth > 0) chart.setSize({ width: container.clientWidth, height: 280 });
@@ -511,29 +524,52 @@ function makeChart(container, series, data, yLabel) {
   return chart;
 }
 
+/** The loss chart and, beside it, the accuracy chart; both share one epochs array. */
 function drawJobChart(points) {
+  const epochs = points.map((p) => p.epoch);
+  state.chartData = [epochs, points.map((p) => p.train_loss), points.map((p) => p.val_loss)];
+  state.accuracyData = [epochs, points.map((p) => p.train_accuracy),
+    points.map((p) => p.val_accuracy)];
+  drawLossChart();
+  state.accuracyChart?.destroy();
+  state.accuracyChart = makeChart($("#accuracy-chart"), [
+    { label: "train accuracy", stroke: TRAIN_COLOR },
+    { label: "validation accuracy", stroke: VAL_COLOR },
+  ], state.accuracyData, "accuracy", { format: fmtPercent });
+}
+
+function drawLossChart() {
   state.chart?.destroy();
-  state.chartData = [points.map((p) => p.epoch), points.map((p) => p.train_loss),
-    points.map((p) => p.val_loss)];
   state.chart = makeChart($("#job-chart"), [
     { label: "train loss", stroke: TRAIN_COLOR },
     { label: "validation loss", stroke: VAL_COLOR },
-  ], state.chartData, "loss");
+  ], state.chartData, state.logScale ? "loss (log scale)" : "loss", { log: state.logScale });
+}
+
+function toggleLogScale(event) {
+  state.logScale = event.currentTarget.checked;
+  if (state.chartData) drawLossChart();
 }
 
 function appendPoint(point) {
   const [epochs, train, val] = state.chartData;
   if (epochs.length && point.epoch <= epochs.at(-1)) return; // already drawn from the history
-  epochs.push(point.epoch);
+  epochs.push(point.epoch); // the accuracy chart's epochs too: the same array
   train.push(point.train_loss);
   val.push(point.val_loss);
-  if (epochs.length > LIVE_POINTS) state.chartData.forEach(halve);
+  state.accuracyData[1].push(point.train_accuracy);
+  state.accuracyData[2].push(point.val_accuracy);
+  if (epochs.length > LIVE_POINTS) {
+    state.chartData.forEach(halve);
+    state.accuracyData.slice(1).forEach(halve);
+  }
   // Epochs can arrive by the hundred per second: redraw once per frame, not per epoch.
   if (!state.redrawPending) {
     state.redrawPending = true;
     requestAnimationFrame(() => {
       state.redrawPending = false;
       state.chart?.setData(state.chartData);
+      state.accuracyChart?.setData(state.accuracyData);
     });
   }
 }
@@ -566,6 +602,7 @@ async function follow(job, afterEpoch, generation) {
       appendPoint(data);
       Object.assign(state.job.progress, {
         epoch: data.epoch, train_loss: data.train_loss, val_loss: data.val_loss,
+        train_accuracy: data.train_accuracy, val_accuracy: data.val_accuracy,
         percent: (100 * data.epoch) / state.job.progress.epochs,
       });
       renderProgress();
@@ -644,7 +681,9 @@ async function showModel(modelId, generation) {
   const model = await api(`/v1/models/${modelId}?include_parameters=false`);
   if (generation !== state.generation) return;
   renderDiagnostics(model);
+  renderEvaluation(model);
   renderPredictForm(model);
+  renderRowForm(model);
   $("#model-section").hidden = false;
 }
 
@@ -654,10 +693,11 @@ function renderDiagnostics(model) {
     ? `${fmtInt(d.identical_hidden_units)} identical, ${fmtInt(d.distinct_hidden_units)} distinct`
     : "—";
   $("#diagnostics").replaceChildren(...factRows([
-    ["Best val loss", fmtNumber(m.best_val_loss)],
-    ["Best val accuracy", fmtPercent(m.best_val_accuracy)],
-    ["Final train loss", fmtNumber(m.final_train_loss)],
-    ["Epochs run", fmtInt(m.epochs_run)],
+    ["Parameters of", modelEpochLabel(m)],
+    ["Val loss / accuracy", lossAndAccuracy(m.model_val_loss, m.model_val_accuracy)],
+    ["Train loss / accuracy", lossAndAccuracy(m.model_train_loss, m.model_train_accuracy)],
+    ["Best epoch", `${fmtInt(m.best_epoch)}: val ${lossAndAccuracy(m.best_val_loss, m.best_val_accuracy)}`],
+    ["Last epoch", `${fmtInt(m.epochs_run)}: val ${lossAndAccuracy(m.final_val_loss, m.final_val_accuracy)}`],
     ["Train / val rows", `${fmtInt(m.n_train)} / ${fmtInt(m.n_validation)}`],
     ["Hidden units", units],
     ["Dead units", fmtPercent(d.dead_unit_fraction)],
@@ -669,6 +709,15 @@ function renderDiagnostics(model) {
   $("#warnings").replaceChildren(...warnings.map((text) => el("li", {}, text)));
   $("#warnings").classList.toggle("none", d.warnings.length === 0);
 }
+
+/** "epoch 29 (the best; training ran 49)": which epoch's parameters the model holds. */
+function modelEpochLabel(metrics) {
+  if (!isNumber(metrics.model_epoch)) return "—"; // a model from before the field
+  const which = metrics.model_parameters === "best" ? "the best" : "the last";
+  return `epoch ${fmtInt(metrics.model_epoch)} (${which} of ${fmtInt(metrics.epochs_run)} run)`;
+}
+
+const lossAndAccuracy = (loss, accuracy) => `${fmtNumber(loss)} / ${fmtPercent(accuracy)}`;
 
 // ---------------------------------------------------------------------------------------
 // Sweeps.
@@ -800,6 +849,8 @@ function start() {
   $("#auth-form").addEventListener("submit", useKey);
   $("#predict-form").addEventListener("submit", (event) => guard(predict(event)));
   $("#csv-form").addEventListener("submit", fillFromCsv);
+  $("#row-form").addEventListener("submit", (event) => guard(fillFromRow(event)));
+  $("#log-scale").addEventListener("change", toggleLogScale);
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden) guard(refresh());
   });

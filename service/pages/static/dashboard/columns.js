@@ -319,3 +319,49 @@ function fillFromCsv(event) {
     status.classList.add("error-text");
   }
 }
+
+// Filling the form from a stored dataset's row ------------------------------------------
+// A row of the model's own dataset (or any stored one with its columns) fills the form as
+// the file had it; the label is shown beside, so the prediction can be checked against it.
+
+function renderRowForm(model) {
+  const select = $("#row-dataset");
+  const datasets = [...state.datasets.values()];
+  select.replaceChildren(...datasets.map((dataset) =>
+    el("option", { value: dataset.id }, `${dataset.name} (${fmtInt(dataset.rows)} rows)`)));
+  if (model.dataset_id && state.datasets.has(model.dataset_id)) select.value = model.dataset_id;
+  $("#row-form").hidden = datasets.length === 0;
+  $("#row-status").textContent = "";
+}
+
+async function fillFromRow(event) {
+  event.preventDefault();
+  const status = $("#row-status");
+  const datasetId = $("#row-dataset").value;
+  const row = Number($("#row-number").value);
+  try {
+    if (!Number.isInteger(row) || row < 0) throw new Error("A row number is 0 or more.");
+    const page = await api(`/v1/datasets/${datasetId}/rows?offset=${row}&limit=1`);
+    if (!page.rows.length) {
+      throw new Error(`The dataset has ${fmtInt(page.total_rows)} rows: the last is ` +
+        `${fmtInt(page.total_rows - 1)}.`);
+    }
+    const { values, label } = page.rows[0];
+    const controls = [...$("#predict-form").querySelectorAll("[data-kind]")];
+    const absent = controls.filter((control) => !(control.name in values));
+    if (absent.length) {
+      throw new Error(`That dataset has no column ${absent.map((c) => c.name).join(", ")}.`);
+    }
+    for (const control of controls) {
+      const value = values[control.name];
+      setControl(control, value === null ? { missing: true } : controlValue(control, String(value)));
+    }
+    status.textContent = `Filled from row ${fmtInt(row)}; its label is ${label}.`;
+    status.dataset.label = String(label);
+    status.classList.remove("error-text");
+  } catch (error) {
+    if (error.status === 401) return;
+    status.textContent = error.message;
+    status.classList.add("error-text");
+  }
+}
