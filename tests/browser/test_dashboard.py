@@ -359,7 +359,7 @@ def test_succeeded_job_shows_spec_diagnostics_and_predicts_a_row(page, service, 
     stored = api.get(f"/v1/datasets/{trained['dataset']['id']}/rows", params={"offset": 7})
     row = stored.json()["rows"][0]
     page.locator("#row-number").fill("7")
-    page.get_by_role("button", name="Fill the form").last.click()
+    page.get_by_role("button", name="Fill from this row").click()
     wait_for_text(page, "#row-status", f"Filled from row 7; its label is {row['label']}.")
     for name in FEATURES:
         assert float(page.get_by_label(name, exact=True).input_value()) == row["values"][name]
