@@ -8,7 +8,6 @@ missing). A float64 graph agrees with ``predict_proba`` to 1e-9, a float32 graph
 """
 
 import json
-import math
 import sys
 
 import numpy as np
@@ -24,7 +23,6 @@ from engine import (
     TrainingSpec,
     code_table,
 )
-from engine.columns import NUMERIC, level_key
 from engine.onnx_export import (
     MISSING_TEXT,
     ONNX_ACTIVATIONS,
@@ -34,12 +32,12 @@ from engine.onnx_export import (
     onnx_bytes,
     to_onnx,
 )
+from tests.onnx_graphs import Records, records_of, run_graph, with_strangers
 from tests.real_tables import REAL_TABLES
 
 ort = pytest.importorskip("onnxruntime")
 
 TOLERANCE = {"float32": 1e-6, "float64": 1e-9}
-Records = list[dict[str, object]]
 
 
 def session(classifier: Classifier, dtype: str) -> "ort.InferenceSession":
@@ -48,40 +46,12 @@ def session(classifier: Classifier, dtype: str) -> "ort.InferenceSession":
     )
 
 
-def feeds(classifier: Classifier, records: Records, dtype: str) -> dict[str, np.ndarray]:
-    """The graph's inputs for JSON-like records: (N, 1) numbers or text per column."""
-    inputs = {}
-    for column in classifier.columns:
-        values = [record[column.name] for record in records]
-        if column.kind == NUMERIC:
-            numbers = [math.nan if value is None else value for value in values]
-            inputs[column.name] = np.array(numbers, dtype=dtype).reshape(-1, 1)
-        else:
-            texts = [level_key(value) or "" for value in values]
-            inputs[column.name] = np.array(texts, dtype=object).reshape(-1, 1)
-    return inputs
-
-
 def run(classifier: Classifier, records: Records, dtype: str) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities (N, K), labels (N,)) from onnxruntime."""
-    probabilities, labels = session(classifier, dtype).run(None, feeds(classifier, records, dtype))
-    return probabilities, labels
+    return run_graph(onnx_bytes(classifier, dtype=dtype), records)
 
 
 Table = dict[str, np.ndarray]  # a table's feature columns by name, as pandas gives them
-
-
-def records_of(table: Table) -> Records:
-    """The table's rows as JSON-like records: NaN (a missing cell) is None."""
-    names = list(table)
-    rows = zip(*(table[name].tolist() for name in names), strict=True)
-    return [
-        {
-            n: None if isinstance(v, float) and math.isnan(v) else v
-            for n, v in zip(names, row, strict=True)
-        }
-        for row in rows
-    ]
 
 
 def fit_table(table: Table, y: np.ndarray, model: ModelSpec, **training) -> Classifier:
@@ -108,17 +78,6 @@ def penguins() -> tuple[Table, np.ndarray]:
     frame = REAL_TABLES["penguins"].load()
     table = {c: frame[c].to_numpy() for c in frame.columns if c != "species"}
     return table, frame["species"].to_numpy()
-
-
-def with_strangers(records: Records) -> Records:
-    """The penguins and two more: an island never seen in training with missing cells, and
-    a number far from the training range."""
-    first = records[0]
-    return [
-        *records,
-        {**first, "island": "Atlantis", "sex": None, "bill_length_mm": None},
-        {**first, "body_mass_g": 9000.0, "year": 2031},
-    ]
 
 
 DATA = {"cancer": cancer, "iris": iris, "penguins": penguins}
