@@ -79,7 +79,8 @@ the columns with their levels, and the missing-cell texts.
         },
         **problem_responses(404, 422, 503, details=EXPORT_PROBLEMS),
         501: {
-            "description": "The server lacks the optional `onnx` package",
+            "description": "The server lacks the optional `onnx` package, or the model "
+            "has an input column named `probabilities` or `label` (the graph's outputs)",
             "content": {
                 "application/problem+json": {"example": problem_example(501, MISSING_PACKAGE)}
             },

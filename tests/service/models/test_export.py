@@ -184,6 +184,20 @@ def test_without_the_onnx_package_it_is_501_saying_what_to_install(
     assert "pip install 'backprop-service[onnx]'" in problem["detail"]
 
 
+def test_a_model_with_a_column_named_as_an_output_is_501_saying_so(client, database):
+    bunch = load_iris()
+    names = ["label", *map(str, bunch.feature_names[1:])]  # a column the graph cannot take
+    result = engine.fit(
+        bunch.data, bunch.target, ModelSpec(), TrainingSpec(epochs=5), feature_names=names
+    )
+    model_id = store(database, Case(ModelSpec(), result, []))
+    response = client.get(f"/v1/models/{model_id}/export", params={"format": "onnx"})
+    assert assert_problem(response, 501)["detail"] == (
+        f"model {model_id!r} cannot be exported to ONNX: input columns ['label'] would share "
+        "a name with the graph's outputs"
+    )
+
+
 def test_the_graphs_missing_texts_are_the_csv_readers_null_tokens():
     assert ("", *NULL_TOKENS) == MISSING_TEXT
 
