@@ -48,7 +48,7 @@ ML_OPSET = 3  # ai.onnx.ml: LabelEncoder 2 (string keys, int64 values)
 IR_VERSION = 8  # the IR that goes with opset 18: onnxruntime >= 1.14 loads it
 OUTPUTS = ("probabilities", "label")
 # What a missing categorical cell may be: "" and the CSV reader's null tokens
-# (service.datasets.reader_types.NULL_TOKENS; tests/engine/test_onnx_export.py checks they agree).
+# (service.datasets.reader_types.NULL_TOKENS; tests/service/models/test_export.py checks).
 MISSING_TEXT = ("", "NA", "N/A", "NaN", "nan", "null", "NULL", "None")
 INSTALL_HINT = "pip install 'backprop-service[onnx]'"
 MISSING_PACKAGE = f"exporting to ONNX needs the onnx package: {INSTALL_HINT}"
