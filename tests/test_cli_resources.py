@@ -424,6 +424,7 @@ COMMANDS = [
     ["cancel"],
     ["history"],
     ["predict"],
+    ["export"],
     *(["datasets", name] for name in ("list", "show", "delete")),
     *(["models", name] for name in ("list", "show", "download")),
     *(["sweeps", name] for name in ("create", "list", "show", "cancel")),

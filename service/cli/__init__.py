@@ -7,6 +7,7 @@ shell completion) and Rich (tables and the progress bar).
     training.py     train (and the job spec's options, shared with sweeps create)
     jobs.py         jobs, status, cancel, history
     models.py       predict; models list|show|download
+    export.py       export (a model as an ONNX file)
     sweeps.py       sweeps create|list|show|cancel
     common.py       exit codes, server options, error handling, help-page plumbing
     output.py       tables, `key: value` blocks, JSON, number formats

@@ -320,9 +320,19 @@ class BackpropClient:
 
     def download_model(self, model_id: str, into: BinaryIO) -> int:
         """Stream the model's .npz into ``into``; the number of bytes written."""
-        path = f"/v1/models/{model_id}/download"
+        return self._download(f"/v1/models/{model_id}/download", into)
+
+    def export_model(
+        self, model_id: str, into: BinaryIO, *, export_format: str, dtype: str | None = None
+    ) -> int:
+        """Stream the model as ``export_format`` (onnx) into ``into``; the bytes written."""
+        params = _given({"format": export_format, "dtype": dtype})
+        return self._download(f"/v1/models/{model_id}/export", into, params=params)
+
+    def _download(self, path: str, into: BinaryIO, params: dict[str, str] | None = None) -> int:
+        """Stream a GET's body into ``into``; ApiError for a problem answer."""
         try:
-            with self._http.stream("GET", path, timeout=SLOW_TIMEOUT) as response:
+            with self._http.stream("GET", path, params=params, timeout=SLOW_TIMEOUT) as response:
                 if response.is_error:
                     response.read()
                     check(response)

@@ -3,8 +3,9 @@ list|show|download`."""
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO
 
 import typer
 
@@ -235,20 +236,27 @@ def download_model(
     """Download a model as the engine's portable .npz (engine.load reads it; no pickle)."""
     path = output or Path(f"model-{model_id}.npz")
     with connected(url, api_key) as api:
-        if path.exists() and not force:
-            raise LocalError(f"{path} exists; --force overwrites it")
-        if not path.parent.is_dir():
-            raise LocalError(f"{path.parent}: no such folder")
-        # A partial download never takes the file's name: written aside, renamed when whole.
-        handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-        try:
-            with os.fdopen(handle, "wb") as file:
-                written = api.download_model(model_id, file)
-            os.replace(partial, path)
-        finally:
-            if os.path.exists(partial):
-                os.unlink(partial)
+        written = save_download(path, force, lambda file: api.download_model(model_id, file))
         if json_output:
             print_json({"id": model_id, "path": str(path), "bytes": written})
         else:
             print_fields([("model", model_id), ("saved", str(path)), ("size", size(written))])
+
+
+def save_download(path: Path, force: bool, download: Callable[[BinaryIO], int]) -> int:
+    """Write what ``download`` streams into ``path``; the bytes written. LocalError when
+    ``path`` exists (unless ``force``) or its folder does not."""
+    if path.exists() and not force:
+        raise LocalError(f"{path} exists; --force overwrites it")
+    if not path.parent.is_dir():
+        raise LocalError(f"{path.parent}: no such folder")
+    # A partial download never takes the file's name: written aside, renamed when whole.
+    handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            written = download(file)
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)
+    return written
