@@ -12,7 +12,8 @@ COPY pyproject.toml README.md alembic.ini ./
 COPY engine ./engine
 COPY service ./service
 COPY migrations ./migrations
-RUN pip install .
+# The onnx extra: GET /v1/models/{id}/export?format=onnx (without it, a 501).
+RUN pip install ".[onnx]"
 
 # service.core.migrate finds alembic.ini and migrations/ beside the service package, so the
 # code runs from /app (ahead of the installed copy, which brings the dependencies and
