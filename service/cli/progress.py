@@ -21,9 +21,11 @@ NOTTY_BAR_WIDTH = 30
 REDRAWS_PER_SECOND = 10
 
 
-def accuracy(value: float | None) -> str:
-    """ " (97.4%)" after a loss; nothing where there is none (no validation split)."""
-    return f" ({100 * value:.1f}%)" if value is not None else ""
+def accuracy(value: float | None, loss: float | None) -> str:
+    """The accuracy after its loss, as " (97.4%)"; nothing where there is none (no
+    validation split), nor after a loss that is not a number (a diverged epoch: its
+    accuracy means nothing)."""
+    return f" ({100 * value:.1f}%)" if value is not None and loss is not None else ""
 
 
 class ProgressDisplay:
@@ -79,8 +81,9 @@ class ProgressDisplay:
         point = self.point
         if point is None:
             return ""
-        train = f"train {number(point['train_loss'])}{accuracy(point.get('train_accuracy'))}"
-        val = f"val {number(point['val_loss'])}{accuracy(point.get('val_accuracy'))}"
+        train_loss, val_loss = point["train_loss"], point["val_loss"]
+        train = f"train {number(train_loss)}{accuracy(point.get('train_accuracy'), train_loss)}"
+        val = f"val {number(val_loss)}{accuracy(point.get('val_accuracy'), val_loss)}"
         return f"  {train}  {val}"
 
     def eta(self, epoch: int) -> float | None:

@@ -431,8 +431,8 @@ function renderProgress() {
   $("#job-progress").value = done;
   const parts = [`epoch ${fmtInt(progress.epoch)} of ${fmtInt(progress.epochs)}`,
     `${Math.floor(done)}%`,
-    `train ${fmtNumber(progress.train_loss)}${accuracyNote(progress.train_accuracy)}`,
-    `val ${fmtNumber(progress.val_loss)}${accuracyNote(progress.val_accuracy)}`];
+    `train ${fmtNumber(progress.train_loss)}${accuracyNote(progress.train_accuracy, progress.train_loss)}`,
+    `val ${fmtNumber(progress.val_loss)}${accuracyNote(progress.val_accuracy, progress.val_loss)}`];
   if (!TERMINAL.has(status) && isNumber(progress.remaining_seconds)) {
     parts.push(`${fmtSeconds(progress.remaining_seconds)} left`);
   } else if (TERMINAL.has(status)) {
@@ -441,8 +441,10 @@ function renderProgress() {
   $("#job-progress-text").textContent = parts.join(" · ");
 }
 
-/** " (97.4%)" after a loss; nothing without an accuracy (no validation split). */
-const accuracyNote = (accuracy) => (isNumber(accuracy) ? ` (${fmtPercent(accuracy)})` : "");
+/** " (97.4%)" after a loss; nothing without an accuracy (no validation split), nor after a
+ * loss that is not a number (a diverged epoch: its accuracy means nothing). */
+const accuracyNote = (accuracy, loss) =>
+  (isNumber(accuracy) && isNumber(loss) ? ` (${fmtPercent(accuracy)})` : "");
 
 /** dt/dd pairs; a null value leaves its row out. */
 function factRows(facts) {
