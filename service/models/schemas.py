@@ -140,6 +140,7 @@ class ModelLinks(BaseModel):
     predictions: str
     job: str
     dataset: str | None = Field(description="null once the dataset was deleted")
+    parent: str | None = Field(default=None, description="the model this one fine-tunes")
 
 
 EXAMPLE_MODEL: dict[str, Any] = {
@@ -197,6 +198,8 @@ EXAMPLE_MODEL: dict[str, Any] = {
     "parameter_shapes": {"W1": [2, 2], "b1": [2, 1], "W2": [1, 2], "b2": [1, 1]},
     "dtype": "float64",
     "created_at": "2026-11-27T10:15:00Z",
+    "parent_model_id": None,
+    "lineage": [],
     "links": {
         "self": "/v1/models/5b0c3c1e9d0a4f5e8a7b6c5d4e3f2a1b",
         "download": "/v1/models/5b0c3c1e9d0a4f5e8a7b6c5d4e3f2a1b/download",
@@ -244,6 +247,14 @@ class ModelPublic(BaseModel):
     parameter_shapes: dict[str, list[int]]
     dtype: str = Field(description="float64 or float32")
     created_at: datetime
+    parent_model_id: str | None = Field(
+        default=None, description="the model it was fine-tuned from (warm start); null: none"
+    )
+    lineage: list[str] = Field(
+        default_factory=list,
+        description="its ancestors, parent first, back to a model trained from fresh "
+        "weights (or to one whose parent was deleted); empty: none",
+    )
     links: ModelLinks
 
     model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_MODEL]})
