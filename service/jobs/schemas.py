@@ -86,7 +86,8 @@ class JobCreate(BaseModel):
     )
     model: ModelSpecIn = Field(
         default_factory=default_model,
-        description="What to train (by `type`); none: a logistic regression with the defaults",
+        description="What to train (by `type`); none: a logistic regression with the "
+        "defaults, or with `warm_start` the parent's model spec",
     )
     training: TrainingSpecIn = Field(default_factory=TrainingSpecIn)
     warm_start: WarmStart | None = Field(

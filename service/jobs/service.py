@@ -176,11 +176,11 @@ def create_job(
     if parent_id is None:
         check_preprocessing(dataset, training_spec.preprocessing, "training.preprocessing")
     else:  # the parent's preprocessing, checked against this dataset (service.jobs.warm_start)
-        training_spec = check_warm_start(
+        model_spec, training_spec = check_warm_start(
             session=session,
             model_id=parent_id,
             dataset=dataset,
-            model_spec=model_spec,
+            model_spec=model_spec if "model" in job_in.model_fields_set else None,
             training_spec=training_spec,
         )
     check_work(epochs=training_spec.epochs, rows=dataset.rows, settings=settings)

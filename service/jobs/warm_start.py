@@ -12,6 +12,9 @@ entry at ``warm_start.model_id`` (or ``training.preprocessing``):
 - the label column (when the parent's is known: its dataset, or its .npz's metadata);
 - classes the parent does not know: its output layer is fixed, it cannot learn them.
 
+A request with no ``model`` takes the parent's model spec (the API's default, a logistic
+regression, would rarely be the parent's).
+
 Preprocessing: the parent's is used as it is, so ``training.preprocessing`` must be left
 out (or the default, or the parent's own, as GET /v1/models/{id} shows it); any other is
 a 422 rather than silently ignored. The stored job shows the parent's preprocessing.
@@ -62,12 +65,14 @@ def check_warm_start(
     session: Session,
     model_id: str,
     dataset: Dataset,
-    model_spec: ModelSpec,
+    model_spec: ModelSpec | None,
     training_spec: TrainingSpec,
-) -> TrainingSpec:
-    """The training spec the job runs with (the parent's preprocessing in it); one 422
+) -> tuple[ModelSpec, TrainingSpec]:
+    """The specs the job runs with: ``model_spec`` (None: the parent's, when the request
+    gave no model) and the training spec with the parent's preprocessing in it; one 422
     listing every difference between the parent and the request otherwise."""
     parent, parent_label = parent_model(session, model_id)
+    model_spec = model_spec or parent.model_spec
     table = training_columns(dataset)
     found = differences(parent, model_spec, table.columns, dataset.classes, table.left_out)
     errors = [{"field": FIELD, "message": message} for message in found.messages()]
@@ -94,4 +99,4 @@ def check_warm_start(
         raise Unprocessable(
             f"model {model_id!r} cannot be fine-tuned on this request: {detail}", errors=errors
         )
-    return replace(spec, preprocessing=parent.training_spec.preprocessing)
+    return model_spec, replace(spec, preprocessing=parent.training_spec.preprocessing)

@@ -170,7 +170,11 @@ def test_every_difference_from_the_parent_is_listed_in_one_422(client, parent):
 
 def test_another_model_type_is_422(client, parent):
     dataset_id = upload(client, table_csv(20, seed=5), "same columns")
-    body = {"dataset_id": dataset_id, "warm_start": {"model_id": parent}}  # a logistic regression
+    body = {
+        "dataset_id": dataset_id,
+        "model": {"type": "logistic_regression"},
+        "warm_start": {"model_id": parent},
+    }
     problem = assert_problem(client.post("/v1/jobs", json=body), 422)
     assert problem["errors"] == [
         {
@@ -179,6 +183,15 @@ def test_another_model_type_is_422(client, parent):
             "the request 'logistic_regression'",
         }
     ]
+
+
+def test_without_a_model_the_job_takes_the_parents_model_spec(client, parent):
+    dataset_id = upload(client, table_csv(20, seed=9), "same columns")
+    body = {"dataset_id": dataset_id, "warm_start": {"model_id": parent}}
+    created = client.post("/v1/jobs", json=body)
+    assert created.status_code == 202, created.text
+    assert created.json()["model"] == client.get(f"/v1/models/{parent}").json()["model"]
+    assert created.json()["model"]["hidden_units"] == 8
 
 
 def test_the_parents_own_preprocessing_is_accepted(client, parent):
