@@ -654,6 +654,7 @@ function renderDiagnostics(model) {
     ? `${fmtInt(d.identical_hidden_units)} identical, ${fmtInt(d.distinct_hidden_units)} distinct`
     : "—";
   $("#diagnostics").replaceChildren(...factRows([
+    ["Fine-tuned from", parentModelLink(model.parent_model_id)],
     ["Best val loss", fmtNumber(m.best_val_loss)],
     ["Best val accuracy", fmtPercent(m.best_val_accuracy)],
     ["Final train loss", fmtNumber(m.final_train_loss)],
@@ -668,6 +669,18 @@ function renderDiagnostics(model) {
   const warnings = d.warnings.length ? d.warnings : ["No warnings."];
   $("#warnings").replaceChildren(...warnings.map((text) => el("li", {}, text)));
   $("#warnings").classList.toggle("none", d.warnings.length === 0);
+}
+
+/** A fine-tuned model's parent (warm start) as a button that opens the job that trained it,
+ * the parent model's page; null (no row) for a model trained from fresh weights. */
+function parentModelLink(parentId) {
+  if (!parentId) return null;
+  return el("button", {
+    type: "button", className: "link", title: parentId, id: "parent-model",
+    "aria-label": `Show parent model ${shortId(parentId)}`,
+    onclick: () => guard(api(`/v1/models/${parentId}?include_parameters=false`)
+      .then((parent) => selectJob(parent.job_id))),
+  }, shortId(parentId));
 }
 
 // ---------------------------------------------------------------------------------------
