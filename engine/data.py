@@ -139,7 +139,7 @@ def prepare(
     if X.shape[0] < 2 or X.shape[1] < 1:
         raise ValueError(f"need at least 2 rows and 1 feature, got shape {X.shape}")
     preprocessing = preprocessing or PreprocessingSpec()
-    table = _columns(X.shape[1], columns, feature_names)
+    table = table_columns(X.shape[1], columns, feature_names)
     used, ignored = _used_columns(table, preprocessing)
     check_coded_rows(X, table)
 
@@ -193,7 +193,7 @@ def prepare(
     )
 
 
-def _columns(
+def table_columns(
     n: int, columns: Sequence[InputColumn] | None, names: Sequence[str] | None
 ) -> list[InputColumn]:
     """The table's columns: as given, or numeric ones named by ``names`` or x0, x1, ..."""

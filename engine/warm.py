@@ -34,8 +34,7 @@ import numpy as np
 
 from engine.classifier import Classifier
 from engine.columns import CATEGORICAL, NUMERIC, InputColumn, recode
-from engine.data import Fitted, can_overwrite, compact_columns_in_place
-from engine.data import _columns as table_columns
+from engine.data import Fitted, can_overwrite, compact_columns_in_place, table_columns
 from engine.models import Model
 from engine.preprocessing import gather_rows
 from engine.specs import HIDDEN_LAYER_FIELDS, ModelSpec, PreprocessingSpec, TrainingSpec
