@@ -15,7 +15,7 @@ from service.jobs.schemas import JobCreate
 from service.jobs.service import request_sha256
 from service.queue.claims import claim_job
 from service.queue.job_run import JobRun
-from tests.service.factories import assert_problem
+from tests.service.factories import assert_problem, history_epochs
 
 NETWORK = {"type": "two_layer_network", "hidden_units": 8, "activation": "tanh"}
 PREPROCESSING_DEFAULTS = {
@@ -252,3 +252,43 @@ def test_a_request_without_warm_start_hashes_as_before():
     assert request_sha256(network) == HASHES_BEFORE["network"]
     warm = JobCreate(dataset_id="a" * 32, warm_start={"model_id": "b" * 32})
     assert request_sha256(warm) != HASHES_BEFORE["minimal"]
+
+
+def test_a_released_warm_start_resumes_from_its_checkpoint_to_the_same_model(
+    client, database, settings, parent
+):
+    """A worker stopped mid-run (SIGTERM: checkpoint, release) and the next attempt, which
+    resumes onto the same parent, end with the bits of an uninterrupted run."""
+    dataset_id = upload(client, table_csv(40, seed=10), "child")
+    training = {"epochs": 120, "early_stopping": None, "tolerance": 0.0, "batch_size": 16}
+    body = {"dataset_id": dataset_id, "training": training, "warm_start": {"model_id": parent}}
+    interrupted, whole = (client.post("/v1/jobs", json=body).json()["id"] for _ in range(2))
+
+    stop = threading.Event()
+    claim = claim_job(database=database, worker_id="stopped", settings=settings)
+    assert claim.job_id == interrupted
+    run = JobRun(database, settings, claim, stop)
+    on_epoch = run.on_epoch
+
+    def stop_at_epoch_50(progress) -> bool:
+        if progress.epoch == 50:
+            stop.set()  # what the worker's SIGTERM handler does
+        return on_epoch(progress)
+
+    run.on_epoch = stop_at_epoch_50
+    run.run()
+    released = client.get(f"/v1/jobs/{interrupted}").json()
+    assert (released["status"], released["progress"]["epoch"]) == ("queued", 50)
+
+    run_queued_job(database, settings)  # the interrupted job again, from epoch 50
+    run_queued_job(database, settings)  # the whole one
+    models = []
+    for job_id in (interrupted, whole):
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        assert job["status"] == "succeeded", job
+        models.append(client.get(f"/v1/models/{job['model_id']}").json())
+    assert models[0]["parameters"] == models[1]["parameters"]
+    assert client.get(f"/v1/jobs/{interrupted}").json()["attempts"] == 2
+    # Epochs 1-50 kept from the first attempt, 51-120 run by the second: it resumed.
+    epochs = [(epoch, 1) for epoch in range(1, 51)] + [(epoch, 2) for epoch in range(51, 121)]
+    assert history_epochs(database, interrupted) == epochs
