@@ -61,6 +61,15 @@ class Split:
 
 
 @dataclass(frozen=True)
+class Fitted:
+    """Preprocessing fitted before the fit (a warm start's parent's): used, never refitted."""
+
+    transform: ColumnTransform
+    standardizer: Standardizer
+    encoder: LabelEncoder
+
+
+@dataclass(frozen=True)
 class TrainingData:
     train: Split
     validation: Split  # may have m = 0
@@ -104,6 +113,7 @@ def prepare(
     columns: Sequence[InputColumn] | None = None,
     preprocessing: PreprocessingSpec | None = None,
     overwrite_rows: bool = False,
+    fitted: Fitted | None = None,
 ) -> TrainingData:
     """Validate, split (stratified), fit the column transform and the standardization on
     the training split, encode labels.
@@ -113,6 +123,8 @@ def prepare(
     ``overwrite_rows``: X may be reordered and transformed in place and used as the
     splits' storage when it qualifies (see the module docstring); the caller must not
     use X afterwards. The result is the same either way.
+    ``fitted``: the column transform, standardization and classes to use as they are
+    (X's columns must then be the transform's, coded by its levels: engine.warm).
     """
     X = np.asarray(X)
     y = np.asarray(y)
@@ -127,11 +139,11 @@ def prepare(
     if X.shape[0] < 2 or X.shape[1] < 1:
         raise ValueError(f"need at least 2 rows and 1 feature, got shape {X.shape}")
     preprocessing = preprocessing or PreprocessingSpec()
-    table = _columns(X.shape[1], columns, feature_names)
+    table = table_columns(X.shape[1], columns, feature_names)
     used, ignored = _used_columns(table, preprocessing)
     check_coded_rows(X, table)
 
-    encoder = LabelEncoder.fit(y)
+    encoder = fitted.encoder if fitted else LabelEncoder.fit(y)
     if len(encoder.classes) < 2:
         raise ValueError(f"need at least 2 classes to train a classifier, got {encoder.classes}")
     labels = encoder.transform(y)
@@ -152,16 +164,23 @@ def prepare(
         train_rows = gather_rows(X, train_index, dtype, used)
         validation_rows = gather_rows(X, validation_index, dtype, used)
         del train_index, validation_index
-    transform = ColumnTransform.fit(
-        train_rows, [table[j] for j in used], preprocessing, [table[j].name for j in ignored]
-    )
+    if fitted is not None:
+        transform = fitted.transform
+    else:
+        ignored_names = [table[j].name for j in ignored]
+        transform = ColumnTransform.fit(
+            train_rows, [table[j] for j in used], preprocessing, ignored_names
+        )
     if transform.keeps_width:  # numbers only: filled where they lie
         train_rows = transform.fill_in_place(train_rows)
         validation_rows = transform.fill_in_place(validation_rows)
     else:
         train_rows = transform.transform(train_rows, dtype)[0]
         validation_rows = transform.transform(validation_rows, dtype)[0]
-    standardizer = _standardizer(train_rows, transform, preprocessing)
+    if fitted is not None:
+        standardizer = fitted.standardizer
+    else:
+        standardizer = _standardizer(train_rows, transform, preprocessing)
     standardizer.transform_in_place(train_rows)
     standardizer.transform_in_place(validation_rows)
     n_classes = len(encoder.classes)
@@ -174,7 +193,7 @@ def prepare(
     )
 
 
-def _columns(
+def table_columns(
     n: int, columns: Sequence[InputColumn] | None, names: Sequence[str] | None
 ) -> list[InputColumn]:
     """The table's columns: as given, or numeric ones named by ``names`` or x0, x1, ..."""

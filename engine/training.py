@@ -15,11 +15,9 @@ with ``resume_from`` continues it to the same parameters an uninterrupted
 run reaches. L-BFGS runs through scipy.optimize on the engine's gradients;
 a resumed L-BFGS run restarts its curvature memory, so it is not bit-identical.
 
-Memory: with ``overwrite_rows=True`` the caller's rows are the only X-sized
-array of the fit. Everything else is per sample (labels, targets Y, index
-arrays: tens of bytes a row) or per block: gradients and losses over the full
-training and validation splits go through BlockRunner's ~1 MiB column blocks,
-and a mini-batch is gathered on its own.
+Memory: with ``overwrite_rows=True`` the caller's rows are the only X-sized array of
+the fit; the rest is per sample (labels, Y, indices) or per ~1 MiB block (BlockRunner).
+A warm start (engine.warm) begins from a fitted model's parameters and preprocessing.
 """
 
 import math
@@ -28,6 +26,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from engine import warm
 from engine.blocks import BlockRunner
 from engine.checkpoint import CheckpointError, TrainingState
 from engine.classifier import Classifier, build_model
@@ -61,23 +60,25 @@ def fit(
     threads: int | None = None,
     overwrite_rows: bool = False,
     evaluate: bool = False,
+    warm_start: Classifier | None = None,
 ) -> FitResult:
     """Train on rows X (m, n_in) with labels y (m,); see the module docstring.
 
     X is a coded table (engine.columns): NaN marks a missing cell, filled as
-    ``training.preprocessing`` says; ``columns`` says which columns are categorical
-    (default: every column numeric, named by ``feature_names``).
-
-    ``threads`` (default: every available core) changes speed, never results.
-    ``overwrite_rows=True`` gives X to the engine: when X is a writable C-order
-    array in the training dtype it is reordered and standardized in place and
-    trained on with no copy (engine.data), so the caller must not use it
-    afterwards; the result is bit-identical to the default, which never writes X.
-    ``evaluate=True`` scores the kept model on its validation split (or training split)
-    into ``FitResult.evaluation`` (engine.evaluation).
+    ``training.preprocessing`` says; ``columns`` says which are categorical (default: all
+    numeric, named by ``feature_names``). ``threads`` (default: every core) changes speed,
+    never results. ``overwrite_rows=True`` gives X to the engine, which must then be the
+    caller's no more (engine.data: reordered and standardized in place; the result is
+    bit-identical). ``evaluate=True`` scores the kept model into ``FitResult.evaluation``.
+    ``warm_start``: a fitted Classifier to start from (engine.warm).
     """
     model_spec = (model or ModelSpec()).validate()
     spec = (training or TrainingSpec()).validate()
+    X, spec, fitted = warm.warm_inputs(
+        warm_start, X, y, model_spec, spec, columns, feature_names, overwrite_rows
+    )
+    if warm_start is not None:  # X: the parent's columns, coded as it codes them, and ours
+        columns, feature_names, overwrite_rows = warm_start.columns, None, True
     dtype = np.dtype(spec.dtype)
     seeds = np.random.SeedSequence(spec.seed).spawn(3)
     init_rng, split_rng, shuffle_rng = (np.random.default_rng(s) for s in seeds)
@@ -91,10 +92,12 @@ def fit(
         columns=columns,
         preprocessing=spec.preprocessing,
         overwrite_rows=overwrite_rows,
+        fitted=fitted,
     )
     network = build_model(model_spec, data.n_features, data.n_classes)
-    network.initialize(init_rng, model_spec.init, model_spec.init_scale, dtype)
+    warm.initialize(network, model_spec, init_rng, dtype, parent=warm_start)
     trainer = Trainer(network, model_spec, spec, data, shuffle_rng, threads, evaluate=evaluate)
+    trainer.state.fingerprint |= warm.fingerprint(warm_start)  # resumes onto this parent only
     if resume_from is not None:
         trainer.resume(resume_from)
     return trainer.run(callback)

@@ -30,6 +30,7 @@ class Job(TypedDict):
     error: str | None
     model_id: str | None
     created_at: str
+    warm_start: NotRequired[dict[str, Any] | None]  # {"model_id": ...}: the model it fine-tunes
 
 
 class HistoryPoint(TypedDict):
@@ -91,6 +92,8 @@ class Model(TypedDict):
     feature_names: list[str]
     metrics: dict[str, Any]
     created_at: str
+    parent_model_id: NotRequired[str | None]  # a fine-tuned model's parent (warm start)
+    lineage: NotRequired[list[str]]  # its ancestors, parent first
 
 
 class Trial(TypedDict):

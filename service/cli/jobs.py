@@ -166,6 +166,7 @@ def job_fields(job: Job) -> list[tuple[str, Any]]:
         ("id", job["id"]),
         ("status", job["status"]),
         ("dataset", job["dataset_id"] or "- (deleted)"),
+        ("warm start", (job.get("warm_start") or {}).get("model_id") or "-"),
         ("model", spec_text(model_spec_shown(job["model"]))),
         ("training", spec_text(training_spec_shown(job["training"]))),
         ("epoch", epochs),

@@ -196,6 +196,7 @@ def model_fields(model: Model) -> list[tuple[str, Any]]:
         ("id", model["id"]),
         ("job", model["job_id"]),
         ("dataset", model["dataset_id"] or "- (deleted)"),
+        *lineage_fields(model),
         ("model", spec_text(model_spec_shown(model["model"]))),
         ("training", spec_text(training_spec_shown(model["training"]))),
         ("classes", ", ".join(str(c) for c in model["classes"])),
@@ -209,6 +210,16 @@ def model_fields(model: Model) -> list[tuple[str, Any]]:
         ("val acc", number(metrics.get("final_val_accuracy"))),
         ("created", timestamp(model["created_at"])),
     ]
+
+
+def lineage_fields(model: Model) -> list[tuple[str, Any]]:
+    """ "parent": the model it was fine-tuned from ("-": fresh weights); "lineage": every
+    ancestor, parent first, when there is more than one."""
+    lineage = model.get("lineage") or []
+    lines: list[tuple[str, Any]] = [("parent", model.get("parent_model_id") or "-")]
+    if len(lineage) > 1:
+        lines.append(("lineage", " <- ".join(lineage)))
+    return lines
 
 
 @models_app.command(

@@ -96,6 +96,15 @@ TimeLimit = Annotated[
     float | None, typer.Option("--time-limit", metavar="S", help="seconds of training")
 ]
 Follow = Annotated[bool, typer.Option("--follow", help=FOLLOW_HELP)]
+WarmStart = Annotated[
+    str | None,
+    typer.Option(
+        "--warm-start",
+        metavar="MODEL_ID",
+        help="fine-tune this model: its parameters and preprocessing are the start "
+        "(without --model: its model spec too)",
+    ),
+]
 
 # The job spec's options, shared by `train` and `sweeps create`: name, type, default.
 SPEC_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
@@ -155,6 +164,7 @@ TRAIN_EXAMPLES = examples(
     "backprop train --dataset ID --model two_layer_network --hidden-units 16 \\",
     "    --optimizer gd --learning-rate 0.5 --epochs 300 --follow",
     "backprop train --dataset ID --no-early-stopping --epochs 50 --json",
+    "backprop train --dataset NEW_ID --warm-start MODEL_ID --epochs 50 --follow",
 )
 
 
@@ -162,6 +172,7 @@ TRAIN_EXAMPLES = examples(
 def train(
     dataset: Annotated[str, typer.Option("--dataset", metavar="ID", help="the dataset")],
     spec: SpecOptions = NO_SPEC,  # the spec options, given by with_spec_options
+    warm_start: WarmStart = None,
     follow: Follow = False,
     url: UrlOption = DEFAULT_URL,
     api_key: ApiKeyOption = None,
@@ -170,9 +181,12 @@ def train(
     """Queue a training job on a dataset; a worker trains it.
 
     Only the options given are sent: the server fills in the engine's defaults for the
-    rest. --follow shows its progress until it ends.
+    rest. --warm-start fine-tunes an existing model. --follow shows its progress until
+    it ends.
     """
     body = {"dataset_id": dataset, **job_specs(spec)}
+    if warm_start is not None:
+        body["warm_start"] = {"model_id": warm_start}
     with connected(url, api_key) as api:
         show_job(api, api.create_job(body), follow=follow, json_output=json_output)
 

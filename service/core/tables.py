@@ -4,6 +4,7 @@ datasets ─< dataset_chunks        the uploaded matrix, in binary chunks
 datasets ─< jobs ─< job_history   one row per epoch, written with the progress fields
                  ─  checkpoints   the latest engine checkpoint of a job
                  ─  models        the fitted model of a succeeded job
+models ─< jobs                    fine-tuning: a job warm-started from a model (lineage)
 datasets ─< sweeps ─< jobs        a hyperparameter search; each trial is a job
 idempotency_keys                  replays of POST /v1/jobs
 """
@@ -191,8 +192,18 @@ class Job(Base):
     # API has no keys. Queued jobs are counted per key (BACKPROP_MAX_QUEUED_JOBS_PER_KEY).
     api_key_id: Mapped[str | None] = mapped_column(String(16))
 
+    # A warm start (fine-tuning): the request's {"model_id": ...}, kept as asked, and the
+    # parent model while it exists. SET NULL: the child's record outlives its parent, and
+    # `warm_start` still says it was fine-tuned (the worker fails a job whose parent went).
+    # use_alter: models refer to jobs too; the cycle is broken for create/drop ordering.
+    warm_start: Mapped[dict[str, Any] | None] = mapped_column()
+    parent_model_id: Mapped[str | None] = mapped_column(
+        ForeignKey("models.id", ondelete="SET NULL", use_alter=True)
+    )
+
     __table_args__ = (
         Index("ix_jobs_status_created_at", "status", "created_at"),
+        Index("ix_jobs_parent_model_id", "parent_model_id"),
         Index("ix_jobs_created_at_id", "created_at", "id"),
         Index("ix_jobs_dataset_id", "dataset_id"),
         Index("ix_jobs_sweep_id", "sweep_id"),

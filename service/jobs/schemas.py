@@ -60,6 +60,19 @@ CANONICAL_REQUEST: dict[str, Any] = {
 }
 
 
+class WarmStart(BaseModel):
+    """Fine-tuning: start from a fitted model's parameters and preprocessing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_id: Annotated[str, documented(pattern=ID_PATTERN)] = Field(
+        description="The parent model (from GET /v1/models): same model type and "
+        "architecture, a dataset with its input columns (same kinds), label column and "
+        "classes. Its parameters are the start, its fitted preprocessing is used as it is "
+        "(not refitted), the optimizer starts fresh"
+    )
+
+
 class JobCreate(BaseModel):
     """A training job: a dataset, a model spec and a training spec (both optional)."""
 
@@ -73,9 +86,16 @@ class JobCreate(BaseModel):
     )
     model: ModelSpecIn = Field(
         default_factory=default_model,
-        description="What to train (by `type`); none: a logistic regression with the defaults",
+        description="What to train (by `type`); none: a logistic regression with the "
+        "defaults, or with `warm_start` the parent's model spec",
     )
     training: TrainingSpecIn = Field(default_factory=TrainingSpecIn)
+    warm_start: WarmStart | None = Field(
+        default=None,
+        description="Fine-tune an existing model (null: fresh weights). The job takes the "
+        "parent's preprocessing: `training.preprocessing` must be left out or be the "
+        "parent's own (else 422)",
+    )
 
 
 # Bodies for the OpenAPI page's "try it out" menu.
@@ -101,6 +121,15 @@ CREATE_EXAMPLES: dict[str, dict[str, Any]] = {
                 "l2": 0.001,
                 "seed": 7,
             },
+        },
+    },
+    "fine_tune": {
+        "summary": "Fine-tune a fitted model on new rows of the same columns",
+        "value": {
+            "dataset_id": EXAMPLE_DATASET_ID,
+            "model": {"type": "logistic_regression"},
+            "training": {"epochs": 50},
+            "warm_start": {"model_id": EXAMPLE_MODEL_ID},
         },
     },
 }
@@ -167,6 +196,8 @@ JOB_EXAMPLE: dict[str, Any] = {
     "sweep_id": None,
     "trial": None,
     "warnings": [],
+    "warm_start": None,
+    "parent_model_id": None,
     "links": {
         "self": f"/v1/jobs/{EXAMPLE_JOB_ID}",
         "history": f"/v1/jobs/{EXAMPLE_JOB_ID}/history",
@@ -252,6 +283,14 @@ class JobPublic(BaseModel):
     trial: dict[str, Any] | None = Field(
         description="A sweep's trial: the values it set, by dimension, e.g. "
         '`{"learning_rate": 0.1, "activation": "relu"}`; null outside sweeps'
+    )
+    warm_start: WarmStart | None = Field(
+        default=None,
+        description="The model this job fine-tunes, as the request named it (kept once "
+        "that model is deleted); null: trained from fresh weights",
+    )
+    parent_model_id: str | None = Field(
+        default=None, description="The parent model while it exists; null otherwise"
     )
     links: JobLinks
 

@@ -35,6 +35,7 @@ from service.datasets.input_columns import check_preprocessing, dataset_warnings
 from service.jobs.public import job_public
 from service.jobs.schemas import JobCreate
 from service.jobs.specs import public_model_spec
+from service.jobs.warm_start import check_warm_start
 from service.queue.notify import notify_job_queued
 
 
@@ -87,7 +88,9 @@ def request_sha256(job_in: JobCreate) -> str:
     model is hashed as the engine's complete spec, as before model specs became a union,
     so a key stored then still matches the same request now.
     """
-    request = {**job_in.model_dump(mode="json"), "model": asdict(job_in.model.to_engine())}
+    # warm_start is left out when null: keys stored before it existed still match.
+    body = job_in.model_dump(mode="json", exclude={"warm_start"} if not job_in.warm_start else None)
+    request = {**body, "model": asdict(job_in.model.to_engine())}
     canonical = json.dumps(request, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -169,7 +172,17 @@ def create_job(
 
     model_spec, training_spec = engine_specs(job_in, settings)
     dataset = trainable_dataset(session, job_in.dataset_id)
-    check_preprocessing(dataset, training_spec.preprocessing, "training.preprocessing")
+    parent_id = job_in.warm_start.model_id if job_in.warm_start else None
+    if parent_id is None:
+        check_preprocessing(dataset, training_spec.preprocessing, "training.preprocessing")
+    else:  # the parent's preprocessing, checked against this dataset (service.jobs.warm_start)
+        model_spec, training_spec = check_warm_start(
+            session=session,
+            model_id=parent_id,
+            dataset=dataset,
+            model_spec=model_spec if "model" in job_in.model_fields_set else None,
+            training_spec=training_spec,
+        )
     check_work(epochs=training_spec.epochs, rows=dataset.rows, settings=settings)
     api_key_id = current_api_key_id()
     reserve_queue_room(session=session, settings=settings, api_key_id=api_key_id, adding=1)
@@ -181,6 +194,8 @@ def create_job(
         created_at=utcnow(),
         api_key_id=api_key_id,
         warnings=dataset_warnings(dataset),
+        warm_start={"model_id": parent_id} if parent_id else None,
+        parent_model_id=parent_id,
     )
     try:
         session.add(job)
@@ -206,6 +221,8 @@ def create_job(
             return _replay(session, earlier, request_hash)
         if session.get(Dataset, job_in.dataset_id) is None:  # deleted meanwhile
             raise unknown_reference("dataset_id", "dataset", job_in.dataset_id) from None
+        if parent_id is not None and session.get(Model, parent_id) is None:
+            raise unknown_reference("warm_start.model_id", "model", parent_id) from None
         raise
     return CreatedJob(job=job, replayed=False, status_code=202, response=response)
 

@@ -24,6 +24,7 @@ from service.jobs.specs import (
     TrainingSpecPublic,
 )
 from service.models.evaluation_schemas import EXAMPLE_EVALUATION, Label, ModelEvaluation
+from service.models.metrics_schemas import ModelMetrics
 
 # A feature value: a JSON number, finite (JSON has no NaN or infinity, but `1e400` parses
 # as infinity), a string or a boolean (a categorical column's level), or null (missing).
@@ -65,40 +66,6 @@ Cell = Annotated[
         }
     ),
 ]
-
-
-class ModelMetrics(BaseModel):
-    """How the fit went (the engine's FitResult summary); null where a value was not finite."""
-
-    stop_reason: str | None = Field(
-        default=None,
-        description="converged, early_stopped, max_epochs, time_limit, cancelled or diverged",
-    )
-    message: str | None = None
-    epochs_run: int | None = None
-    best_epoch: int | None = Field(default=None, description="1-based epoch of the lowest loss")
-    n_train: int | None = Field(default=None, description="rows in the training split")
-    n_validation: int | None = Field(default=None, description="rows in the validation split")
-    model_epoch: int | None = Field(
-        default=None, description="1-based epoch whose parameters this model holds"
-    )
-    model_parameters: Literal["best", "last"] | None = Field(
-        default=None,
-        description="best: best_epoch's, restored (early_stopping.restore_best, or a cancel); "
-        "last: the last epoch's. null: a model from before this field",
-    )
-    model_train_loss: float | None = Field(default=None, description="at model_epoch")
-    model_val_loss: float | None = Field(default=None, description="at model_epoch")
-    model_train_accuracy: float | None = Field(default=None, description="at model_epoch")
-    model_val_accuracy: float | None = Field(default=None, description="at model_epoch")
-    final_train_loss: float | None = Field(default=None, description="at the last epoch run")
-    final_val_loss: float | None = Field(default=None, description="at the last epoch run")
-    final_train_accuracy: float | None = Field(default=None, description="at the last epoch run")
-    final_val_accuracy: float | None = Field(default=None, description="at the last epoch run")
-    best_train_loss: float | None = Field(default=None, description="at best_epoch")
-    best_val_loss: float | None = Field(default=None, description="at best_epoch")
-    best_train_accuracy: float | None = Field(default=None, description="at best_epoch")
-    best_val_accuracy: float | None = Field(default=None, description="at best_epoch")
 
 
 class ModelDiagnostics(BaseModel):
@@ -152,6 +119,7 @@ class ModelLinks(BaseModel):
     predictions: str
     job: str
     dataset: str | None = Field(description="null once the dataset was deleted")
+    parent: str | None = Field(default=None, description="the model this one fine-tunes")
 
 
 # The example model keeps its last epoch (restore_best is off by default).
@@ -211,6 +179,8 @@ EXAMPLE_MODEL: dict[str, Any] = {
     "parameter_shapes": {"W1": [2, 2], "b1": [2, 1], "W2": [1, 2], "b2": [1, 1]},
     "dtype": "float64",
     "created_at": "2026-11-27T10:15:00Z",
+    "parent_model_id": None,
+    "lineage": [],
     "links": {
         "self": "/v1/models/5b0c3c1e9d0a4f5e8a7b6c5d4e3f2a1b",
         "download": "/v1/models/5b0c3c1e9d0a4f5e8a7b6c5d4e3f2a1b/download",
@@ -258,6 +228,14 @@ class ModelPublic(BaseModel):
     parameter_shapes: dict[str, list[int]]
     dtype: str = Field(description="float64 or float32")
     created_at: datetime
+    parent_model_id: str | None = Field(
+        default=None, description="the model it was fine-tuned from (warm start); null: none"
+    )
+    lineage: list[str] = Field(
+        default_factory=list,
+        description="its ancestors, parent first, back to a model trained from fresh "
+        "weights (or to one whose parent was deleted); empty: none",
+    )
     links: ModelLinks
 
     model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_MODEL]})

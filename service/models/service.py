@@ -27,7 +27,7 @@ from service.core.errors import (
 )
 from service.core.json_values import finite_or_none
 from service.core.pagination import page
-from service.core.tables import Dataset, JobHistory, Model, could_be_id
+from service.core.tables import Dataset, Job, JobHistory, Model, could_be_id
 from service.models.evaluation_schemas import ModelEvaluation
 from service.models.schemas import (
     ModelDiagnostics,
@@ -53,6 +53,7 @@ class LoadedModel:
     created_at: datetime
     classifier: Classifier
     label: str | None = None  # the dataset's label column; None once the dataset is deleted
+    lineage: tuple[str, ...] = ()  # ancestors, parent first (warm starts); () for none
 
     @classmethod
     def from_row(cls, session: Session, row: Model) -> "LoadedModel":
@@ -74,7 +75,23 @@ class LoadedModel:
             label=session.scalar(select(Dataset.label).where(Dataset.id == row.dataset_id))
             if row.dataset_id is not None
             else None,
+            lineage=lineage(session, row.job_id),
         )
+
+
+MAX_LINEAGE = 100  # ancestors listed at most: a guard, as a chain never loops
+
+
+def lineage(session: Session, job_id: str) -> tuple[str, ...]:
+    """The ancestors of the model made by ``job_id``, parent first: each step reads the
+    parent its job fine-tuned (jobs.parent_model_id), one indexed lookup per generation."""
+    chain: list[str] = []
+    parent = session.scalar(select(Job.parent_model_id).where(Job.id == job_id))
+    of_model = select(Job.parent_model_id).join(Model, Model.job_id == Job.id)
+    while parent is not None and parent not in chain and len(chain) < MAX_LINEAGE:
+        chain.append(parent)
+        parent = session.scalar(of_model.where(Model.id == parent))
+    return tuple(chain)
 
 
 def _with_final_accuracies(session: Session, row: Model) -> dict[str, Any]:
@@ -208,12 +225,15 @@ def public_model(
         parameter_shapes={name: list(shape) for name, shape in parameters.shapes.items()},
         dtype=str(parameters.dtype),
         created_at=entry.created_at,
+        parent_model_id=entry.lineage[0] if entry.lineage else None,
+        lineage=list(entry.lineage),
         links=ModelLinks(
             self=f"/v1/models/{entry.id}",
             download=f"/v1/models/{entry.id}/download",
             predictions=f"/v1/models/{entry.id}/predictions",
             job=f"/v1/jobs/{entry.job_id}",
             dataset=f"/v1/datasets/{entry.dataset_id}" if entry.dataset_id else None,
+            parent=f"/v1/models/{entry.lineage[0]}" if entry.lineage else None,
         ),
     )
 

@@ -59,6 +59,8 @@ class Claim:
     training_spec: dict[str, Any]
     checkpoint: bytes | None  # the engine's checkpoint bytes, or None to start afresh
     checkpoint_epoch: int | None
+    warm_start: dict[str, Any] | None = None  # {"model_id": ...}: fine-tune that model
+    parent_model_id: str | None = None  # None once the parent was deleted (SET NULL)
 
 
 def moment(value: datetime) -> ColumnElement[datetime]:
@@ -94,6 +96,7 @@ def claim_job(*, database: Database, worker_id: str, settings: Settings) -> Clai
         .with_for_update(skip_locked=True)  # concurrent claimers skip each other's rows
     )
     returning = (Job.id, Job.attempt, Job.dataset_id, Job.model_spec, Job.training_spec)
+    returning += (Job.warm_start, Job.parent_model_id)
     with database.writes() as session, session.begin():
         if database.is_sqlite:
             # BEGIN IMMEDIATE already serializes writers; one statement picks and takes.
@@ -119,6 +122,8 @@ def claim_job(*, database: Database, worker_id: str, settings: Settings) -> Clai
             training_spec=row.training_spec,
             checkpoint=checkpoint.data if checkpoint else None,
             checkpoint_epoch=checkpoint.epoch if checkpoint else None,
+            warm_start=row.warm_start,
+            parent_model_id=row.parent_model_id,
         )
 
 

@@ -14,7 +14,8 @@ most ``checkpoint_seconds`` of training and never breaks the history:
    is 1..N with no gap and no repeat.
 
 Failures of a job never stop the worker: a deleted dataset fails the job with
-``error_code`` "dataset_missing", data or specs the engine refuses (ValueError)
+``error_code`` "dataset_missing" (a warm start's deleted parent model:
+"parent_model_missing"), data or specs the engine refuses (ValueError)
 with "training_error" and the engine's message, anything else with
 "worker_error", its traceback going to the log only.
 """
@@ -27,9 +28,11 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from engine import EpochMetrics, FitResult, Progress, TrainingSpec, fit
+import engine
+from engine import Classifier, EpochMetrics, FitResult, ModelFileError, Progress, TrainingSpec, fit
 from engine.specs import model_spec_from_dict
 from service.core.database import Database
 from service.core.metrics import (
@@ -40,7 +43,7 @@ from service.core.metrics import (
 )
 from service.core.settings import Settings
 from service.core.states import CANCELLED, CANCELLING, FAILED, SUCCEEDED
-from service.core.tables import Dataset
+from service.core.tables import Dataset, Model
 from service.datasets.input_columns import training_columns, with_left_out
 from service.datasets.rows import load_rows, training_dtype
 from service.datasets.storage import labels_of
@@ -164,14 +167,16 @@ class JobRun:
 
     def _train(self) -> None:
         dataset, X, labels = self._load()
+        parent = self._retry(self._read_parent, "loading the parent model")
         model_spec = model_spec_from_dict(self.claim.model_spec)
         training_spec = TrainingSpec.from_dict(self.claim.training_spec)
         if self.stop.is_set() or self.lease.cancelling.is_set():
             self._release()  # nothing trained yet; the checkpoint (if any) is unchanged
             return
         table = training_columns(dataset)
-        preprocessing = with_left_out(training_spec.preprocessing, table.left_out)
-        training_spec = replace(training_spec, preprocessing=preprocessing)
+        if parent is None:  # a warm start's columns are the parent's (engine.warm)
+            preprocessing = with_left_out(training_spec.preprocessing, table.left_out)
+            training_spec = replace(training_spec, preprocessing=preprocessing)
         self.log.info("training %s on %d rows x %d columns", model_spec.type, *X.shape)
         result = fit(
             X,
@@ -183,7 +188,10 @@ class JobRun:
             resume_from=self.claim.checkpoint,
             overwrite_rows=True,  # X is ours alone: trained on in place, no second copy
             evaluate=True,  # the model's metrics on its validation (or training) split
+            warm_start=parent,
         )
+        # Saved in the model's .npz: its label column, and its parent if fine-tuned.
+        result.classifier.metadata = {"label": dataset.label, "parent_model_id": self.parent_id}
         if self.lease.lost.is_set():
             self.log.warning("stopped after epoch %d without writing more", len(result.history))
         elif self.released:
@@ -208,6 +216,35 @@ class JobRun:
             # Rows in the training dtype, read chunk by chunk (service.datasets.rows).
             X, y_index = load_rows(session, dataset, training_dtype(self.claim.training_spec))
         return dataset, X, labels_of(dataset, y_index)
+
+    @property
+    def parent_id(self) -> str | None:
+        """The model this job fine-tunes, as requested (None: fresh weights)."""
+        return (self.claim.warm_start or {}).get("model_id")
+
+    def _read_parent(self) -> Classifier | None:
+        """The parent model's Classifier for a warm start; None without one. A parent
+        deleted since the job was created fails the job ("parent_model_missing")."""
+        if self.parent_id is None:
+            return None
+        missing = JobError(
+            "parent_model_missing",
+            f"the parent model {self.parent_id} was deleted before the job was trained",
+        )
+        if self.claim.parent_model_id is None:  # SET NULL: deleted before the claim
+            raise missing
+        with self.database.reads() as session:
+            artifact = session.scalar(
+                select(Model.artifact).where(Model.id == self.claim.parent_model_id)
+            )
+        if artifact is None:
+            raise missing
+        try:
+            return engine.load(artifact)
+        except ModelFileError as error:
+            raise JobError(
+                "parent_model_unreadable", f"the parent model's stored file: {error}"
+            ) from error
 
     def _retry(self, action: Callable[[], T], what: str) -> T:
         """``action()``, tried again through a database outage for up to lease_seconds

@@ -78,7 +78,7 @@ def model_parts(job_id: str, dataset_id: str | None, result: FitResult) -> Model
     """The fitted model's summary, its evaluation on its validation split (or training
     split) and its engine .npz (which names the job and dataset)."""
     classifier = result.classifier
-    classifier.metadata = {"job_id": job_id, "dataset_id": dataset_id}
+    classifier.metadata = {**classifier.metadata, "job_id": job_id, "dataset_id": dataset_id}
     return ModelParts(
         metrics=fit_metrics(result),
         evaluation=result.evaluation,

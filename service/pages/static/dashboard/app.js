@@ -695,6 +695,7 @@ function renderDiagnostics(model) {
     ? `${fmtInt(d.identical_hidden_units)} identical, ${fmtInt(d.distinct_hidden_units)} distinct`
     : "—";
   $("#diagnostics").replaceChildren(...factRows([
+    ["Fine-tuned from", parentModelLink(model.parent_model_id)],
     ["Parameters of", modelEpochLabel(m)],
     ["Val loss / accuracy", lossAndAccuracy(m.model_val_loss, m.model_val_accuracy)],
     ["Train loss / accuracy", lossAndAccuracy(m.model_train_loss, m.model_train_accuracy)],
@@ -720,6 +721,18 @@ function modelEpochLabel(metrics) {
 }
 
 const lossAndAccuracy = (loss, accuracy) => `${fmtNumber(loss)} / ${fmtPercent(accuracy)}`;
+
+/** A fine-tuned model's parent (warm start) as a button that opens the job that trained it,
+ * the parent model's page; null (no row) for a model trained from fresh weights. */
+function parentModelLink(parentId) {
+  if (!parentId) return null;
+  return el("button", {
+    type: "button", className: "link", title: parentId, id: "parent-model",
+    "aria-label": `Show parent model ${shortId(parentId)}`,
+    onclick: () => guard(api(`/v1/models/${parentId}?include_parameters=false`)
+      .then((parent) => selectJob(parent.job_id))),
+  }, shortId(parentId));
+}
 
 // ---------------------------------------------------------------------------------------
 // Sweeps.
