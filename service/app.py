@@ -18,6 +18,7 @@ from service.core.settings import Settings, get_settings
 from service.datasets import router as datasets
 from service.jobs import router as jobs
 from service.models import router as models
+from service.models import scoring_router
 from service.openapi import install_openapi
 from service.ops import health, metrics
 from service.pages import dashboard, docs
@@ -84,7 +85,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.database = database
     install_error_handlers(app)
     install_openapi(app, settings)
-    for module in (health, datasets, jobs, models, sweeps, docs, dashboard, metrics):
+    for module in (
+        health,
+        datasets,
+        jobs,
+        models,
+        scoring_router,
+        sweeps,
+        docs,
+        dashboard,
+        metrics,
+    ):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_limits(app, settings)
