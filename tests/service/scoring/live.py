@@ -13,7 +13,14 @@ from sklearn.datasets import load_breast_cancer, load_iris
 
 from service.core.migrate import upgrade
 from tests.conftest import POSTGRES_URL, create_postgres_database, drop_postgres_database
-from tests.service.live import free_port, service_env, start_api, start_worker, stop, wait_until_ready
+from tests.service.live import (
+    free_port,
+    service_env,
+    start_api,
+    start_worker,
+    stop,
+    wait_until_ready,
+)
 
 BLOCK_ROWS = 64  # small blocks, so a few hundred rows cross several of them
 TIMINGS = {"poll_seconds": 0.05, "flush_seconds": 0.1, "heartbeat_seconds": 0.5}
