@@ -16,7 +16,9 @@ EXAMPLE_TASK_ID = "5c4b3a2918f7e6d5c4b3a2918f7e6d5c"
 class BatchPredictionCreate(BaseModel):
     """Score every row of a stored dataset in a worker."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"dataset_id": EXAMPLE_DATASET_ID}]}
+    )
 
     dataset_id: str = Field(
         description="a stored dataset with the model's feature columns (any order)",
@@ -27,7 +29,9 @@ class BatchPredictionCreate(BaseModel):
 class EvaluationCreate(BaseModel):
     """Measure the model on a stored, labelled dataset."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"dataset_id": EXAMPLE_DATASET_ID}]}
+    )
 
     dataset_id: str = Field(
         description="a stored dataset with the model's feature columns and its label column, "
