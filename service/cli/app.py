@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from service.cli import datasets, jobs, models, sweeps
+from service.cli import datasets, jobs, models, scoring, sweeps
 from service.cli.common import RICH_MARKUP_MODE, BackpropCommand, BackpropGroup, UsageProblem
 from service.cli.database import database_opens, shown_url
 
@@ -242,6 +242,7 @@ def migrate(
 datasets.register(app)  # upload
 jobs.register(app)  # train, jobs, status, cancel, history
 models.register(app)  # predict
+scoring.register(app)  # evaluate, batch-predict
 app.add_typer(datasets.datasets_app)
 app.add_typer(models.models_app)
 app.add_typer(sweeps.sweeps_app)
