@@ -11,10 +11,10 @@ Reviewed by hand (autogenerate proposed the same tables, columns, indexes and ke
   ON DELETE SET NULL (a finished batch prediction's result outlives its dataset).
 - result is a JSON object: an evaluation's metrics (engine.metrics), NULL otherwise.
 - scoring_blocks holds a batch prediction's result, one row per block of block_rows rows
-  (an Arrow IPC stream: row, label, p_<class>...), so any API process can stream the
-  result and it survives the worker that wrote it. PostgreSQL stores the blocks
-  uncompressed (STORAGE EXTERNAL, as dataset_chunks since 0006): float columns barely
-  compress and trying costs more than the insert.
+  (their probabilities, (rows, K) float64; the row numbers and labels follow from them),
+  so any API process can stream the result and it survives the worker that wrote it.
+  PostgreSQL stores the blocks uncompressed (STORAGE EXTERNAL, as dataset_chunks since
+  0006): float columns barely compress and trying costs more than the insert.
 - New tables only: nothing to copy, nothing rebuilt on SQLite.
 
 Revision ID: 0009

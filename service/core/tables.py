@@ -298,8 +298,9 @@ class ScoringTask(Base):
 
 
 class ScoringBlock(Base):
-    """One block of a batch prediction's result: ``rows`` rows as an Arrow IPC stream
-    (row, label, p_<class>...), written with the task's progress in one transaction."""
+    """One block of a batch prediction's result: the probabilities of ``rows`` rows, (rows,
+    K) float64 little-endian row-major (service.queue.scoring.encode_block), written with
+    the task's progress in one transaction."""
 
     __tablename__ = "scoring_blocks"
 

@@ -102,10 +102,16 @@ class ModelInput:
         return mapping
 
     def code(self, X: np.ndarray) -> np.ndarray:
-        """Stored rows (b, n_stored) -> the model's coded rows (b, n_in), a new array."""
+        """Stored rows (b, n_stored) -> the model's coded rows (b, n_in): X itself when the
+        dataset's columns are the model's, in its order, coded alike (nothing to do)."""
+        changed = [
+            j for j, (s, t) in enumerate(zip(self.sources, self.targets, strict=True)) if s != t
+        ]
+        if not changed and self.positions == list(range(X.shape[1])):
+            return X
         coded = X[:, self.positions]  # fancy indexing copies: X is left as it was
-        for j, (source, target) in enumerate(zip(self.sources, self.targets, strict=True)):
-            coded[:, j] = recode(coded[:, j], source, target)
+        for j in changed:  # an equal column's recode gives its values back
+            coded[:, j] = recode(coded[:, j], self.sources[j], self.targets[j])
         return coded
 
 

@@ -8,26 +8,19 @@ block (service.queue.scoring). An evaluation of at most BACKPROP_INLINE_EVALUATI
 rows is computed in the request's thread instead: the same coding, the same
 predict_proba, the same engine.metrics, so both paths give the same numbers.
 
-A batch prediction's result is read back one stored block at a time and written out as
-CSV or Parquet as it goes (``result_chunks``): the API holds one block, never the result.
+A batch prediction's result streams from service.models.scoring_results.
 """
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import classification_metrics
 from service.core.database import Database
-from service.core.errors import Conflict, field_problem, not_found, unknown_reference
+from service.core.errors import field_problem, not_found, unknown_reference
 from service.core.settings import Settings
-from service.core.states import SUCCEEDED
-from service.core.tables import Dataset, ScoringBlock, ScoringTask, could_be_id
+from service.core.tables import Dataset, ScoringTask, could_be_id
 from service.datasets.blocks import ModelInput, class_index
 from service.datasets.storage import load_arrays
 from service.models.scoring_schemas import (
@@ -38,7 +31,6 @@ from service.models.scoring_schemas import (
 )
 from service.models.service import LoadedModel, ModelCache, cached_model
 from service.queue.notify import notify_job_queued
-from service.queue.scoring import result_schema
 from service.queue.scoring_claims import BATCH_PREDICTION, EVALUATION
 
 PATHS = {BATCH_PREDICTION: "batch-predictions", EVALUATION: "evaluations"}
@@ -176,90 +168,3 @@ def public_evaluation(task: ScoringTask) -> EvaluationTaskPublic:
             {**task.result, "model_id": task.model_id, "dataset_id": task.dataset_id or ""}
         )
     return EvaluationTaskPublic(**_public_fields(task), evaluation=evaluation)
-
-
-def result_chunks(
-    *, database: Database, cache: ModelCache, model_id: str, batch_id: str, file_format: str
-) -> Iterator[bytes]:
-    """The result of a succeeded batch prediction as CSV or Parquet bytes, a stored block
-    at a time. 404 for no such batch prediction, 409 while it has not succeeded. The checks
-    run here, before the first chunk is asked for."""
-    with database.reads() as session:
-        task = get_task(session=session, model_id=model_id, task_id=batch_id, kind=BATCH_PREDICTION)
-        if task.status != SUCCEEDED:
-            raise Conflict(
-                f"batch prediction {batch_id!r} is {task.status} ({task.rows_done} of "
-                f"{task.rows_total} rows scored): its result downloads once it has succeeded",
-            )
-        blocks = session.scalar(
-            select(ScoringBlock.index)
-            .where(ScoringBlock.task_id == batch_id)
-            .order_by(ScoringBlock.index.desc())
-            .limit(1)
-        )
-    schema = result_schema(
-        cached_model(database=database, cache=cache, model_id=model_id).classifier
-    )
-    count = 0 if blocks is None else blocks + 1
-    tables = _stored_tables(database, batch_id, count)
-    return _csv(tables, schema) if file_format == "csv" else _parquet(tables, schema)
-
-
-def _stored_tables(database: Database, batch_id: str, count: int) -> Iterator[pa.Table]:
-    """Each stored block, read in its own short session (nothing held between blocks)."""
-    for index in range(count):
-        with database.reads() as session:
-            data = session.scalar(
-                select(ScoringBlock.data).where(
-                    ScoringBlock.task_id == batch_id, ScoringBlock.index == index
-                )
-            )
-        yield pa.ipc.open_stream(data).read_all()
-
-
-def _csv(tables: Iterator[pa.Table], schema: pa.Schema) -> Iterator[bytes]:
-    yield (",".join(f'"{name}"' for name in schema.names) + "\n").encode()
-    options = pa_csv.WriteOptions(include_header=False)
-    for table in tables:
-        sink = pa.BufferOutputStream()
-        pa_csv.write_csv(table, sink, write_options=options)
-        yield sink.getvalue().to_pybytes()
-
-
-class _Drain:
-    """A write-only file for ParquetWriter whose bytes are taken after each row group;
-    ``tell`` counts every byte ever written (the footer's offsets need it)."""
-
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
-        self.position = 0
-        self.closed = False
-
-    def write(self, data: Any) -> int:
-        data = bytes(data)
-        self.parts.append(data)
-        self.position += len(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self.position
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        self.closed = True
-
-    def take(self) -> bytes:
-        data, self.parts = b"".join(self.parts), []
-        return data
-
-
-def _parquet(tables: Iterator[pa.Table], schema: pa.Schema) -> Iterator[bytes]:
-    drain = _Drain()
-    writer = pq.ParquetWriter(pa.PythonFile(drain, mode="w"), schema)
-    for table in tables:
-        writer.write_table(table)  # one row group per stored block
-        yield drain.take()
-    writer.close()
-    yield drain.take()

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from service.core.deps import DatabaseDep, IdPath, SessionDep, SettingsDep
 from service.core.schemas import problem_responses
-from service.models import scoring
+from service.models import scoring, scoring_results
 from service.models.scoring_schemas import (
     EXAMPLE_BATCH_DONE,
     EXAMPLE_BATCH_QUEUED,
@@ -156,7 +156,7 @@ def download_batch_prediction_result(
     ] = "csv",
 ) -> StreamingResponse:
     """The result, a stored block at a time (the API never holds it whole)."""
-    chunks = scoring.result_chunks(
+    chunks = scoring_results.result_chunks(
         database=database,
         cache=cache,
         model_id=model_id,

@@ -1,8 +1,8 @@
 """One scoring task, claimed: a model scores a stored dataset block by block.
 
-    batch_prediction: each block of ``block_rows`` rows -> an Arrow IPC block
-                      (row, label, p_<class>...) stored with the progress in one
-                      transaction (service.queue.scoring_claims.store_block)
+    batch_prediction: each block of ``block_rows`` rows -> its probabilities (b, K)
+                      stored with the progress in one transaction
+                      (service.queue.scoring_claims.store_block)
     evaluation:       each block's probabilities kept, then engine.metrics'
                       classification_metrics of them all, stored as the task's result
 
@@ -25,10 +25,11 @@ unlike the model) fails it with a message, never the worker.
 
 import logging
 import threading
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -54,6 +55,9 @@ from service.queue.scoring_claims import (
 
 log = logging.getLogger("service.queue.worker")
 
+BLOCK_DTYPE = np.dtype("<f8")
+Block = tuple[int, int, np.ndarray, np.ndarray | None]  # start, end, X rows, y_index or None
+
 
 class TaskError(Exception):
     """The task cannot be scored, for a reason its owner can act on."""
@@ -63,33 +67,16 @@ class TaskError(Exception):
         self.code, self.message = code, message
 
 
-def result_schema(classifier: Classifier) -> pa.Schema:
-    """A batch prediction's columns: row (the dataset's 0-based row), label (predicted, in
-    the dataset's own values), then p_<class> for each class in ``classes`` order."""
-    label_type = pa.array(classifier.classes).type
-    fields = [pa.field("row", pa.int64()), pa.field("label", label_type)]
-    fields += [pa.field(f"p_{c}", pa.float64()) for c in classifier.classes]
-    return pa.schema(fields)
+def encode_block(probabilities: np.ndarray) -> bytes:
+    """A block's probabilities (b, K) as stored: float64 little-endian, row-major. The row
+    numbers and labels follow from them and the block's place, so they are not stored:
+    the API adds them as it streams the result (service.models.scoring_results)."""
+    return np.ascontiguousarray(probabilities, dtype=BLOCK_DTYPE).tobytes()
 
 
-def result_block(
-    classifier: Classifier, schema: pa.Schema, start: int, probabilities: np.ndarray
-) -> bytes:
-    """Rows start.. with their probabilities (b, K) as an Arrow IPC stream. A row whose
-    probabilities overflowed (values far outside the training range) gets nulls."""
-    b = probabilities.shape[0]
-    bad = ~np.isfinite(probabilities).all(axis=1)  # (b,)
-    labels = classifier.encoder.inverse_transform(probabilities.argmax(axis=1))
-    arrays = [
-        pa.array(np.arange(start, start + b, dtype=np.int64)),
-        pa.array(labels, type=schema.field("label").type, mask=bad),
-    ]
-    arrays += [pa.array(probabilities[:, k], mask=bad) for k in range(probabilities.shape[1])]
-    batch = pa.RecordBatch.from_arrays(arrays, schema=schema)
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, schema) as writer:
-        writer.write_batch(batch)
-    return sink.getvalue().to_pybytes()
+def decode_block(data: bytes, classes: int) -> np.ndarray:
+    """A stored block's probabilities (b, K), read-only (a view of ``data``)."""
+    return np.frombuffer(data, dtype=BLOCK_DTYPE).reshape(-1, classes)
 
 
 def claim_scoring(database: Database, worker_id: str, settings: Settings) -> TaskClaim | None:
@@ -200,7 +187,7 @@ class TaskRun:
         else:
             self._evaluate(classifier, dataset, columns, classes)
 
-    def _blocks(self, start: int) -> Any:
+    def _blocks(self, start: int) -> Iterator[tuple[int, int]]:
         """(start, end) of each block from ``start``; stops early on SIGTERM or a lost lease."""
         m, size = self.claim.rows_total, self.claim.block_rows
         for begin in range(start, m, size):
@@ -219,32 +206,56 @@ class TaskRun:
             return True
         return False
 
-    def _probabilities(
-        self, classifier: Classifier, dataset: Dataset, columns: ModelInput, start: int, end: int
-    ) -> np.ndarray:
+    def _read_ahead(self, dataset: Dataset, start: int, labels: bool) -> Iterator[Block]:
+        """(start, end, X (b, n_stored), y_index (b,) or None) of each block from ``start``,
+        the next block read by a helper thread while this one is scored (the database's
+        read and the arithmetic overlap; two blocks are held at most)."""
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as reader:
+            pending = None
+            for begin, end in self._blocks(start):
+                ahead = reader.submit(self._read, dataset, begin, end, labels)
+                if pending is not None:
+                    yield pending.result()
+                pending = ahead
+            if pending is not None and not (self.stop.is_set() or self.lease.lost.is_set()):
+                yield pending.result()
+
+    def _read(self, dataset: Dataset, start: int, end: int, labels: bool) -> Block:
         with self.database.reads() as session:
             X = read_block(session, dataset, "X", start, end)  # (b, n_stored)
+            y = read_block(session, dataset, "y", start, end) if labels else None  # (b,)
+        return start, end, X, y
+
+    @staticmethod
+    def _probabilities(classifier: Classifier, columns: ModelInput, X: np.ndarray) -> np.ndarray:
         with np.errstate(all="ignore"):
             return classifier.predict_proba(columns.code(X))  # (b, K)
 
     def _predict(self, classifier: Classifier, dataset: Dataset, columns: ModelInput) -> None:
-        schema = result_schema(classifier)
         size = self.claim.block_rows
-        for start, end in self._blocks(self.claim.rows_done):
-            probabilities = self._probabilities(classifier, dataset, columns, start, end)
-            data = result_block(classifier, schema, start, probabilities)
-            stored = store_block(
-                **self.fence,
-                index=start // size,
-                rows=end - start,
-                data=data,
-                settings=self.settings,
-            )
-            if not stored:
-                self.lease.lost.set()
+        # A helper thread writes each block while the next is scored, one write in flight
+        # at a time: the blocks go out in order, each fenced, and one block's bytes wait.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="write-behind") as writer:
+            writing = None
+            for start, end, X, _ in self._read_ahead(dataset, self.claim.rows_done, labels=False):
+                data = encode_block(self._probabilities(classifier, columns, X))
+                if writing is not None:
+                    self._written(writing)
+                writing = writer.submit(self._store, start // size, end - start, data)
+            if writing is not None:
+                self._written(writing)
         if not self._stopped():
             complete_task(**self.fence, result=None)
             log.info("%s: succeeded", self.prefix)
+
+    def _store(self, index: int, rows: int, data: bytes) -> bool:
+        return store_block(**self.fence, index=index, rows=rows, data=data, settings=self.settings)
+
+    def _written(self, writing: Future[bool]) -> None:
+        """Wait for a block's write (its errors raise here); a fenced-out write means the
+        lease is lost: the blocks after it are not scored."""
+        if not writing.result():
+            self.lease.lost.set()
 
     def _evaluate(
         self, classifier: Classifier, dataset: Dataset, columns: ModelInput, classes: np.ndarray
@@ -252,10 +263,9 @@ class TaskRun:
         m, K = self.claim.rows_total, len(classifier.classes)
         probabilities = np.empty((m, K), dtype=np.float64)  # kept for AUC and the curves
         y = np.empty(m, dtype=np.intp)  # the model's class index of each row
-        for start, end in self._blocks(0):
-            probabilities[start:end] = self._probabilities(classifier, dataset, columns, start, end)
-            with self.database.reads() as session:
-                y[start:end] = classes[read_block(session, dataset, "y", start, end)]
+        for start, end, X, y_index in self._read_ahead(dataset, 0, labels=True):
+            probabilities[start:end] = self._probabilities(classifier, columns, X)
+            y[start:end] = classes[y_index]
             if not record_rows(**self.fence, rows_done=end, settings=self.settings):
                 self.lease.lost.set()
         if self._stopped():

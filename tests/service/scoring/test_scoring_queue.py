@@ -6,7 +6,6 @@ import threading
 from datetime import timedelta
 
 import numpy as np
-import pyarrow as pa
 from sqlalchemy import select, update
 
 import engine
@@ -15,7 +14,7 @@ from service.core.tables import Dataset, Model, ScoringBlock, ScoringTask, utcno
 from service.datasets.storage import load_arrays
 from service.models import scoring
 from service.models.service import ModelCache
-from service.queue.scoring import TaskRun, result_block, result_schema
+from service.queue.scoring import TaskRun, decode_block, encode_block
 from service.queue.scoring_claims import claim_task, record_rows, store_block, sweep_expired_tasks
 from tests.service.factories import add_dataset, add_model, assert_problem
 
@@ -65,9 +64,7 @@ def test_a_lost_workers_batch_prediction_resumes_after_its_last_block(database, 
     )
     assert claim_task(database=database, worker_id="b", settings=settings) is None  # held
     classifier, X = stored(database, model_id, dataset_id)
-    block = result_block(
-        classifier, result_schema(classifier), 0, classifier.predict_proba(X[:BLOCK])
-    )
+    block = encode_block(classifier.predict_proba(X[:BLOCK]))
     fence = {"database": database, "task_id": task_id, "settings": settings}
     assert store_block(**fence, attempt=1, index=0, rows=BLOCK, data=block)
 
@@ -87,9 +84,7 @@ def test_a_lost_workers_batch_prediction_resumes_after_its_last_block(database, 
         ).all()
     assert (task.status, task.rows_done, task.attempt, task.worker) == ("succeeded", ROWS, 2, "b")
     assert [(b.index, b.rows) for b in blocks] == [(0, 64), (1, 64), (2, 64), (3, 64), (4, 44)]
-    result = pa.concat_tables([pa.ipc.open_stream(b.data).read_all() for b in blocks])
-    assert result.column("row").to_pylist() == list(range(ROWS))
-    probabilities = np.column_stack([result.column("p_0"), result.column("p_1")])
+    probabilities = np.concatenate([decode_block(b.data, 2) for b in blocks])  # (ROWS, 2)
     np.testing.assert_array_equal(probabilities, classifier.predict_proba(X))
 
 
