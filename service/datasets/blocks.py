@@ -84,7 +84,7 @@ def _chunks(
         )
         .order_by(DatasetChunk.index)
     )
-    return session.execute(statement).tuples().all()
+    return [(row.index, row.data) for row in session.execute(statement)]
 
 
 @dataclass(frozen=True)
