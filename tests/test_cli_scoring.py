@@ -3,6 +3,11 @@ service (two uvicorn APIs, one of which sends every evaluation to the worker, an
 process scoring in blocks of 64 rows), on SQLite."""
 
 import json
+import os
+import pty
+import select
+import subprocess
+import sys
 
 import httpx
 import numpy as np
@@ -11,6 +16,7 @@ import pytest
 
 import engine
 from tests.real_tables import code_frame
+from tests.service.live import ROOT, free_port
 from tests.service.scoring.live import breast_cancer, live_service, train, upload
 from tests.test_cli_client import NO_SUCH_ID, assert_no_traceback, backprop, fields_of
 
@@ -99,3 +105,67 @@ def test_an_unknown_model_is_exit_1_with_the_problem(live, cancer, tmp_path):
     result = backprop(Url(live.url), "evaluate", cancer["model"], NO_SUCH_ID)
     assert result.returncode == 1
     assert f"dataset_id: dataset '{NO_SUCH_ID}' does not exist" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "options"),
+    [(["evaluate"], ["--json"]), (["batch-predict"], ["--out FILE"])],
+    ids=" ".join,
+)
+def test_each_command_has_help_with_examples(command, options):
+    result = backprop(None, *command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: backprop {' '.join(command)} ")
+    assert (
+        f"backprop {' '.join(command)} MODEL_ID DATASET_ID" in result.stdout.split("Examples:")[1]
+    )
+    for option in ("--url URL", "--api-key KEY", *options):
+        assert option in result.stdout
+
+
+def test_an_unreachable_server_is_exit_2(tmp_path):
+    url = f"http://127.0.0.1:{free_port()}"
+    for args in (
+        ["evaluate", NO_SUCH_ID, NO_SUCH_ID],
+        ["batch-predict", NO_SUCH_ID, NO_SUCH_ID, "--out", str(tmp_path / "x.csv")],
+    ):
+        result = backprop(None, *args, "--url", url)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.startswith(f"error: {url} could not be reached: "), result.stderr
+
+
+@pytest.mark.slow
+def test_batch_predict_on_a_terminal_draws_a_rich_bar(live, cancer, tmp_path):
+    """stderr is a pseudo-terminal: Rich draws the bar in place, to 569/569 rows."""
+    primary, secondary = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKPROP_")}
+    out = tmp_path / "scores.parquet"
+    command = [sys.executable, "-m", "service.cli", "batch-predict", cancer["model"]]
+    command += [cancer["dataset"], "--out", str(out)]
+    process = subprocess.Popen(
+        command,
+        env={**env, "PYTHONPATH": str(ROOT), "BACKPROP_URL": live.url, "COLUMNS": "120"},
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=secondary,
+        text=True,
+    )
+    os.close(secondary)
+    drawn = b""
+    while True:  # read the terminal until the process closes it
+        ready, _, _ = select.select([primary], [], [], 60)
+        try:
+            chunk = os.read(primary, 65536) if ready else b""
+        except OSError:  # EIO: the other side is closed
+            chunk = b""
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(primary)
+    process.communicate(timeout=60)
+    screen = drawn.decode()
+    assert process.returncode == 0, screen
+    assert "\x1b[" in screen  # cursor control: a Rich bar, not log lines
+    assert "569/569" in screen
+    assert "succeeded" in screen
+    assert len(pd.read_parquet(out)) == 569
