@@ -40,6 +40,7 @@ from service.core.errors import ServiceError
 from service.core.settings import Settings
 from service.core.tables import Dataset, Model
 from service.datasets.blocks import ModelInput, class_index, read_block
+from service.datasets.readahead import give_back_memory
 from service.queue.outages import Outage
 from service.queue.scoring_claims import (
     BATCH_PREDICTION,
@@ -161,6 +162,9 @@ class TaskRun:
             fail_task(**self.fence, error=message, code="worker_error")
         finally:
             self.lease.finish()
+            # Blocks were allocated and freed by three threads, whose glibc arenas keep what
+            # they freed: hand it back, so an idle worker (and its next task) starts low.
+            give_back_memory()
 
     def _load(self) -> tuple[Classifier, Dataset]:
         with self.database.reads() as session:
