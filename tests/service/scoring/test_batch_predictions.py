@@ -108,3 +108,17 @@ def test_an_unknown_batch_prediction_is_404_and_a_bad_format_422(service, cancer
     body = assert_problem(httpx.get(f"{service.url}{location}/result?format=xlsx"), 422)
     assert body["errors"][0]["field"] == "query.format"
     wait_for(service.url, location)
+
+
+def test_a_dataset_with_the_columns_in_another_order_scores_the_same(service, cancer):
+    frame = breast_cancer()
+    shuffled = frame[list(reversed(frame.columns))]
+    dataset_id = upload(service.url, shuffled, "diagnosis", "cancer-reversed")
+    response = batch(service.url, cancer["model"], dataset_id)
+    assert response.status_code == 202, response.text
+    location = response.headers["location"]
+    assert wait_for(service.url, location)["status"] == "succeeded"
+    result = frame_of(httpx.get(f"{service.url}{location}/result?format=parquet"), "parquet")
+    X, _, _ = code_frame(frame, "diagnosis")  # the training order
+    expected = classifier_of(service.url, cancer["model"]).predict_proba(X)
+    np.testing.assert_array_equal(result[["p_0", "p_1"]].to_numpy(), expected)
