@@ -21,6 +21,9 @@ starts and stops its own processes:
   1,000 levels, 2% empty cells), typed at upload (issue 12).
 - scale: a two-layer network on 1,000,000 x 100 float32 rows by one worker: its peak
   RSS against the data, its seconds per epoch against engine.fit() in this process.
+- batch: POST /v1/models/{id}/batch-predictions of 1,000,000 x 24 rows -> `succeeded`,
+  a logistic regression and a two-layer network, against engine predict_proba on the
+  same array in this process; the worker's peak RSS for 1,000,000 rows against 100,000.
 - drain: 200 queued short jobs drained by 1, then 2 workers; GET /v1/jobs latency
   meanwhile.
 - history: GET /v1/jobs/{id}/history on a 100,000-epoch history (sampled, and a page),
@@ -111,6 +114,7 @@ MIXED_RATIO = 0.5  # the same, for a CSV with columns of words and empty cells (
 UPLOAD_RSS_RATIO = 2.0  # API peak RSS < 2x the parsed matrix
 SCALE_RSS_RATIO = 1.5  # worker peak RSS < 1.5x the dataset
 SCALE_EPOCH_RATIO = 1.3  # worker seconds per epoch <= 1.3x the engine's in-process
+BATCH_RATIO = 0.7  # batch scoring rows/s >= 0.7x engine predict_proba in process
 DRAIN_RATIO = 0.6  # 2 workers' drain <= 0.6x 1 worker's
 LISTING_P99_MS = 100.0
 HISTORY_MS = 50.0  # p50 and p99
@@ -130,6 +134,7 @@ class Sizes:
     upload_repeats: int = 2  # uploads and read_csv runs, best of each kept
     scale_rows: int = 1_000_000
     scale_epochs: int = 3
+    batch_rows: int = 1_000_000  # and a tenth of it: the worker's peak RSS must not follow
     drain_jobs: int = 200
     history_epochs: int = 100_000
     history_requests: int = 30
@@ -146,6 +151,7 @@ QUICK = Sizes(
     upload_repeats=1,
     scale_rows=100_000,
     scale_epochs=2,
+    batch_rows=100_000,
     drain_jobs=40,
     history_epochs=10_000,
 )
@@ -245,6 +251,12 @@ class DataSets:
         return self._table(
             "scale.parquet",
             lambda path: write_parquet_float32(path, rows, SCALE_FEATURES, 12),
+        )
+
+    def batch_csv(self, rows: int) -> Table:
+        """rows x 24 floats + label, CSV, kept in memory: what batch scoring scores."""
+        return self._table(
+            f"batch-{rows}.csv", lambda path: write_csv(path, rows, UPLOAD_FEATURES, 17)
         )
 
     def tiny(self) -> Table:
@@ -816,12 +828,119 @@ def section_history(run: Run, database_url: str) -> list[Figure]:
     return figures
 
 
+# -- batch ---------------------------------------------------------------------------------------
+def batch_scoring(service: Service, model_id: str, dataset_id: str, pid: int) -> tuple[float, int]:
+    """(seconds from POST /batch-predictions to `succeeded`, the worker's peak RSS meanwhile)."""
+    reset_peak_rss(pid)
+    started = time.perf_counter()
+    response = service.client.post(
+        f"/v1/models/{model_id}/batch-predictions", json={"dataset_id": dataset_id}
+    )
+    if response.status_code != 202:
+        raise RuntimeError(f"POST batch-predictions: {response.status_code} {response.text}")
+    location = response.headers["location"]
+    deadline = time.monotonic() + SHORT_JOB_TIMEOUT
+    while (task := service.client.get(location).json())["status"] not in ("succeeded", "failed"):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{location} still {task['status']}")
+        # Every 2 ms at first, then 2% of the time so far: polling a multi-second task every
+        # 2 ms kept the API busy on a core the worker needs, for at most 2% of precision.
+        time.sleep(max(END_POLL_SECONDS, 0.02 * (time.perf_counter() - started)))
+    seconds = time.perf_counter() - started
+    if task["status"] != "succeeded":
+        raise RuntimeError(f"{location} failed: {task['error']}")
+    return seconds, peak_rss_bytes(pid)
+
+
+def section_batch(run: Run, database_url: str) -> list[Figure]:
+    """A worker scores N rows (POST to result ready) against engine predict_proba on the
+    same array in this process, for a logistic regression and a two-layer network; the
+    worker's peak RSS scoring N rows against N / 10."""
+    large = run.data.batch_csv(run.sizes.batch_rows)
+    small = run.data.batch_csv(run.sizes.batch_rows // 10)
+    timings: dict[str, tuple[float, float]] = {}  # model -> (service s, small service s)
+    with running_service(run.logs, database_url, workers=0) as service:
+        large_id = service.upload(large.path, name="batch-large")["id"]
+        small_id = service.upload(small.path, name="batch-small")["id"]
+        service.start_workers(1)
+        models = {}
+        for model_type in ("logistic_regression", "two_layer_network"):
+            body = {**logistic_job(small_id), "model": {"type": model_type}}
+            job = service.wait_for_job(
+                service.create_job(body), timeout=SHORT_JOB_TIMEOUT, interval=0.05
+            )
+            models[model_type] = job["model_id"]
+        service.stop_workers()  # a fresh worker: its peak is the scoring's, not the training's
+        [worker] = service.start_workers(1)
+        service.wait_until_idle(worker, timeout=WORKER_START_TIMEOUT)
+        idle = rss_bytes(worker.pid)
+        peaks = []
+        for model_type, model_id in models.items():
+            batch_scoring(service, model_id, small_id, worker.pid)  # warm-up: the first claim
+            small_seconds, small_peak = batch_scoring(service, model_id, small_id, worker.pid)
+            large_seconds, large_peak = batch_scoring(service, model_id, large_id, worker.pid)
+            timings[model_type] = (large_seconds, small_seconds)
+            peaks.append((small_peak, large_peak))
+        artifacts = {
+            model_type: service.client.get(f"/v1/models/{model_id}/download").content
+            for model_type, model_id in models.items()
+        }
+    X, rows = large.arrays()[0], large.rows
+    figures = []
+    for model_type, (large_seconds, small_seconds) in timings.items():
+        classifier = engine.load(artifacts[model_type])
+        classifier.predict_proba(X[:WARMUP_ROWS])
+        engine_seconds = min(stopwatch(lambda c=classifier: c.predict_proba(X))[0] for _ in "123")
+        ratio = engine_seconds / large_seconds  # service rows/s over the engine's
+        figures += [
+            Figure(
+                "batch",
+                f"{model_type}: engine predict_proba in process, {rows:,} x {UPLOAD_FEATURES}",
+                f"{engine_seconds:.2f} s, {rows / engine_seconds:,.0f} rows/s",
+                "peer",
+            ),
+            Figure(
+                "batch",
+                f"{model_type}: batch scoring of {rows:,} rows through the service "
+                "(POST to result ready)",
+                f"{large_seconds:.2f} s, {rows / large_seconds:,.0f} rows/s",
+                f"{ratio:.2f}x engine",
+                f">= {BATCH_RATIO:g}x engine",
+                status(ratio >= BATCH_RATIO),
+            ),
+            Figure(
+                "batch",
+                f"{model_type}: the same, {small.rows:,} rows",
+                f"{small_seconds:.2f} s, {small.rows / small_seconds:,.0f} rows/s",
+            ),
+        ]
+    small_peak, large_peak = max(p[0] for p in peaks), max(p[1] for p in peaks)
+    growth = large_peak - small_peak
+    # The worker holds a fixed number of blocks whatever the rows: the one it scores and the
+    # one read ahead (plus their chunks and results). From N / 10 to N rows its peak may
+    # grow by no more than two blocks of stored rows: not with the rows.
+    block = 2 * 65_536 * UPLOAD_FEATURES * 8
+    return [
+        *figures,
+        Figure("batch", "worker RSS idle (VmRSS)", mb(idle)),
+        Figure(
+            "batch",
+            f"worker peak RSS scoring {rows:,} rows vs {small.rows:,} (VmHWM)",
+            f"{mb(large_peak)} vs {mb(small_peak)}",
+            f"{growth / 1e6:+.0f} MB",
+            f"< +{mb(block)} (2 blocks' rows)",
+            status(growth < block),
+        ),
+    ]
+
+
 SECTIONS: dict[str, Callable[[Run, str], list[Figure]]] = {
     "overhead": section_overhead,
     "predict": section_predict,
     "upload": section_upload,
     "mixed": section_mixed,
     "scale": section_scale,
+    "batch": section_batch,
     "drain": section_drain,
     "history": section_history,
 }

@@ -19,6 +19,7 @@ from service.datasets import router as datasets
 from service.jobs import router as jobs
 from service.models import export as model_export
 from service.models import router as models
+from service.models import scoring_router
 from service.openapi import install_openapi
 from service.ops import health, metrics
 from service.pages import dashboard, docs
@@ -85,7 +86,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.database = database
     install_error_handlers(app)
     install_openapi(app, settings)
-    for module in (health, datasets, jobs, models, model_export, sweeps, docs, dashboard, metrics):
+    for module in (
+        health,
+        datasets,
+        jobs,
+        models,
+        model_export,
+        scoring_router,
+        sweeps,
+        docs,
+        dashboard,
+        metrics,
+    ):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_limits(app, settings)

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     max_hidden_units: int = 4_096
     max_epochs: int = 1_000_000
     max_prediction_rows: int = 10_000
+    # POST /v1/models/{id}/evaluations of a dataset of at most this many rows answers at
+    # once (200); a larger one is scored by a worker (202), block by block.
+    inline_evaluation_rows: int = 100_000
+    scoring_block_rows: int = 65_536  # rows a worker scores (and stores) at a time
     page_limit: int = 100  # the largest page a listing returns
     max_work: int = 10_000_000_000  # epochs x rows one job may ask for
     max_queued_jobs_per_key: int = 1_000  # queued jobs one API key may have at once

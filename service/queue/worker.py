@@ -50,6 +50,8 @@ from service.queue.outages import (
     Outage,
 )
 from service.queue.outcomes import sweep_expired_leases
+from service.queue.scoring import TaskRun, claim_scoring
+from service.queue.scoring_claims import sweep_expired_tasks
 
 log = logging.getLogger("service.queue.worker")
 
@@ -92,11 +94,14 @@ def run_worker(
             sweeper.start()
             while not stop.is_set():
                 claim = _claim(database, worker_id, settings, stop, claims)
-                if claim is None:
-                    waiter.wait()
-                else:
+                if claim is not None:
                     waiter.pass_on()
                     JobRun(database, settings, claim, stop).run()
+                elif (task := claim_scoring(database, worker_id, settings)) is not None:
+                    waiter.pass_on()  # batch predictions and evaluations: service.queue.scoring
+                    TaskRun(database, settings, task, stop).run()
+                else:
+                    waiter.wait()
     finally:
         sweeper.finish()
         waiter.close()
@@ -166,10 +171,11 @@ class Sweeper(threading.Thread):
         while True:
             try:
                 changed = sweep_expired_leases(database=self.database, settings=self.settings)
+                changed += sweep_expired_tasks(database=self.database, settings=self.settings)
                 self.outage.succeeded()
                 if changed:
                     LEASE_EXPIRIES.inc(changed)
-                    log.info("settled %d job(s) whose lease expired", changed)
+                    log.info("settled %d job(s) or scoring task(s) whose lease expired", changed)
             except SQLAlchemyError as error:
                 self.outage.failed(error)  # the next sweep is the retry
             if self._done.wait(self.settings.sweep_seconds):
