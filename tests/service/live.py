@@ -6,9 +6,15 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
+
+from service.core.migrate import upgrade
+from tests.conftest import POSTGRES_URL, create_postgres_database, drop_postgres_database
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,3 +66,42 @@ def stop(process: subprocess.Popen, timeout: float = 10.0) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+# Fast enough that a short job's end shows within a second.
+LIVE_TIMINGS = {"poll_seconds": 0.05, "flush_seconds": 0.1, "heartbeat_seconds": 0.5}
+
+
+@contextmanager
+def fresh_database(backend: str, folder: Path, prefix: str) -> Iterator[str]:
+    """The URL of a new migrated database: a SQLite file in ``folder``, or a PostgreSQL
+    database named from ``prefix`` (dropped at the end; skipped without
+    BACKPROP_TEST_POSTGRES_URL)."""
+    if backend == "postgresql" and not POSTGRES_URL:
+        pytest.skip("PostgreSQL tests need BACKPROP_TEST_POSTGRES_URL")
+    if backend == "sqlite":
+        database_url = f"sqlite:///{folder / 'backprop.db'}"
+    else:
+        database_url = create_postgres_database(prefix)
+    try:
+        upgrade(database_url)
+        yield database_url
+    finally:
+        if backend != "sqlite":
+            drop_postgres_database(database_url)
+
+
+@contextmanager
+def api_and_worker(backend: str, folder: Path, prefix: str, **settings: object) -> Iterator[str]:
+    """The base URL of an API under uvicorn and one worker on a fresh database; both are
+    stopped at the end. ``settings``: BACKPROP_* values beyond LIVE_TIMINGS."""
+    with fresh_database(backend, folder, prefix) as database_url:
+        env = service_env(database_url, **{**LIVE_TIMINGS, **settings})
+        port = free_port()
+        processes = [start_api(env, port), start_worker(env)]
+        try:
+            wait_until_ready(f"http://127.0.0.1:{port}")
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            for process in processes:
+                stop(process)

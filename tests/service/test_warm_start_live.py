@@ -15,21 +15,12 @@ import numpy as np
 import pytest
 
 from engine import load
-from service.core.migrate import upgrade
-from tests.conftest import BACKENDS, POSTGRES_URL, create_postgres_database, drop_postgres_database
+from tests.conftest import BACKENDS
 from tests.real_tables import REAL_TABLES, split, to_csv_bytes
-from tests.service.live import (
-    free_port,
-    service_env,
-    start_api,
-    start_worker,
-    stop,
-    wait_until_ready,
-)
+from tests.service.live import api_and_worker
 
 pytest.importorskip("palmerpenguins")
 
-TIMINGS = {"poll_seconds": 0.05, "flush_seconds": 0.1, "heartbeat_seconds": 0.5}
 NETWORK = {"type": "two_layer_network", "hidden_units": 16, "activation": "tanh"}
 TABLE = REAL_TABLES["penguins"]
 
@@ -37,24 +28,9 @@ TABLE = REAL_TABLES["penguins"]
 @pytest.fixture(scope="module", params=BACKENDS)
 def url(request, tmp_path_factory) -> Iterator[str]:
     """The base URL of an API and a worker on a fresh migrated database of the backend."""
-    if request.param == "postgresql" and not POSTGRES_URL:
-        pytest.skip("PostgreSQL tests need BACKPROP_TEST_POSTGRES_URL")
-    if request.param == "sqlite":
-        database_url = f"sqlite:///{tmp_path_factory.mktemp('warm') / 'backprop.db'}"
-    else:
-        database_url = create_postgres_database("backprop_warm")
-    upgrade(database_url)
-    env = service_env(database_url, **TIMINGS)
-    port = free_port()
-    processes = [start_api(env, port), start_worker(env)]
-    try:
-        wait_until_ready(f"http://127.0.0.1:{port}")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        for process in processes:
-            stop(process)
-        if request.param != "sqlite":
-            drop_postgres_database(database_url)
+    folder = tmp_path_factory.mktemp("warm")
+    with api_and_worker(request.param, folder, "backprop_warm") as url:
+        yield url
 
 
 def upload(url: str, body: bytes, name: str) -> str:

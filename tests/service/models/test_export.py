@@ -21,22 +21,14 @@ from sklearn.datasets import load_breast_cancer, load_iris
 import engine
 from engine import FitResult, ModelSpec, TrainingSpec, code_table
 from engine.onnx_export import MISSING_PACKAGE, MISSING_TEXT
-from service.core.migrate import upgrade
 from service.core.tables import Job
 from service.datasets.reader_types import NULL_TOKENS
 from service.queue.results import model_row
-from tests.conftest import BACKENDS, POSTGRES_URL, create_postgres_database, drop_postgres_database
+from tests.conftest import BACKENDS
 from tests.onnx_graphs import Records, records_of, run_graph, with_strangers
 from tests.real_tables import REAL_TABLES, to_csv_bytes
 from tests.service.factories import add_job, assert_problem
-from tests.service.live import (
-    free_port,
-    service_env,
-    start_api,
-    start_worker,
-    stop,
-    wait_until_ready,
-)
+from tests.service.live import api_and_worker
 
 pytest.importorskip("onnxruntime")
 
@@ -207,24 +199,10 @@ def test_the_graphs_missing_texts_are_the_csv_readers_null_tokens():
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def live_url(request, tmp_path_factory) -> Iterator[str]:
-    if request.param == "postgresql" and not POSTGRES_URL:
-        pytest.skip("PostgreSQL tests need BACKPROP_TEST_POSTGRES_URL")
-    if request.param == "sqlite":
-        database_url = f"sqlite:///{tmp_path_factory.mktemp('export') / 'backprop.db'}"
-    else:
-        database_url = create_postgres_database("backprop_export")
-    upgrade(database_url)
-    env = service_env(database_url, poll_seconds=0.05, flush_seconds=0.1, heartbeat_seconds=0.5)
-    port = free_port()
-    processes = [start_api(env, port), start_worker(env)]
-    try:
-        wait_until_ready(f"http://127.0.0.1:{port}")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        for process in processes:
-            stop(process)
-        if request.param != "sqlite":
-            drop_postgres_database(database_url)
+    """The base URL of an API and a worker on a fresh migrated database of the backend."""
+    folder = tmp_path_factory.mktemp("export")
+    with api_and_worker(request.param, folder, "backprop_export") as url:
+        yield url
 
 
 def train_penguins(url: str, model: dict) -> str:

@@ -8,13 +8,12 @@ from dataclasses import dataclass
 
 import httpx
 import pandas as pd
-import pytest
 from sklearn.datasets import load_breast_cancer, load_iris
 
-from service.core.migrate import upgrade
-from tests.conftest import POSTGRES_URL, create_postgres_database, drop_postgres_database
 from tests.service.live import (
+    LIVE_TIMINGS,
     free_port,
+    fresh_database,
     service_env,
     start_api,
     start_worker,
@@ -23,7 +22,6 @@ from tests.service.live import (
 )
 
 BLOCK_ROWS = 64  # small blocks, so a few hundred rows cross several of them
-TIMINGS = {"poll_seconds": 0.05, "flush_seconds": 0.1, "heartbeat_seconds": 0.5}
 
 
 @dataclass(frozen=True)
@@ -34,30 +32,22 @@ class Service:
 
 
 def live_service(backend: str, folder) -> Iterator[Service]:
-    if backend == "postgresql" and not POSTGRES_URL:
-        pytest.skip("PostgreSQL tests need BACKPROP_TEST_POSTGRES_URL")
-    if backend == "sqlite":
-        database_url = f"sqlite:///{folder / 'backprop.db'}"
-    else:
-        database_url = create_postgres_database("backprop_scoring")
-    upgrade(database_url)
-    env = service_env(database_url, scoring_block_rows=BLOCK_ROWS, **TIMINGS)
-    ports = free_port(), free_port()
-    processes = [
-        start_api(env, ports[0]),
-        start_api({**env, "BACKPROP_INLINE_EVALUATION_ROWS": "0"}, ports[1]),
-        start_worker(env),
-    ]
-    try:
-        urls = [f"http://127.0.0.1:{port}" for port in ports]
-        for url in urls:
-            wait_until_ready(url)
-        yield Service(urls[0], urls[1], database_url)
-    finally:
-        for process in processes:
-            stop(process)
-        if backend != "sqlite":
-            drop_postgres_database(database_url)
+    with fresh_database(backend, folder, "backprop_scoring") as database_url:
+        env = service_env(database_url, scoring_block_rows=BLOCK_ROWS, **LIVE_TIMINGS)
+        ports = free_port(), free_port()
+        processes = [
+            start_api(env, ports[0]),
+            start_api({**env, "BACKPROP_INLINE_EVALUATION_ROWS": "0"}, ports[1]),
+            start_worker(env),
+        ]
+        try:
+            urls = [f"http://127.0.0.1:{port}" for port in ports]
+            for url in urls:
+                wait_until_ready(url)
+            yield Service(urls[0], urls[1], database_url)
+        finally:
+            for process in processes:
+                stop(process)
 
 
 def breast_cancer() -> pd.DataFrame:
