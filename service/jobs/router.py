@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from service.core.deps import DatabaseDep, IdPath, PageDep, SessionDep, SettingsDep, WriteSessionDep
 from service.core.schemas import LIMIT_PROBLEM, problem_responses
 from service.core.states import CANCELLED, CANCELLING, JOB_STATES
-from service.jobs import events
+from service.jobs import deletion, events
 from service.jobs import history as histories
 from service.jobs import service as jobs
 from service.jobs.public import job_public
@@ -31,6 +31,7 @@ from service.jobs.schemas import (
     JobsPublic,
 )
 from service.jobs.specs import ModelType
+from service.models.service import ModelCacheDep
 
 # One `status` value: job states separated by commas, as jobs.parse_statuses reads it.
 StatusList = Annotated[str, WithJsonSchema({"type": "string", "pattern": jobs.STATUS_LIST_PATTERN})]
@@ -193,6 +194,31 @@ def cancel_job(job_id: IdPath, session: WriteSessionDep, response: Response) -> 
     job = jobs.cancel_job(session=session, job_id=job_id)
     response.status_code = 202 if job.status == CANCELLING else 200
     return job_public(job, jobs.model_id_of(session=session, job=job))
+
+
+@router.delete(
+    "/{job_id}",
+    status_code=204,
+    response_class=Response,
+    summary="Delete a finished job, its history, checkpoint and model",
+    responses={
+        204: {"description": "Deleted; its model's predictions answer 404 on every API process"},
+        **problem_responses(
+            404,
+            409,
+            503,
+            details={
+                **JOB_NOT_FOUND,
+                409: f"job {EXAMPLE_JOB_ID} is running: cancel it first (POST "
+                f"/v1/jobs/{EXAMPLE_JOB_ID}/cancel), then delete it once it has ended",
+            },
+        ),
+    },
+)
+def delete_job(job_id: IdPath, session: WriteSessionDep, cache: ModelCacheDep) -> Response:
+    """Delete an ended job; 409 while it is live (cancel it first) or its model is aliased."""
+    deletion.delete_job(session=session, cache=cache, job_id=job_id)
+    return Response(status_code=204)
 
 
 @router.get(

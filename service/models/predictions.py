@@ -29,7 +29,7 @@ from service.models.schemas import (
     PredictionRequest,
     PredictionResponse,
 )
-from service.models.service import ModelCache, cached_model
+from service.models.service import LoadedModel, ModelCache, cached_model
 
 CSV_ROWS = 8192  # dataset rows predicted and written per streamed chunk
 
@@ -46,8 +46,15 @@ def predict(
     max_rows: int,
 ) -> PredictionResponse:
     """Labels and class probabilities for the request's rows or records; after a model's
-    first prediction, no database round trip."""
+    first prediction, one primary-key lookup (is the model still stored?)."""
     entry = cached_model(database=database, cache=cache, model_id=model_id)
+    return predict_with(entry, request=request, max_rows=max_rows)
+
+
+def predict_with(
+    entry: LoadedModel, *, request: PredictionRequest, max_rows: int
+) -> PredictionResponse:
+    """``predict`` by a model already in hand (e.g. resolved through a registry alias)."""
     classifier = entry.classifier
     if request.rows is not None and request.records is None and request.dataset_id is None:
         X = _matrix_of_rows(request.rows, classifier, max_rows, entry.label)

@@ -3,19 +3,22 @@ service.models.predictions).
 
 Models never change once written, so a model loaded from its .npz stays good
 for the life of the process: the cache keeps the engine Classifier together
-with the row's summary, and after the first request a prediction makes no
-database round trip at all. (Rows are only ever removed with their job; a
-process that cached such a model keeps answering for it until the LRU evicts it.)
+with the row's summary. A model may be deleted, though (DELETE /v1/models/{id} or
+of its job), through any API process: so a cached model is served only after one
+primary-key lookup confirms its row is still there (``still_stored``), and a model
+found gone is dropped from the cache and answered 404. That lookup is the one
+database round trip of a cached model's prediction (its cost: benchmarks/README.md).
 """
 
 import threading
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
-from sqlalchemy import false, select
+from fastapi import Depends, Request
+from sqlalchemy import Connection, bindparam, false, select
 from sqlalchemy.orm import Session, defer
 
 import engine
@@ -120,14 +123,46 @@ class ModelCache:
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
 
+    def discard(self, model_id: str) -> None:
+        """Forget ``model_id`` (deleted): the next request looks it up again."""
+        with self._lock:
+            self._entries.pop(model_id, None)
+
     def __len__(self) -> int:
         return len(self._entries)
+
+
+async def get_model_cache(request: Request) -> ModelCache:
+    """The application's model cache, created on first use (one per app, so per process).
+
+    async def: it runs on the event loop, one request at a time, so creating the cache
+    needs no lock, and a prediction costs no thread hop for it.
+    """
+    state = request.app.state
+    cache = getattr(state, "model_cache", None)
+    if cache is None:
+        cache = state.model_cache = ModelCache()
+    return cache
+
+
+ModelCacheDep = Annotated[ModelCache, Depends(get_model_cache)]
+
+# The check that a cached model was not deleted since it was loaded (by any API process).
+_STORED = select(Model.id).where(Model.id == bindparam("model_id"))
+
+
+def still_stored(connection: Connection | Session, cache: ModelCache, entry: LoadedModel) -> None:
+    """NotFound, and ``entry`` dropped from the cache, if its model's row is gone."""
+    if connection.scalar(_STORED, {"model_id": entry.id}) is None:
+        cache.discard(entry.id)
+        raise not_found("model", entry.id)
 
 
 def get_model(*, session: Session, cache: ModelCache, model_id: str) -> LoadedModel:
     """The model ``model_id``, from the cache or loaded (and cached); NotFound otherwise."""
     entry = cache.get(model_id)
     if entry is not None:
+        still_stored(session, cache, entry)
         return entry
     # An id no row can have is not looked up (PostgreSQL refuses NUL in text: a 500).
     row = session.get(Model, model_id) if could_be_id(model_id) else None
@@ -233,9 +268,12 @@ def parameter_lists(classifier: Classifier) -> dict[str, list[Any]]:
 
 
 def cached_model(*, database: Database, cache: ModelCache, model_id: str) -> LoadedModel:
-    """The model from the cache, or from the database (a read session only on a miss)."""
+    """The model from the cache once its row is confirmed (a bare connection: cheaper than a
+    session), or from the database (a read session on a miss)."""
     entry = cache.get(model_id)
     if entry is not None:
+        with database.engine.connect() as connection:
+            still_stored(connection, cache, entry)
         return entry
     with database.reads() as session:
         return get_model(session=session, cache=cache, model_id=model_id)
