@@ -43,9 +43,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_registered_models"),
         sa.UniqueConstraint("name", name="uq_registered_models_name"),
     )
-    op.create_index(
-        "ix_registered_models_created_at_id", "registered_models", ["created_at", "id"]
-    )
+    op.create_index("ix_registered_models_created_at_id", "registered_models", ["created_at", "id"])
     op.create_table(
         "model_versions",
         sa.Column("name", sa.String(length=100), nullable=False),
