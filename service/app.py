@@ -85,7 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.database = database
     install_error_handlers(app)
     install_openapi(app, settings)
-    for module in (health, datasets, jobs, models, registry, sweeps, docs, dashboard, metrics):
+    for module in (health, datasets, jobs, registry, models, sweeps, docs, dashboard, metrics):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_limits(app, settings)

@@ -4,7 +4,7 @@ The model's row goes, and with it (ON DELETE CASCADE) its registered versions; a
 pointing at one of them blocks the delete twice over: the check below answers 409 naming
 the registered model and alias, and the aliases' RESTRICT key makes the database refuse the
 delete should an alias be set between the check and the commit. Every API process's cache
-stops serving the model on its next request (service.models.service.still_stored).
+stops serving the model on its next request (service.models.service.confirm_stored).
 """
 
 from sqlalchemy import delete, select

@@ -1,10 +1,11 @@
 """/v1/models: fitted models, their download, and predictions.
 
-Routes are plain `def`, or hand their work to FastAPI's threadpool, so loading a
-model, the prediction arithmetic and the database never block the event loop. (A
-prediction of a few rows by a cached model used to be computed on the event loop, the
-thread hop costing more than the arithmetic; since models can be deleted, every
-prediction first confirms its model's row in the database, I/O that belongs in a thread.)
+Routes are plain `def`: FastAPI runs them in its threadpool, so loading a
+model and the prediction arithmetic never block the event loop. One exception:
+a prediction of a few rows by a cached model is computed on the event loop
+(tens of microseconds of NumPy), since the hop to a thread and back costs more
+than the prediction itself; its one database read (is the model still stored?
+service.core.point_reads) is awaited there too. Anything else goes to the threadpool.
 """
 
 from functools import partial
@@ -26,6 +27,7 @@ from service.core.schemas import LIMIT_PROBLEM, problem_responses
 from service.models import deletion, predictions
 from service.models import service as models_service
 from service.models.label_column import RecordsRoute
+from service.models.predictions import INLINE_PREDICTION_ROWS
 from service.models.schemas import (
     EXAMPLE_MODEL,
     ModelPublic,
@@ -234,6 +236,13 @@ async def create_predictions(
         request=prediction_in,
         max_rows=settings.max_prediction_rows,
     )
+    rows = len(prediction_in.rows or ()) + len(prediction_in.records or ())
+    entry = cache.get(model_id)
+    if rows <= INLINE_PREDICTION_ROWS and entry is not None:
+        await models_service.confirm_stored(database=database, cache=cache, entry=entry)
+        return predictions.predict_with(
+            entry, request=prediction_in, max_rows=settings.max_prediction_rows
+        )
     return await run_in_threadpool(predict)
 
 

@@ -5,9 +5,9 @@ Models never change once written, so a model loaded from its .npz stays good
 for the life of the process: the cache keeps the engine Classifier together
 with the row's summary. A model may be deleted, though (DELETE /v1/models/{id} or
 of its job), through any API process: so a cached model is served only after one
-primary-key lookup confirms its row is still there (``still_stored``), and a model
-found gone is dropped from the cache and answered 404. That lookup is the one
-database round trip of a cached model's prediction (its cost: benchmarks/README.md).
+primary-key read confirms its row is still there (service.core.point_reads: microseconds
+on SQLite, one awaited round trip on PostgreSQL), and a model found gone is dropped from
+the cache and answered 404. Its cost is measured in benchmarks/README.md ("alias").
 """
 
 import threading
@@ -18,13 +18,14 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import Depends, Request
-from sqlalchemy import Connection, bindparam, false, select
+from sqlalchemy import bindparam, false, select
 from sqlalchemy.orm import Session, defer
 
 import engine
 from engine import Classifier, ModelFileError
 from service.core.database import Database
 from service.core.errors import (
+    NotFound,
     ServiceError,
     not_found,
 )
@@ -149,20 +150,26 @@ ModelCacheDep = Annotated[ModelCache, Depends(get_model_cache)]
 
 # The check that a cached model was not deleted since it was loaded (by any API process).
 _STORED = select(Model.id).where(Model.id == bindparam("model_id"))
+STORED_SQL = "SELECT 1 FROM models WHERE id = ?"  # the same, for service.core.point_reads
 
 
-def still_stored(connection: Connection | Session, cache: ModelCache, entry: LoadedModel) -> None:
-    """NotFound, and ``entry`` dropped from the cache, if its model's row is gone."""
-    if connection.scalar(_STORED, {"model_id": entry.id}) is None:
-        cache.discard(entry.id)
-        raise not_found("model", entry.id)
+def _gone(cache: ModelCache, entry: LoadedModel) -> NotFound:
+    cache.discard(entry.id)
+    return not_found("model", entry.id)
+
+
+async def confirm_stored(*, database: Database, cache: ModelCache, entry: LoadedModel) -> None:
+    """On the event loop: NotFound, and ``entry`` dropped from the cache, if its row is gone."""
+    if await database.point_reads.one_async(STORED_SQL, (entry.id,)) is None:
+        raise _gone(cache, entry)
 
 
 def get_model(*, session: Session, cache: ModelCache, model_id: str) -> LoadedModel:
     """The model ``model_id``, from the cache or loaded (and cached); NotFound otherwise."""
     entry = cache.get(model_id)
     if entry is not None:
-        still_stored(session, cache, entry)
+        if session.scalar(_STORED, {"model_id": model_id}) is None:
+            raise _gone(cache, entry)
         return entry
     # An id no row can have is not looked up (PostgreSQL refuses NUL in text: a 500).
     row = session.get(Model, model_id) if could_be_id(model_id) else None
@@ -268,12 +275,12 @@ def parameter_lists(classifier: Classifier) -> dict[str, list[Any]]:
 
 
 def cached_model(*, database: Database, cache: ModelCache, model_id: str) -> LoadedModel:
-    """The model from the cache once its row is confirmed (a bare connection: cheaper than a
-    session), or from the database (a read session on a miss)."""
+    """The model from the cache once its row is confirmed (one point read), or from the
+    database (a read session on a miss)."""
     entry = cache.get(model_id)
     if entry is not None:
-        with database.engine.connect() as connection:
-            still_stored(connection, cache, entry)
+        if database.point_reads.one(STORED_SQL, (model_id,)) is None:
+            raise _gone(cache, entry)
         return entry
     with database.reads() as session:
         return get_model(session=session, cache=cache, model_id=model_id)

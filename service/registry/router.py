@@ -8,7 +8,6 @@ Which model answered an alias's prediction: the body's `model_id`, and the heade
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from service.core.deps import DatabaseDep, PageDep, SessionDep, SettingsDep, WriteSessionDep
@@ -283,16 +282,12 @@ async def create_alias_predictions(
     response: Response,
 ) -> Any:
     """Predictions from the model the alias points at now; the same input as by model id."""
+    resolved = await predictions.resolve(database=database, name=name, alias=alias)
     if prediction_in.dataset_id is not None and (
         prediction_in.rows is None and prediction_in.records is None
     ):
-        chunks, resolved = await run_in_threadpool(
-            predictions.predict_dataset,
-            database=database,
-            cache=cache,
-            name=name,
-            alias=alias,
-            dataset_id=prediction_in.dataset_id,
+        chunks = await predictions.predict_dataset(
+            database=database, cache=cache, resolved=resolved, dataset_id=prediction_in.dataset_id
         )
         filename = f"predictions-{name}-{alias}-v{resolved.version}-{prediction_in.dataset_id}.csv"
         return StreamingResponse(
@@ -303,12 +298,10 @@ async def create_alias_predictions(
                 **_model_headers(resolved),
             },
         )
-    answer, resolved = await run_in_threadpool(
-        predictions.predict,
+    answer = await predictions.predict(
         database=database,
         cache=cache,
-        name=name,
-        alias=alias,
+        resolved=resolved,
         request=prediction_in,
         max_rows=settings.max_prediction_rows,
     )

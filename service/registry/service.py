@@ -10,19 +10,20 @@ registrations never share a number, and numbers of deleted versions are not reus
 An alias is set, moved and deleted under the name's row lock (SELECT ... FOR UPDATE; SQLite's
 write lock), and each change appends an alias_moves row in the same transaction: the history
 is exactly the sequence of states the alias went through. Predictions resolve an alias with
-one indexed query per request (``resolve_alias``), never from a cache, so a move made through
-any API process is seen by every other process on its next request.
+one read on the primary keys per request (``resolve_alias``), never from a cache, so a move
+made through any API process is seen by every other process on its next request.
 """
 
 from typing import NamedTuple
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.core.auth import current_api_key_id
 from service.core.errors import Conflict, NotFound, field_problem, unknown_reference
 from service.core.pagination import page
+from service.core.point_reads import PointReads
 from service.core.tables import (
     AliasMove,
     Model,
@@ -301,21 +302,34 @@ def get_alias(*, session: Session, name: str, alias: str) -> AliasPublic:
 # What other rooms ask of the registry.
 
 
-def resolve_alias(*, connection: Connection, name: str, alias: str) -> tuple[str, int]:
-    """(model id, version) that ``alias`` of ``name`` points at now: one indexed query on the
-    primary keys, run on every prediction through the alias. 404 if there is no such alias."""
-    found = connection.execute(
-        select(ModelVersion.model_id, ModelVersion.version)
-        .join(
-            ModelAlias,
-            (ModelVersion.name == ModelAlias.name) & (ModelVersion.version == ModelAlias.version),
-        )
-        .where(ModelAlias.name == name, ModelAlias.alias == alias)
-    ).first()
+# Where an alias points: one read on the two primary keys, made on every prediction through
+# the alias by service.core.point_reads (so written for its ``?`` placeholders).
+RESOLVE_SQL = (
+    "SELECT model_versions.model_id, model_versions.version FROM model_aliases "
+    "JOIN model_versions ON model_versions.name = model_aliases.name "
+    "AND model_versions.version = model_aliases.version "
+    "WHERE model_aliases.name = ? AND model_aliases.alias = ?"
+)
+NAME_SQL = "SELECT 1 FROM registered_models WHERE name = ?"  # only when the alias is missing
+
+
+def resolve_alias(*, reads: PointReads, name: str, alias: str) -> tuple[str, int]:
+    """(model id, version) that ``alias`` of ``name`` points at now; 404 naming what is
+    missing. From a worker thread."""
+    found = reads.one(RESOLVE_SQL, (name, alias))
     if found is None:
-        exists = connection.scalar(select(RegisteredModel.id).where(RegisteredModel.name == name))
-        raise alias_missing(name, alias) if exists else registered_model_missing(name)
-    return found.model_id, found.version
+        name_exists = reads.one(NAME_SQL, (name,)) is not None
+        raise alias_missing(name, alias) if name_exists else registered_model_missing(name)
+    return str(found[0]), int(found[1])
+
+
+async def resolve_alias_async(*, reads: PointReads, name: str, alias: str) -> tuple[str, int]:
+    """``resolve_alias`` on the event loop (awaited on PostgreSQL, inline on SQLite)."""
+    found = await reads.one_async(RESOLVE_SQL, (name, alias))
+    if found is None:
+        name_exists = await reads.one_async(NAME_SQL, (name,)) is not None
+        raise alias_missing(name, alias) if name_exists else registered_model_missing(name)
+    return str(found[0]), int(found[1])
 
 
 def aliases_holding(*, session: Session, model_ids: list[str]) -> list[AliasHolder]:

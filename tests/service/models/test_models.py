@@ -27,6 +27,7 @@ from service.app import create_app
 from service.core.states import SUCCEEDED
 from service.core.tables import Dataset, Job, JobHistory, new_id, utcnow
 from service.datasets.storage import store_arrays
+from service.models.router import INLINE_PREDICTION_ROWS
 from service.queue.results import history_values, model_row
 
 PROBLEM = "application/problem+json"
@@ -335,12 +336,12 @@ def test_predictions_by_rows_match_the_classifier_exactly(
     )
 
 
-@pytest.mark.parametrize("rows", [1, 33])
-def test_predictions_by_a_loaded_and_by_a_cached_model_are_the_same(
+@pytest.mark.parametrize("rows", [1, INLINE_PREDICTION_ROWS, INLINE_PREDICTION_ROWS + 1])
+def test_predictions_on_the_event_loop_and_in_the_threadpool_are_the_same(
     client, cancer_model, cancer, network_fit, rows
 ):
-    # The first request loads the model; the second finds it cached (and its row still
-    # stored): both answer exactly what the classifier computes.
+    # The first request loads the model (threadpool); the second, cached and small, may run
+    # on the event loop: both answer exactly what the classifier computes.
     expected = network_fit.classifier.predict_proba(cancer.X[:rows]).tolist()
     for _ in range(2):
         body = predict(client, cancer_model, {"rows": cancer.X[:rows].tolist()}).json()
@@ -349,7 +350,7 @@ def test_predictions_by_a_loaded_and_by_a_cached_model_are_the_same(
         ] == (expected)
 
 
-def test_small_prediction_errors_by_a_cached_model_are_problems(client, cancer_model, cancer):
+def test_small_prediction_errors_on_the_event_loop_are_problems(client, cancer_model, cancer):
     assert predict(client, cancer_model, {"rows": cancer.X[:1].tolist()}).status_code == 200
     wide = [[*cancer.X[0].tolist(), 1.0]]
     assert_problem(predict(client, cancer_model, {"rows": wide}), 422, "rows.0")
@@ -517,9 +518,10 @@ def test_string_labels_are_returned_as_strings(client, app, iris, iris_fit):
     assert model["parameter_shapes"] == {"w": [4, 3], "b": [3, 1]}  # softmax: n_y = K
 
 
-def test_predictions_after_the_first_make_one_primary_key_lookup(client, app, cancer_model, cancer):
-    # The model is cached, but another API process may have deleted it: each request
-    # confirms its row with one lookup by primary key, and loads nothing again.
+def test_predictions_after_the_first_load_nothing_again(client, app, cancer_model, cancer):
+    # Each confirms its cached model's row with one point read of its own connection
+    # (service.core.point_reads: tests/service/registry prove a deleted model is refused);
+    # nothing goes through the engine's sessions. GET confirms it in its session: one SELECT.
     statements: list[str] = []
 
     def record(conn, cursor, statement, parameters, context, executemany):
@@ -531,13 +533,13 @@ def test_predictions_after_the_first_make_one_primary_key_lookup(client, app, ca
         for i in range(5):
             response = predict(client, cancer_model, {"rows": cancer.X[i : i + 3].tolist()})
             assert response.status_code == 200
+        predictions_only = list(statements)
         assert client.get(f"/v1/models/{cancer_model}").status_code == 200
     finally:
         event.remove(app.state.database.engine, "before_cursor_execute", record)
-    # (SQLite's BEGIN is sent as a statement: service.core.database._begin_immediate.)
-    lookups = [" ".join(s.split()) for s in statements if s != "BEGIN"]
-    assert len(lookups) == 6  # 5 predictions and 1 GET
-    assert len(set(lookups)) == 1  # the same statement each time, its placeholder the driver's
+    assert predictions_only == []
+    lookups = [" ".join(s.split()) for s in statements if s != "BEGIN"]  # SQLite's BEGIN
+    assert len(lookups) == 1
     assert lookups[0].startswith("SELECT models.id FROM models WHERE models.id = ")
 
 

@@ -9,7 +9,7 @@ from datetime import datetime
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from service.app import create_app
 from service.core.auth import key_id
@@ -307,3 +307,26 @@ def test_deleting_a_job_deletes_its_history_checkpoint_and_model(client, databas
         assert session.get(Model, two_models[0]) is None
         versions = session.scalars(select(ModelVersion.version)).all()
     assert versions == [2]
+
+
+def test_a_cached_model_whose_row_is_gone_is_404_and_leaves_the_cache(app, client, two_models):
+    # As another API process's delete leaves this one: the row gone, the model still cached.
+    rows = {"rows": [[0.0] * 30]}
+    for _ in range(2):
+        assert models.predict(client, two_models[0], rows).status_code == 200
+    cache = app.state.model_cache
+    assert cache.get(two_models[0]) is not None
+    with app.state.database.writes() as session, session.begin():
+        session.execute(delete(Model).where(Model.id == two_models[0]))
+    problem = assert_problem(models.predict(client, two_models[0], rows), 404)
+    assert problem["detail"] == f"model {two_models[0]!r} does not exist"
+    assert cache.get(two_models[0]) is None
+    assert models.predict(client, two_models[1], rows).status_code == 200
+    # Many rows take the threadpool's path, with the same check.
+    cache_b = cache.get(two_models[1])
+    assert cache_b is not None
+    with app.state.database.writes() as session, session.begin():
+        session.execute(delete(Model).where(Model.id == two_models[1]))
+    many = {"rows": [[0.0] * 30] * 40}
+    assert_problem(models.predict(client, two_models[1], many), 404)
+    assert_problem(client.get(f"/v1/models/{two_models[1]}"), 404)
