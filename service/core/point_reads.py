@@ -82,7 +82,7 @@ class PointReads:
             connection = await self._async_connection()
             cursor = await connection.execute(sql.replace("?", "%s"), params)
             return await cursor.fetchone()
-        except psycopg.OperationalError:
+        except (psycopg.OperationalError, psycopg.InterfaceError):  # lost, or closed under us
             await self._drop_async()
             raise _unavailable() from None
 

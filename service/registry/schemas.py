@@ -45,7 +45,13 @@ class ModelVersionCreate(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"model_id": EXAMPLE_MODEL_ID}]}
     )
 
-    model_id: str = Field(pattern=ID_PATTERN, description="a fitted model (GET /v1/models)")
+    # Not checked against the id pattern here: an id that names no model is one answer,
+    # "model_id: model '...' does not exist" (422), whatever it looks like.
+    model_id: str = Field(
+        max_length=1000,
+        description="a fitted model (GET /v1/models)",
+        json_schema_extra={"pattern": ID_PATTERN},
+    )
 
 
 class AliasSet(BaseModel):

@@ -30,6 +30,7 @@ from service.core.tables import (
     ModelAlias,
     ModelVersion,
     RegisteredModel,
+    could_be_id,
     utcnow,
 )
 from service.registry.schemas import (
@@ -143,7 +144,10 @@ def register_version(
 ) -> ModelVersionPublic:
     """Register a fitted model as ``name``'s next version; commits. 404 for an unknown name,
     422 naming model_id for an unknown model."""
-    if session.scalar(select(Model.id).where(Model.id == version_in.model_id)) is None:
+    found = None
+    if could_be_id(version_in.model_id):  # PostgreSQL refuses NUL in text: never sent
+        found = session.scalar(select(Model.id).where(Model.id == version_in.model_id))
+    if found is None:
         raise unknown_reference("model_id", "model", version_in.model_id)
     # The increment takes the row's lock (PostgreSQL) until the commit: see the module's doc.
     number = session.scalar(
