@@ -15,6 +15,9 @@ starts and stops its own processes:
   rows, minus engine.fit() of the same specs in this process; 1 idle worker.
 - predict: POST /v1/models/{id}/predictions (1 row, 1,000 rows) under a fixed-concurrency
   keep-alive load, against benchmarks/bare_app.py served by uvicorn with the same options.
+- alias: 1-row predictions through a registry alias (POST /v1/registered-models/{name}/
+  aliases/{alias}/predictions) against by model id, interleaved on the same API; and the
+  cost of each one's per-request database lookup, timed in this process.
 - upload: POST /v1/datasets of a 200 MB CSV streamed from disk, against
   pyarrow.csv.read_csv of the same file; the API process's peak RSS meanwhile.
 - mixed: the same for a 190 MB CSV of 20 number columns and 5 columns of words (3 to
@@ -109,6 +112,8 @@ DONE_CHECK_SECONDS = 0.25  # how often the drain loop asks whether the queue is 
 # The issue's targets.
 OVERHEAD_P50_MS, OVERHEAD_P99_MS = 50.0, 200.0
 PREDICT_RATIO = 0.7  # service >= 0.7x the bare endpoint's requests/s, 1 row
+ALIAS_RATIO = 0.9  # predictions through an alias >= 0.9x by model id, 1 row (issue 13)
+ALIAS_ROUNDS = 3  # loads of each, interleaved
 UPLOAD_RATIO = 0.6  # service MB/s >= 0.6x pyarrow.csv.read_csv
 MIXED_RATIO = 0.5  # the same, for a CSV with columns of words and empty cells (issue 12)
 UPLOAD_RSS_RATIO = 2.0  # API peak RSS < 2x the parsed matrix
@@ -465,6 +470,129 @@ def section_predict(run: Run, database_url: str) -> list[Figure]:
                 ),
             ]
     return figures
+
+
+# -- alias ---------------------------------------------------------------------------------------
+def lookup_costs(database_url: str, model_id: str) -> tuple[float, float]:
+    """Seconds per read, in this process against the run's database, of the one read each
+    kind of prediction makes, as the API makes it on its event loop (service.core.point_reads):
+    by id, is the cached model still stored?; by alias, where does it point?"""
+    import asyncio
+
+    from service.core.database import Database
+    from service.models.service import STORED_SQL
+    from service.registry.service import RESOLVE_SQL
+
+    database = Database(database_url)
+    reads = database.point_reads
+
+    async def timed(sql: str, params: tuple[Any, ...], calls: int) -> float:
+        await reads.one_async(sql, params)  # connect first
+        timings = []
+        for _ in range(5):
+            started = time.perf_counter()
+            for _ in range(calls):
+                if await reads.one_async(sql, params) is None:
+                    raise RuntimeError(f"{sql} found nothing")
+            timings.append((time.perf_counter() - started) / calls)
+        return statistics.median(timings)
+
+    async def both() -> tuple[float, float]:
+        return (
+            await timed(STORED_SQL, (model_id,), 2_000),
+            await timed(RESOLVE_SQL, ("bench", "live"), 2_000),
+        )
+
+    try:
+        return asyncio.run(both())
+    finally:
+        database.dispose()
+
+
+def section_alias(run: Run, database_url: str) -> list[Figure]:
+    """One-row predictions through a registry alias against by model id, same server, same
+    run: the alias is resolved from the database on every request (no cache to go stale)."""
+    import httpx
+
+    sizes, table = run.sizes, run.data.small(seed=2)
+    X, _ = table.arrays()
+    body = run.data.json_body("predict-1.json", {"rows": X[:1].tolist()})
+    with running_service(run.logs, database_url, workers=1) as service:
+        dataset = service.upload(table.path, name="alias")
+        job_id = service.create_job(
+            {
+                "dataset_id": dataset["id"],
+                "model": {"type": "two_layer_network", "hidden_units": 32, "activation": "tanh"},
+                "training": {"epochs": 100},
+            }
+        )
+        job = service.wait_for_job(job_id, timeout=SHORT_JOB_TIMEOUT, interval=0.05)
+        model_id = job["model_id"]
+        service.stop_workers()
+        registry = f"{service.base_url}/v1/registered-models"
+        for method, path, payload in (
+            ("POST", "", {"name": "bench"}),
+            ("POST", "/bench/versions", {"model_id": model_id}),
+            ("PUT", "/bench/aliases/live", {"version": 1}),
+        ):
+            response = httpx.request(method, registry + path, json=payload, timeout=30)
+            if response.status_code not in (200, 201):
+                raise RuntimeError(f"{method} {path}: {response.status_code} {response.text}")
+        paths = {
+            "by id": f"/v1/models/{model_id}/predictions",
+            "by alias": "/v1/registered-models/bench/aliases/live/predictions",
+        }
+        results: dict[str, list[LoadResult]] = {name: [] for name in paths}
+        for path in paths.values():
+            predictions_answered(service.base_url, path, body, 1)
+        for round_ in range(ALIAS_ROUNDS):  # interleaved, so drift hits both alike
+            for name, path in paths.items():
+                note(f"  1 row {name}, round {round_ + 1}")
+                results[name].append(
+                    run_load(
+                        port=service.port,
+                        server_pid=service.api.pid,
+                        path=path,
+                        body_file=body,
+                        out_dir=run.work,
+                        connections=sizes.connections,
+                        warmup=sizes.load_warmup,
+                        duration=sizes.load_seconds,
+                    )
+                )
+        check_seconds, resolve_seconds = lookup_costs(database_url, model_id)
+    rates = {
+        name: statistics.mean(r.requests_per_second for r in runs) for name, runs in results.items()
+    }
+    ratio = rates["by alias"] / rates["by id"]
+    clean = all(r.failed == 0 for runs in results.values() for r in runs)
+
+    def shown(name: str) -> str:
+        runs = results[name]
+        each = ", ".join(f"{r.requests_per_second:.0f}" for r in runs)
+        return f"{rates[name]:.0f} req/s (rounds {each}; p50 {ms(runs[-1].p50)})"
+
+    return [
+        Figure("alias", "POST /v1/models/{id}/predictions, 1 row", shown("by id"), "peer"),
+        Figure(
+            "alias",
+            "POST /v1/registered-models/{name}/aliases/{alias}/predictions, 1 row",
+            shown("by alias"),
+            f"{ratio:.2f}x by id",
+            f">= {ALIAS_RATIO}x by id",
+            status(clean and ratio >= ALIAS_RATIO),
+        ),
+        Figure(
+            "alias",
+            "per request, by id: is the cached model still stored? (one read)",
+            f"{check_seconds * 1e6:.0f} us",
+        ),
+        Figure(
+            "alias",
+            "per request, by alias: where does the alias point? (one read, no cache)",
+            f"{resolve_seconds * 1e6:.0f} us",
+        ),
+    ]
 
 
 # -- upload --------------------------------------------------------------------------------------
@@ -937,6 +1065,7 @@ def section_batch(run: Run, database_url: str) -> list[Figure]:
 SECTIONS: dict[str, Callable[[Run, str], list[Figure]]] = {
     "overhead": section_overhead,
     "predict": section_predict,
+    "alias": section_alias,
     "upload": section_upload,
     "mixed": section_mixed,
     "scale": section_scale,

@@ -18,12 +18,13 @@ from service.core.settings import Settings, get_settings
 from service.datasets import router as datasets
 from service.jobs import router as jobs
 from service.models import export as model_export
+from service.models import job_deletion, scoring_router
 from service.models import router as models
-from service.models import scoring_router
 from service.openapi import install_openapi
 from service.ops import health, metrics
 from service.pages import dashboard, docs
 from service.pages.dashboard import STATIC_DIR
+from service.registry import router as registry
 from service.sweeps import router as sweeps
 
 DESCRIPTION = """
@@ -90,8 +91,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health,
         datasets,
         jobs,
+        registry,
         models,
         model_export,
+        job_deletion,
         scoring_router,
         sweeps,
         docs,

@@ -31,6 +31,7 @@ from service.cli.api_types import (
     Sweep,
 )
 from service.cli.events import Event, EventParser, parse_events
+from service.cli.registry_client import RegistryCalls
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 USER_AGENT = "backprop-cli"
@@ -100,7 +101,7 @@ def file_format(path: Path) -> str:
         return "parquet" if file.read(len(PARQUET_MAGIC)) == PARQUET_MAGIC else "csv"
 
 
-class BackpropClient:
+class BackpropClient(RegistryCalls):
     """The API at ``base_url``; ``api_key`` is sent as ``Authorization: Bearer <key>``."""
 
     def __init__(

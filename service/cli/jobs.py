@@ -12,9 +12,11 @@ import typer
 from service.cli.api_types import Job
 from service.cli.client import DEFAULT_URL, BackpropClient
 from service.cli.common import (
+    RICH_MARKUP_MODE,
     TERMINAL_STATES,
     ApiKeyOption,
     BackpropCommand,
+    BackpropGroup,
     CursorOption,
     JsonOption,
     LimitOption,
@@ -45,15 +47,25 @@ def register(app: typer.Typer) -> None:
     """train, jobs, status, cancel and history, as top-level commands of ``app``."""
     command = app.command
     command("train", cls=BackpropCommand, epilog=TRAIN_EXAMPLES)(train)
-    command(
-        "jobs",
-        cls=BackpropCommand,
+    # `backprop jobs` lists jobs, as it always did; `backprop jobs delete ID` is its command.
+    jobs_app = typer.Typer(
+        name="jobs",
+        cls=BackpropGroup,
+        help="List jobs, newest first; `jobs delete ID` deletes a finished one.",
         epilog=examples(
             "backprop jobs",
             "backprop jobs --status running,queued",
             "backprop jobs --dataset ID --status succeeded --json",
+            "backprop jobs delete ID",
         ),
-    )(list_jobs)
+        rich_markup_mode=RICH_MARKUP_MODE,
+        add_completion=False,
+    )
+    jobs_app.callback(invoke_without_command=True)(list_jobs)
+    jobs_app.command("delete", cls=BackpropCommand, epilog=examples("backprop jobs delete ID"))(
+        delete_job
+    )
+    app.add_typer(jobs_app)
     command(
         "status",
         cls=BackpropCommand,
@@ -85,6 +97,7 @@ JOB_COLUMNS: tuple[Column, ...] = (
 
 
 def list_jobs(
+    ctx: typer.Context,
     status: Annotated[
         list[str] | None,
         typer.Option(
@@ -110,6 +123,8 @@ def list_jobs(
 
     One page of jobs: id, status, model, epoch, latest losses and accuracies.
     """
+    if ctx.invoked_subcommand is not None:  # `jobs delete ...`: not a listing
+        return
     with connected(url, api_key) as api:
         page = api.list_jobs(
             statuses=status, dataset_id=dataset, sweep_id=sweep, limit=limit, cursor=cursor
@@ -156,6 +171,22 @@ def cancel(
         else:
             note = "cancelled"
         print_fields([("job", job["id"]), ("cancel", note), ("status", job["status"])])
+
+
+def delete_job(
+    job_id: JobId,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Delete a finished job with its history, checkpoint and model (a queued or running
+    job is refused: cancel it first; so is one whose model a registry alias points at)."""
+    with connected(url, api_key) as api:
+        api.delete_job(job_id)
+        if json_output:
+            print_json({"id": job_id, "deleted": True})
+        else:
+            print_fields([("job", job_id), ("deleted", "yes")])
 
 
 def job_fields(job: Job) -> list[tuple[str, Any]]:

@@ -10,7 +10,7 @@ from typing import Annotated, Any, BinaryIO
 import typer
 
 from service.cli.api_types import Model, Predictions
-from service.cli.client import DEFAULT_URL, ApiError, BackpropClient
+from service.cli.client import DEFAULT_URL, ApiError
 from service.cli.common import (
     ApiKeyOption,
     BackpropCommand,
@@ -45,7 +45,7 @@ from service.cli.predict_input import record_batches
 
 PREDICT_BATCH_ROWS = 1_000  # rows per prediction request (the server allows up to its limit)
 
-models_app = sub_app("models", "List and show fitted models; download one as a .npz file.")
+models_app = sub_app("models", "List, show, download (.npz) and delete fitted models.")
 ModelId = Annotated[str, typer.Argument(metavar="MODEL_ID", help="the model's id")]
 
 
@@ -86,36 +86,50 @@ def predict(
     with connected(url, api_key) as api:
         path = readable_file(file)
         model = api.get_model(model_id)
-        classes = model["classes"]
-        columns = model.get("columns") or [
-            {"name": name, "kind": "numeric"} for name in model["feature_names"]
-        ]
-        responses: list[Predictions] = []
-        for records in record_batches(path, columns, batch_rows):
-            responses += predict_records(api, model_id, records)
-        if json_output:
-            print_json(responses)
-            return
-        headers = ["ROW", "LABEL", *(f"P({c})" for c in classes)]
-        rows = []
-        for prediction in (p for response in responses for p in response["predictions"]):
-            probabilities = prediction["probabilities"]
-            row = [str(len(rows) + 1), str(prediction["label"])]
-            rows.append(row + [f"{probabilities[str(c)]:.4f}" for c in classes])
-        print_table(headers, rows)
+        responses = predict_file(
+            model, path, batch_rows, lambda records: api.predict(model_id, records)
+        )
+        print_predictions(responses, model["classes"], json_output=json_output)
 
 
-def predict_records(
-    api: BackpropClient, model_id: str, records: list[dict[str, float]]
-) -> list[Predictions]:
+Send = Callable[[list[dict[str, Any]]], Predictions]
+
+
+def predict_file(model: Model, path: Path, batch_rows: int, send: Send) -> list[Predictions]:
+    """The answers to the file's rows, read as ``model``'s input columns and sent in batches
+    through ``send`` (by model id, or through a registry alias)."""
+    columns = model.get("columns") or [
+        {"name": name, "kind": "numeric"} for name in model["feature_names"]
+    ]
+    responses: list[Predictions] = []
+    for records in record_batches(path, columns, batch_rows):
+        responses += predict_records(send, records)
+    return responses
+
+
+def print_predictions(responses: list[Predictions], classes: list[Any], json_output: bool) -> None:
+    """Each row's label and class probabilities as a table (or the answers as JSON)."""
+    if json_output:
+        print_json(responses)
+        return
+    headers = ["ROW", "LABEL", *(f"P({c})" for c in classes)]
+    rows = []
+    for prediction in (p for response in responses for p in response["predictions"]):
+        probabilities = prediction["probabilities"]
+        row = [str(len(rows) + 1), str(prediction["label"])]
+        rows.append(row + [f"{probabilities[str(c)]:.4f}" for c in classes])
+    print_table(headers, rows)
+
+
+def predict_records(send: Send, records: list[dict[str, Any]]) -> list[Predictions]:
     """One request, or several if the server's row limit is lower than the batch."""
     try:
-        return [api.predict(model_id, records)]
+        return [send(records)]
     except ApiError as error:
         limit = error.problem.get("limit")
         if error.status != 413 or not isinstance(limit, int) or not 0 < limit < len(records):
             raise
-    return [api.predict(model_id, records[i : i + limit]) for i in range(0, len(records), limit)]
+    return [send(records[i : i + limit]) for i in range(0, len(records), limit)]
 
 
 MODEL_COLUMNS: tuple[Column, ...] = (
@@ -271,3 +285,24 @@ def save_download(path: Path, force: bool, download: Callable[[BinaryIO], int]) 
         if os.path.exists(partial):
             os.unlink(partial)
     return written
+
+
+@models_app.command(
+    "delete",
+    cls=BackpropCommand,
+    epilog=examples("backprop models delete MODEL_ID", "backprop models delete MODEL_ID --json"),
+)
+def delete_model(
+    model_id: ModelId,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Delete a model and its registered versions (refused while a registry alias points at
+    one of them: move the alias first). Its job and history stay."""
+    with connected(url, api_key) as api:
+        api.delete_model(model_id)
+        if json_output:
+            print_json({"id": model_id, "deleted": True})
+        else:
+            print_fields([("model", model_id), ("deleted", "yes")])

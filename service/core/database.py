@@ -12,6 +12,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
+from service.core.point_reads import PointReads
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_AUTOCHECKPOINT_PAGES = 1000  # SQLite's default: a commit past it checkpoints the WAL
 # How often a writer waiting for another looks again: first after this, then twice as long
@@ -178,6 +180,9 @@ class Database:
         )
         self.reads = sessionmaker(self.engine, expire_on_commit=False)
         self.writes = sessionmaker(writer, expire_on_commit=False)
+        # The reads every prediction makes (is the model still stored? where does the alias
+        # point?), as cheap as the database allows: service.core.point_reads.
+        self.point_reads = PointReads(url, self.engine)
 
     @property
     def is_sqlite(self) -> bool:
@@ -196,6 +201,7 @@ class Database:
             connection.close()
 
     def dispose(self) -> None:
+        self.point_reads.close()
         self.engine.dispose()
 
 

@@ -3,22 +3,31 @@
 Routes are plain `def`: FastAPI runs them in its threadpool, so loading a
 model and the prediction arithmetic never block the event loop. One exception:
 a prediction of a few rows by a cached model is computed on the event loop
-(tens of microseconds of NumPy, no I/O), since the hop to a thread and back
-costs more than the prediction itself; anything else goes to the threadpool.
+(tens of microseconds of NumPy), since the hop to a thread and back costs more
+than the prediction itself; its one database read (is the model still stored?
+service.core.point_reads) is awaited there too. Anything else goes to the threadpool.
 """
 
 from functools import partial
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 
-from service.core.deps import DatabaseDep, IdPath, PageDep, SessionDep, SettingsDep
+from service.core.deps import (
+    DatabaseDep,
+    IdPath,
+    PageDep,
+    SessionDep,
+    SettingsDep,
+    WriteSessionDep,
+)
 from service.core.schemas import LIMIT_PROBLEM, problem_responses
-from service.models import predictions
+from service.models import deletion, predictions
 from service.models import service as models_service
 from service.models.label_column import RecordsRoute
+from service.models.predictions import INLINE_PREDICTION_ROWS
 from service.models.schemas import (
     EXAMPLE_MODEL,
     ModelPublic,
@@ -26,31 +35,10 @@ from service.models.schemas import (
     PredictionRequest,
     PredictionResponse,
 )
-from service.models.service import ModelCache
+from service.models.service import ModelCacheDep
 
 # RecordsRoute: a record carrying the model's label column is told so (service.models.label_column).
 router = APIRouter(prefix="/v1/models", tags=["models"], route_class=RecordsRoute)
-
-# Predictions of at most this many rows by a cached model run on the event loop: ~20 us of
-# NumPy and pydantic for one row, ~55 us for 32, against ~45 us of CPU (and two thread
-# switches under the GIL) for a round trip through the threadpool.
-INLINE_PREDICTION_ROWS = 32
-
-
-async def get_model_cache(request: Request) -> ModelCache:
-    """The application's model cache, created on first use (one per app, so per process).
-
-    async def: it runs on the event loop, one request at a time, so creating the cache
-    needs no lock, and a prediction costs no thread hop for it.
-    """
-    state = request.app.state
-    cache = getattr(state, "model_cache", None)
-    if cache is None:
-        cache = state.model_cache = ModelCache()
-    return cache
-
-
-ModelCacheDep = Annotated[ModelCache, Depends(get_model_cache)]
 
 ModelType = Literal["logistic_regression", "two_layer_network"]
 
@@ -249,6 +237,39 @@ async def create_predictions(
         max_rows=settings.max_prediction_rows,
     )
     rows = len(prediction_in.rows or ()) + len(prediction_in.records or ())
-    if rows <= INLINE_PREDICTION_ROWS and cache.get(model_id) is not None:
-        return predict()
+    entry = cache.get(model_id)
+    if rows <= INLINE_PREDICTION_ROWS and entry is not None:
+        await models_service.confirm_stored(database=database, cache=cache, entry=entry)
+        return predictions.predict_with(
+            entry, request=prediction_in, max_rows=settings.max_prediction_rows
+        )
     return await run_in_threadpool(predict)
+
+
+@router.delete(
+    "/{model_id}",
+    status_code=204,
+    response_class=Response,
+    summary="Delete a model (not while a registry alias points at one of its versions)",
+    responses={
+        204: {
+            "description": "Deleted, with its registered versions; predictions by its id "
+            "answer 404 on every API process from the next request on"
+        },
+        **problem_responses(
+            404,
+            409,
+            503,
+            details={
+                **MODEL_NOT_FOUND,
+                409: f"model {EXAMPLE_ID} is in use: alias 'production' of registered model "
+                "'churn' points at its version 2. Move or delete the alias (PUT or DELETE "
+                "/v1/registered-models/{name}/aliases/{alias}), then delete the model",
+            },
+        ),
+    },
+)
+def delete_model(model_id: IdPath, session: WriteSessionDep, cache: ModelCacheDep) -> Response:
+    """Delete the model and its unaliased versions; its job and history stay."""
+    deletion.delete_model(session=session, cache=cache, model_id=model_id)
+    return Response(status_code=204)

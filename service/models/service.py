@@ -3,25 +3,29 @@ service.models.predictions).
 
 Models never change once written, so a model loaded from its .npz stays good
 for the life of the process: the cache keeps the engine Classifier together
-with the row's summary, and after the first request a prediction makes no
-database round trip at all. (Rows are only ever removed with their job; a
-process that cached such a model keeps answering for it until the LRU evicts it.)
+with the row's summary. A model may be deleted, though (DELETE /v1/models/{id} or
+of its job), through any API process: so a cached model is served only after one
+primary-key read confirms its row is still there (service.core.point_reads: microseconds
+on SQLite, one awaited round trip on PostgreSQL), and a model found gone is dropped from
+the cache and answered 404. Its cost is measured in benchmarks/README.md ("alias").
 """
 
 import threading
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
-from sqlalchemy import false, select
+from fastapi import Depends, Request
+from sqlalchemy import bindparam, false, select
 from sqlalchemy.orm import Session, defer
 
 import engine
 from engine import Classifier, ModelFileError
 from service.core.database import Database
 from service.core.errors import (
+    NotFound,
     ServiceError,
     not_found,
 )
@@ -137,14 +141,52 @@ class ModelCache:
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
 
+    def discard(self, model_id: str) -> None:
+        """Forget ``model_id`` (deleted): the next request looks it up again."""
+        with self._lock:
+            self._entries.pop(model_id, None)
+
     def __len__(self) -> int:
         return len(self._entries)
+
+
+async def get_model_cache(request: Request) -> ModelCache:
+    """The application's model cache, created on first use (one per app, so per process).
+
+    async def: it runs on the event loop, one request at a time, so creating the cache
+    needs no lock, and a prediction costs no thread hop for it.
+    """
+    state = request.app.state
+    cache = getattr(state, "model_cache", None)
+    if cache is None:
+        cache = state.model_cache = ModelCache()
+    return cache
+
+
+ModelCacheDep = Annotated[ModelCache, Depends(get_model_cache)]
+
+# The check that a cached model was not deleted since it was loaded (by any API process).
+_STORED = select(Model.id).where(Model.id == bindparam("model_id"))
+STORED_SQL = "SELECT 1 FROM models WHERE id = ?"  # the same, for service.core.point_reads
+
+
+def _gone(cache: ModelCache, entry: LoadedModel) -> NotFound:
+    cache.discard(entry.id)
+    return not_found("model", entry.id)
+
+
+async def confirm_stored(*, database: Database, cache: ModelCache, entry: LoadedModel) -> None:
+    """On the event loop: NotFound, and ``entry`` dropped from the cache, if its row is gone."""
+    if await database.point_reads.one_async(STORED_SQL, (entry.id,)) is None:
+        raise _gone(cache, entry)
 
 
 def get_model(*, session: Session, cache: ModelCache, model_id: str) -> LoadedModel:
     """The model ``model_id``, from the cache or loaded (and cached); NotFound otherwise."""
     entry = cache.get(model_id)
     if entry is not None:
+        if session.scalar(_STORED, {"model_id": model_id}) is None:
+            raise _gone(cache, entry)
         return entry
     # An id no row can have is not looked up (PostgreSQL refuses NUL in text: a 500).
     row = session.get(Model, model_id) if could_be_id(model_id) else None
@@ -256,9 +298,12 @@ def parameter_lists(classifier: Classifier) -> dict[str, list[Any]]:
 
 
 def cached_model(*, database: Database, cache: ModelCache, model_id: str) -> LoadedModel:
-    """The model from the cache, or from the database (a read session only on a miss)."""
+    """The model from the cache once its row is confirmed (one point read), or from the
+    database (a read session on a miss)."""
     entry = cache.get(model_id)
     if entry is not None:
+        if database.point_reads.one(STORED_SQL, (model_id,)) is None:
+            raise _gone(cache, entry)
         return entry
     with database.reads() as session:
         return get_model(session=session, cache=cache, model_id=model_id)

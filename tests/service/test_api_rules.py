@@ -36,7 +36,8 @@ from engine import (
 from service.app import create_app
 from service.core.bounds import ID_PATTERN
 from service.core.settings import Settings
-from service.core.tables import Sweep, new_id
+from service.core.tables import RegisteredModel, Sweep, new_id
+from service.registry.schemas import NAME_PATTERN
 from tests.service.factories import add_dataset, add_job, add_model, assert_problem
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch"}
@@ -107,7 +108,13 @@ MODEL_SPEC_ROUTES = model_spec_routes()
 
 
 def test_the_rules_find_the_routes_they_govern():
-    assert LIST_PATHS == ["/v1/datasets", "/v1/jobs", "/v1/models", "/v1/sweeps"]
+    assert LIST_PATHS == [
+        "/v1/datasets",
+        "/v1/jobs",
+        "/v1/models",
+        "/v1/registered-models",
+        "/v1/sweeps",
+    ]
     assert MODEL_SPEC_ROUTES == ["POST /v1/jobs", "POST /v1/sweeps"]
 
 
@@ -178,10 +185,13 @@ def add_sweep(database, dataset_id: str) -> str:
 
 @pytest.fixture
 def rows_of_every_kind(database) -> dict[str, str]:
-    """Two rows or more in every listing: datasets, jobs, models and sweeps (ids by kind)."""
+    """Two rows or more in every listing: datasets, jobs, models, registered models and
+    sweeps (ids by kind)."""
     model_id, _ = add_model(database), add_model(database)
     dataset_id = add_dataset(database)
     sweep_id, _ = add_sweep(database, dataset_id), add_sweep(database, dataset_id)
+    with database.writes() as session, session.begin():
+        session.add_all([RegisteredModel(name="first"), RegisteredModel(name="second")])
     return {"model": model_id, "sweep": sweep_id, "dataset": dataset_id}
 
 
@@ -565,7 +575,20 @@ def test_every_id_in_a_path_is_documented_with_the_pattern_ids_have():
         if p["in"] == "path"
     ]
     assert len(path_ids) >= 10
-    assert [(where, name) for where, name, schema in path_ids if not name.endswith("_id")] == []
+    # The registry's paths name things by name (a registered model, an alias) and number
+    # (a version): each with its own documented rule.
+    names = {"name": NAME_PATTERN, "alias": NAME_PATTERN}
+    ids = [(where, name, schema) for where, name, schema in path_ids if name not in names]
+    assert [(where, name) for where, name, schema in ids if name == "version"] == [
+        ("GET /v1/registered-models/{name}/versions/{version}", "version")
+    ]
+    ids = [(where, name, schema) for where, name, schema in ids if name != "version"]
+    assert [(where, name) for where, name, schema in ids if not name.endswith("_id")] == []
     assert [
-        (where, name) for where, name, schema in path_ids if schema.get("pattern") != ID_PATTERN
+        (where, name) for where, name, schema in ids if schema.get("pattern") != ID_PATTERN
+    ] == []
+    assert [
+        (where, name)
+        for where, name, schema in path_ids
+        if name in names and schema.get("pattern") != names[name]
     ] == []

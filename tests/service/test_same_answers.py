@@ -38,7 +38,15 @@ OPERATIONS = sorted(
     if isinstance(context.original_route, APIRoute) and context.include_in_schema
     for method in context.original_route.methods
 )
-PATH_ID_OPERATIONS = [(m, p) for m, p in OPERATIONS if "{" in p]
+# Paths whose parameters are ids. The registry's name things by name, alias and version
+# number: their 404s name what is missing (tests/service/registry/test_registry.py).
+# A path with two ids (a model's batch prediction or evaluation) has its 404s tested with
+# its rows, in tests/service/scoring/.
+PATH_ID_OPERATIONS = [
+    (m, p)
+    for m, p in OPERATIONS
+    if len(names := re.findall(r"\{([^}]+)\}", p)) == 1 and names[0].endswith("_id")
+]
 JSON_OPERATIONS = sorted((m, r.path_format) for r in json_routes(_APP.routes) for m in r.methods)
 JSON_ROUTES = {route.path_format: route for route in json_routes(_APP.routes)}
 
@@ -53,38 +61,67 @@ def ids(client, database) -> dict[str, str]:
     """Ids of real rows, by path parameter name: a dataset, a queued job, a model, a sweep."""
     model_id = add_model(database)
     dataset_id = add_dataset(database, rows=20, features=2)  # x0, x1: the model's features
-    sweep = client.post("/v1/sweeps", json=BODIES[("POST", "/v1/sweeps")](dataset_id))
+    sweep = client.post(
+        "/v1/sweeps", json=BODIES[("POST", "/v1/sweeps")]({"dataset_id": dataset_id})
+    )
+    # A registered model whose alias points at the model: the registry's routes' rows.
+    assert client.post("/v1/registered-models", json={"name": "churn"}).status_code == 201
+    registered = client.post("/v1/registered-models/churn/versions", json={"model_id": model_id})
+    assert registered.status_code == 201, registered.text
+    alias = client.put("/v1/registered-models/churn/aliases/production", json={"version": 1})
+    assert alias.status_code == 200, alias.text
     assert sweep.status_code == 202, sweep.text
     return {
         "dataset_id": dataset_id,
         "job_id": add_job(database, dataset_id),
         "model_id": model_id,
         "sweep_id": sweep.json()["id"],
+        "name": "churn",
+        "alias": "production",
+        "version": "1",
     }
 
 
 # A valid body for each JSON operation, given a dataset id; and the fields in it that
 # name another resource. A new JSON operation needs an entry (see the first test).
 BODIES: dict[tuple[str, str], Callable[[str], dict[str, Any]]] = {
-    ("POST", "/v1/jobs"): lambda dataset_id: {
-        "dataset_id": dataset_id,
+    ("POST", "/v1/jobs"): lambda ids: {
+        "dataset_id": ids["dataset_id"],
         "model": {"type": "logistic_regression"},
         "training": {"epochs": 5},
     },
-    ("POST", "/v1/sweeps"): lambda dataset_id: {
-        "dataset_id": dataset_id,
+    ("POST", "/v1/sweeps"): lambda ids: {
+        "dataset_id": ids["dataset_id"],
         "model": {"type": "logistic_regression"},
         "training": {"epochs": 5},
         "search": {"strategy": "grid", "space": {"learning_rate": [0.01, 0.1]}},
     },
-    ("POST", "/v1/models/{model_id}/predictions"): lambda dataset_id: {"dataset_id": dataset_id},
+    ("POST", "/v1/models/{model_id}/predictions"): lambda ids: {"dataset_id": ids["dataset_id"]},
+    ("POST", "/v1/models/{model_id}/batch-predictions"): lambda ids: {
+        "dataset_id": ids["dataset_id"]
+    },
+    ("POST", "/v1/models/{model_id}/evaluations"): lambda ids: {"dataset_id": ids["dataset_id"]},
+    ("POST", "/v1/registered-models"): lambda ids: {"name": "another"},
+    ("POST", "/v1/registered-models/{name}/versions"): lambda ids: {"model_id": ids["model_id"]},
+    ("PUT", "/v1/registered-models/{name}/aliases/{alias}"): lambda ids: {"version": 1},
+    ("POST", "/v1/registered-models/{name}/aliases/{alias}/predictions"): lambda ids: {
+        "dataset_id": ids["dataset_id"]
+    },
 }
-BODY_ID_FIELDS = {
-    ("POST", "/v1/jobs"): ["dataset_id"],
+BODY_ID_FIELDS = {  # a dotted name: a field of an object in the body
+    ("POST", "/v1/jobs"): ["dataset_id", "warm_start.model_id"],
     ("POST", "/v1/sweeps"): ["dataset_id"],
     ("POST", "/v1/models/{model_id}/predictions"): ["dataset_id"],
+    ("POST", "/v1/models/{model_id}/batch-predictions"): ["dataset_id"],
+    ("POST", "/v1/models/{model_id}/evaluations"): ["dataset_id"],
+    ("POST", "/v1/registered-models"): [],
+    ("POST", "/v1/registered-models/{name}/versions"): ["model_id"],
+    ("PUT", "/v1/registered-models/{name}/aliases/{alias}"): [],
+    ("POST", "/v1/registered-models/{name}/aliases/{alias}/predictions"): ["dataset_id"],
 }
 BODY_REFERENCES = [(op, field) for op, fields in BODY_ID_FIELDS.items() for field in fields]
+# The query parameters an operation requires, so that only its path is wrong.
+QUERIES = {("GET", "/v1/models/{model_id}/export"): {"format": "onnx"}}
 
 
 def filled(path_format: str, ids: dict[str, str]) -> str:
@@ -96,10 +133,11 @@ def request(client, method: str, path_format: str, ids: dict[str, str]):
     """``method`` on ``path_format`` with ``ids`` filled in, and the operation's valid body
     if it takes one."""
     path = filled(path_format, ids)
+    params = QUERIES.get((method, path_format))
     body = BODIES.get((method, path_format))
     if body is None:
-        return client.request(method, path)
-    return client.request(method, path, json=body(ids["dataset_id"]))
+        return client.request(method, path, params=params)
+    return client.request(method, path, params=params, json=body(ids))
 
 
 def body_schema(method: str, path: str) -> dict[str, Any]:
@@ -116,7 +154,8 @@ def test_every_json_operation_has_a_decided_body_and_reference_fields():
     assert sorted(BODIES) == sorted(BODY_ID_FIELDS) == JSON_OPERATIONS
     for (method, path), fields in BODY_ID_FIELDS.items():
         names = property_names(body_schema(method, path))
-        assert sorted(n for n in names if n.endswith("_id")) == fields, (method, path)
+        leaves = sorted(field.rsplit(".", 1)[-1] for field in fields)
+        assert sorted(n for n in names if n.endswith("_id")) == leaves, (method, path)
     assert len(PATH_ID_OPERATIONS) >= 11  # the derivation found the app's routes
 
 
@@ -139,10 +178,14 @@ def test_an_unknown_id_in_the_body_is_422_naming_the_field(client, database, ids
     method, path = operation
     jobs_before = count(database, Job)
     for missing in [*MISSING_IDS, "a\x00b", ""]:
-        body = BODIES[operation](ids["dataset_id"])
-        body[field] = missing
+        body = BODIES[operation](ids)
+        *parents, leaf = field.split(".")
+        holder = body
+        for parent in parents:
+            holder = holder.setdefault(parent, {})
+        holder[leaf] = missing
         problem = assert_problem(client.request(method, filled(path, ids), json=body), 422)
-        message = f"{RESOURCES[field]} {missing!r} does not exist"
+        message = f"{RESOURCES[leaf]} {missing!r} does not exist"
         assert problem["detail"] == f"{field}: {message}", missing
         assert problem["errors"] == [{"field": field, "message": message}], missing
     assert count(database, Job) == jobs_before
@@ -163,15 +206,16 @@ def test_a_body_that_is_not_json_is_415_saying_what_to_send(
     client, database, method, path, content_type
 ):
     # Ids no row has: the body's type is judged before anything is looked up.
-    nothing = dict.fromkeys(RESOURCES, MISSING_IDS[0])
+    nothing = {**dict.fromkeys(RESOURCES, MISSING_IDS[0]), "name": "none", "alias": "none"}
     headers = {} if content_type is None else {"content-type": content_type}
     response = client.request(method, filled(path, nothing), content=CSV, headers=headers)
     problem = assert_problem(response, 415)
     shown = repr(content_type) if content_type else "'(none)'"
+    # Where a route takes a dataset_id, the answer says how a file becomes one.
+    named = ", then named here by its dataset_id" if JSON_ROUTES[path].takes_dataset_id else ""
     assert problem["detail"] == (
         f"Content-Type {shown} is not supported; send a JSON body with Content-Type: "
-        "application/json (a CSV or Parquet file is uploaded with POST /v1/datasets, then "
-        "named here by its dataset_id)"
+        f"application/json (a CSV or Parquet file is uploaded with POST /v1/datasets{named})"
     )
     assert problem["allowed"] == ["application/json"]
     assert count(database, Job) == 0
@@ -220,12 +264,12 @@ FIELD_MISTAKES: dict[str, Callable[[dict[str, str]], tuple[str, str, dict[str, A
     "body field of the wrong type": lambda ids: (
         "POST",
         "/v1/jobs",
-        {"json": {**BODIES[("POST", "/v1/jobs")](ids["dataset_id"]), "model": "big"}},
+        {"json": {**BODIES[("POST", "/v1/jobs")](ids), "model": "big"}},
     ),
     "unknown body field": lambda ids: (
         "POST",
         "/v1/sweeps",
-        {"json": {**BODIES[("POST", "/v1/sweeps")](ids["dataset_id"]), "colour": "red"}},
+        {"json": {**BODIES[("POST", "/v1/sweeps")](ids), "colour": "red"}},
     ),
     "engine range": lambda ids: (
         "POST",
@@ -237,7 +281,7 @@ FIELD_MISTAKES: dict[str, Callable[[dict[str, str]], tuple[str, str, dict[str, A
         "/v1/sweeps",
         {
             "json": {
-                **BODIES[("POST", "/v1/sweeps")](ids["dataset_id"]),
+                **BODIES[("POST", "/v1/sweeps")](ids),
                 "search": {"strategy": "grid", "space": {"colour": ["red"]}},
             }
         },

@@ -689,7 +689,7 @@ def test_every_jobs_operation_has_examples_and_problem_responses(client):
         if path.startswith("/v1/jobs")
         for method, operation in item.items()
     }
-    assert len(operations) == 6
+    assert len(operations) == 7
     for key, operation in operations.items():
         contents = [
             content

@@ -99,4 +99,7 @@ def test_every_route_that_takes_records_explains_the_label_column(app):
         if "records" in property_names(schema):
             assert isinstance(route, RecordsRoute), context.path_format
             taking.append(context.path_format)
-    assert taking == ["/v1/models/{model_id}/predictions"]
+    assert sorted(taking) == [
+        "/v1/models/{model_id}/predictions",
+        "/v1/registered-models/{name}/aliases/{alias}/predictions",
+    ]

@@ -519,7 +519,10 @@ def test_string_labels_are_returned_as_strings(client, app, iris, iris_fit):
     assert model["parameter_shapes"] == {"w": [4, 3], "b": [3, 1]}  # softmax: n_y = K
 
 
-def test_predictions_after_the_first_do_not_query_the_database(client, app, cancer_model, cancer):
+def test_predictions_after_the_first_load_nothing_again(client, app, cancer_model, cancer):
+    # Each confirms its cached model's row with one point read of its own connection
+    # (service.core.point_reads: tests/service/registry prove a deleted model is refused);
+    # nothing goes through the engine's sessions. GET confirms it in its session: one SELECT.
     statements: list[str] = []
 
     def record(conn, cursor, statement, parameters, context, executemany):
@@ -531,10 +534,14 @@ def test_predictions_after_the_first_do_not_query_the_database(client, app, canc
         for i in range(5):
             response = predict(client, cancer_model, {"rows": cancer.X[i : i + 3].tolist()})
             assert response.status_code == 200
+        predictions_only = list(statements)
         assert client.get(f"/v1/models/{cancer_model}").status_code == 200
     finally:
         event.remove(app.state.database.engine, "before_cursor_execute", record)
-    assert statements == []
+    assert predictions_only == []
+    lookups = [" ".join(s.split()) for s in statements if s != "BEGIN"]  # SQLite's BEGIN
+    assert len(lookups) == 1
+    assert lookups[0].startswith("SELECT models.id FROM models WHERE models.id = ")
 
 
 # POST /v1/models/{id}/predictions with dataset_id: CSV
