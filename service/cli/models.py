@@ -218,12 +218,28 @@ def model_fields(model: Model) -> list[tuple[str, Any]]:
         ("stop reason", metrics.get("stop_reason") or "-"),
         ("epochs", metrics.get("epochs_run") or "-"),
         ("best epoch", metrics.get("best_epoch") or "-"),
-        ("train loss", number(metrics.get("final_train_loss"))),
-        ("val loss", number(metrics.get("final_val_loss"))),
-        ("train acc", number(metrics.get("final_train_accuracy"))),
-        ("val acc", number(metrics.get("final_val_accuracy"))),
+        ("parameters", parameters_of(metrics)),
+        # The figures of the parameters it holds (older models: of the last epoch).
+        ("train loss", number(held(metrics, "train_loss"))),
+        ("val loss", number(held(metrics, "val_loss"))),
+        ("train acc", number(held(metrics, "train_accuracy"))),
+        ("val acc", number(held(metrics, "val_accuracy"))),
         ("created", timestamp(model["created_at"])),
     ]
+
+
+def parameters_of(metrics: dict[str, Any]) -> str:
+    """ "epoch 29 (best)": which epoch's parameters the model holds; "-" for older models."""
+    if metrics.get("model_epoch") is None:
+        return "-"
+    return f"epoch {metrics['model_epoch']} ({metrics.get('model_parameters') or 'last'})"
+
+
+def held(metrics: dict[str, Any], name: str) -> float | None:
+    """A figure of the epoch the model holds: model_<name>, else final_<name> (older models)."""
+    if metrics.get("model_epoch") is not None:
+        return metrics.get(f"model_{name}")
+    return metrics.get(f"final_{name}")
 
 
 def lineage_fields(model: Model) -> list[tuple[str, Any]]:
@@ -278,6 +294,7 @@ def save_download(path: Path, force: bool, download: Callable[[BinaryIO], int]) 
     # A partial download never takes the file's name: written aside, renamed when whole.
     handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
+        os.chmod(partial, 0o666 & ~current_umask())  # mkstemp's 0600 is for secrets, not this
         with os.fdopen(handle, "wb") as file:
             written = download(file)
         os.replace(partial, path)
@@ -306,3 +323,10 @@ def delete_model(
             print_json({"id": model_id, "deleted": True})
         else:
             print_fields([("model", model_id), ("deleted", "yes")])
+
+
+def current_umask() -> int:
+    """The process's umask (reading it means setting it: set back at once)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
