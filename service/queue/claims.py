@@ -23,16 +23,13 @@ How an attempt ends (succeeded, failed, released, expired): service.queue.outcom
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     and_,
     delete,
-    func,
     insert,
-    literal,
     select,
     update,
 )
@@ -41,8 +38,9 @@ from sqlalchemy.orm import Session
 from engine.history import EpochMetrics
 from service.core.database import Database
 from service.core.settings import Settings
-from service.core.states import CANCELLING, QUEUED, RUNNING
+from service.core.states import CANCELLING, RUNNING
 from service.core.tables import Checkpoint, Job, JobHistory, utcnow
+from service.queue.leases import claim_oldest, lease_values
 from service.queue.results import history_values, progress_values
 
 HELD_STATES = (RUNNING, CANCELLING)  # the states in which a worker holds a job
@@ -63,11 +61,6 @@ class Claim:
     parent_model_id: str | None = None  # None once the parent was deleted (SET NULL)
 
 
-def moment(value: datetime) -> ColumnElement[datetime]:
-    """A datetime inside a SQL expression, bound as the tables' UTC type (not a bare literal)."""
-    return literal(value, Job.finished_at.type)
-
-
 def fenced(job_id: str, attempt: int) -> ColumnElement[bool]:
     """The WHERE clause of every worker write: this job, this attempt, still held."""
     return and_(Job.id == job_id, Job.attempt == attempt, Job.status.in_(HELD_STATES))
@@ -78,34 +71,13 @@ def fenced(job_id: str, attempt: int) -> ColumnElement[bool]:
 
 def claim_job(*, database: Database, worker_id: str, settings: Settings) -> Claim | None:
     """Take the oldest queued job (created_at, id), or None when the queue is empty."""
-    now = utcnow()
-    values = {
-        "status": RUNNING,
-        "attempt": Job.attempt + 1,
-        "worker": worker_id,
-        "lease_expires_at": now + timedelta(seconds=settings.lease_seconds),
-        "heartbeat_at": now,
-        "started_at": func.coalesce(Job.started_at, moment(now)),
-        "updated_at": now,
-    }
-    oldest = (
-        select(Job.id)
-        .where(Job.status == QUEUED)
-        .order_by(Job.created_at, Job.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)  # concurrent claimers skip each other's rows
+    statement = claim_oldest(
+        Job, is_sqlite=database.is_sqlite, worker_id=worker_id, settings=settings
     )
     returning = (Job.id, Job.attempt, Job.dataset_id, Job.model_spec, Job.training_spec)
     returning += (Job.warm_start, Job.parent_model_id)
     with database.writes() as session, session.begin():
-        if database.is_sqlite:
-            # BEGIN IMMEDIATE already serializes writers; one statement picks and takes.
-            statement = update(Job).where(Job.id == oldest.scalar_subquery(), Job.status == QUEUED)
-        else:
-            # UPDATE jobs ... FROM (SELECT id ... FOR UPDATE SKIP LOCKED) AS oldest
-            candidate = oldest.subquery("oldest")
-            statement = update(Job).where(Job.id == candidate.c.id)
-        row = session.execute(statement.values(values).returning(*returning)).one_or_none()
+        row = session.execute(statement.returning(*returning)).one_or_none()
         if row is None:
             return None
         checkpoint = None
@@ -158,13 +130,9 @@ def heartbeat(*, database: Database, job_id: str, attempt: int, settings: Settin
 def _renew(
     session: Session, job_id: str, attempt: int, settings: Settings, values: dict[str, Any]
 ) -> str | None:
-    now = utcnow()
-    lease = {
-        "heartbeat_at": now,
-        "lease_expires_at": now + timedelta(seconds=settings.lease_seconds),
-        "updated_at": now,
-    }
-    statement = update(Job).where(fenced(job_id, attempt)).values(**lease, **values)
+    statement = (
+        update(Job).where(fenced(job_id, attempt)).values(**lease_values(settings), **values)
+    )
     return session.scalar(statement.returning(Job.status))
 
 

@@ -24,12 +24,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
-    String,
     and_,
     case,
-    cast,
     insert,
-    literal,
     select,
     update,
 )
@@ -40,7 +37,8 @@ from service.core.database import Database
 from service.core.settings import Settings
 from service.core.states import CANCELLED, CANCELLING, FAILED, QUEUED, RUNNING, SUCCEEDED
 from service.core.tables import Job, JobHistory, Model, utcnow
-from service.queue.claims import HELD_STATES, fenced, moment
+from service.queue.claims import HELD_STATES, fenced
+from service.queue.leases import moment, worker_lost_error
 from service.queue.notify import notify_job_queued
 from service.queue.results import history_values, model_parts, model_values, progress_values
 
@@ -167,10 +165,6 @@ def sweep_expired_leases(*, database: Database, settings: Settings) -> int:
     now = utcnow()
     expired = and_(Job.lease_expires_at < now, Job.status.in_(HELD_STATES))
     released = {"lease_expires_at": None, "updated_at": now}  # ended jobs keep their worker
-    lost = (
-        f"the job's worker stopped renewing its lease (lease_seconds={settings.lease_seconds:g}) "
-        "on its last allowed attempt"
-    )
     with database.writes() as session, session.begin():
         cancelled = session.execute(
             update(Job)
@@ -182,11 +176,7 @@ def sweep_expired_leases(*, database: Database, settings: Settings) -> int:
             .where(expired, Job.status == RUNNING, Job.attempt >= Job.max_attempts)
             .values(
                 status=FAILED,
-                error=literal(f"{lost} (attempt ")
-                + cast(Job.attempt, String)
-                + " of "
-                + cast(Job.max_attempts, String)
-                + ")",
+                error=worker_lost_error(Job, "job", settings),
                 error_code="worker_lost",
                 finished_at=now,
                 **released,

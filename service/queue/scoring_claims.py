@@ -14,16 +14,15 @@ worker's memory only, so a new attempt starts it over (rows_done back to 0).
 """
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, and_, cast, func, insert, literal, select, update
+from sqlalchemy import ColumnElement, and_, insert, update
 
 from service.core.database import Database
 from service.core.settings import Settings
 from service.core.states import FAILED, QUEUED, RUNNING, SUCCEEDED
 from service.core.tables import ScoringBlock, ScoringTask, utcnow
-from service.queue.claims import moment
+from service.queue.leases import claim_oldest, lease_values, worker_lost_error
 from service.queue.notify import notify_job_queued
 
 BATCH_PREDICTION, EVALUATION = "batch_prediction", "evaluation"
@@ -53,34 +52,13 @@ def fenced(task_id: str, attempt: int) -> ColumnElement[bool]:
 
 def claim_task(*, database: Database, worker_id: str, settings: Settings) -> TaskClaim | None:
     """Take the oldest queued scoring task (created_at, id), or None when there is none."""
-    now = utcnow()
-    values = {
-        "status": RUNNING,
-        "attempt": ScoringTask.attempt + 1,
-        "worker": worker_id,
-        "lease_expires_at": now + timedelta(seconds=settings.lease_seconds),
-        "heartbeat_at": now,
-        "started_at": func.coalesce(ScoringTask.started_at, moment(now)),
-        "updated_at": now,
-    }
-    oldest = (
-        select(ScoringTask.id)
-        .where(ScoringTask.status == QUEUED)
-        .order_by(ScoringTask.created_at, ScoringTask.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)  # concurrent claimers skip each other's rows
+    statement = claim_oldest(
+        ScoringTask, is_sqlite=database.is_sqlite, worker_id=worker_id, settings=settings
     )
     T = ScoringTask
     returning = (T.id, T.attempt, T.kind, T.model_id, T.dataset_id, T.rows_total, T.rows_done)
     with database.writes() as session, session.begin():
-        if database.is_sqlite:
-            statement = update(T).where(T.id == oldest.scalar_subquery(), T.status == QUEUED)
-        else:
-            candidate = oldest.subquery("oldest")
-            statement = update(T).where(T.id == candidate.c.id)
-        row = session.execute(
-            statement.values(values).returning(*returning, T.block_rows)
-        ).one_or_none()
+        row = session.execute(statement.returning(*returning, T.block_rows)).one_or_none()
         if row is None:
             return None
         rows_done = row.rows_done
@@ -99,19 +77,12 @@ def claim_task(*, database: Database, worker_id: str, settings: Settings) -> Tas
         )
 
 
-def _lease(settings: Settings) -> dict[str, Any]:
-    now = utcnow()
-    return {
-        "heartbeat_at": now,
-        "lease_expires_at": now + timedelta(seconds=settings.lease_seconds),
-        "updated_at": now,
-    }
-
-
 def renew_task(*, database: Database, task_id: str, attempt: int, settings: Settings) -> bool:
     """Renew the lease; False when it is lost (another attempt owns the task)."""
     with database.writes() as session, session.begin():
-        statement = update(ScoringTask).where(fenced(task_id, attempt)).values(_lease(settings))
+        statement = (
+            update(ScoringTask).where(fenced(task_id, attempt)).values(lease_values(settings))
+        )
         return session.execute(statement).rowcount == 1
 
 
@@ -127,7 +98,7 @@ def store_block(
 ) -> bool:
     """Block ``index`` of a batch prediction's result and the progress, in one transaction;
     renews the lease. False (and nothing written) when fenced out."""
-    progress = {"rows_done": ScoringTask.rows_done + rows, **_lease(settings)}
+    progress = {"rows_done": ScoringTask.rows_done + rows, **lease_values(settings)}
     with database.writes() as session, session.begin():
         held = session.execute(
             update(ScoringTask).where(fenced(task_id, attempt)).values(progress)
@@ -144,7 +115,7 @@ def record_rows(
     *, database: Database, task_id: str, attempt: int, rows_done: int, settings: Settings
 ) -> bool:
     """An evaluation's progress (rows scored so far); renews the lease. False if fenced out."""
-    values = {"rows_done": rows_done, **_lease(settings)}
+    values = {"rows_done": rows_done, **lease_values(settings)}
     with database.writes() as session, session.begin():
         statement = update(ScoringTask).where(fenced(task_id, attempt)).values(values)
         return session.execute(statement).rowcount == 1
@@ -208,21 +179,13 @@ def sweep_expired_tasks(*, database: Database, settings: Settings) -> int:
     T = ScoringTask
     expired = and_(T.lease_expires_at < now, T.status == RUNNING)
     released = {"lease_expires_at": None, "updated_at": now}
-    lost = (
-        f"the task's worker stopped renewing its lease (lease_seconds={settings.lease_seconds:g}) "
-        "on its last allowed attempt"
-    )
     with database.writes() as session, session.begin():
         failed = session.execute(
             update(T)
             .where(expired, T.attempt >= T.max_attempts)
             .values(
                 status=FAILED,
-                error=literal(f"{lost} (attempt ")
-                + cast(T.attempt, String)
-                + " of "
-                + cast(T.max_attempts, String)
-                + ")",
+                error=worker_lost_error(T, "task", settings),
                 error_code="worker_lost",
                 finished_at=now,
                 **released,
