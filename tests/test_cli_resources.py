@@ -8,9 +8,7 @@ an error with its exit status.
 import io
 import json
 import os
-import pty
 import re
-import select
 import subprocess
 import sys
 
@@ -20,7 +18,7 @@ import pytest
 import engine
 from service.cli.output import print_table
 from tests import test_cli_client as live
-from tests.service.live import ROOT, free_port
+from tests.service.live import ROOT, free_port, run_with_terminal_stderr
 from tests.test_cli_client import (
     NO_SUCH_ID,
     assert_no_traceback,
@@ -378,34 +376,12 @@ def test_new_commands_exit_2_when_the_server_is_unreachable():
 @pytest.mark.slow
 def test_follow_on_a_terminal_redraws_one_rich_line(service, dataset_id):
     """stderr is a pseudo-terminal: Rich redraws the bar in place; stdout stays plain."""
-    primary, secondary = pty.openpty()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKPROP_")}
-    command = [sys.executable, "-m", "service.cli", "train", "--dataset", dataset_id]
-    command += ["--epochs", "200", "--no-early-stopping", "--optimizer", "gd", "--follow"]
-    process = subprocess.Popen(
-        command,
-        env={**env, "PYTHONPATH": str(ROOT), "BACKPROP_URL": service.url, "COLUMNS": "120"},
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=secondary,
-        text=True,
+    args = ["train", "--dataset", dataset_id, "--epochs", "200", "--no-early-stopping"]
+    code, stdout, screen = run_with_terminal_stderr(
+        [*args, "--optimizer", "gd", "--follow"], service.url
     )
-    os.close(secondary)
-    drawn = b""
-    while True:  # read the terminal until the process closes it
-        ready, _, _ = select.select([primary], [], [], 60)
-        try:
-            chunk = os.read(primary, 65536) if ready else b""
-        except OSError:  # EIO: the other side is closed
-            chunk = b""
-        if not chunk:
-            break
-        drawn += chunk
-    os.close(primary)
-    stdout = process.communicate(timeout=60)[0]
 
-    assert process.returncode == 0, drawn
-    screen = drawn.decode()
+    assert code == 0, screen
     assert "\x1b[" in screen  # cursor control: the line is redrawn, not repeated
     assert "epoch 200/200" in screen
     assert "100%" in screen

@@ -3,11 +3,6 @@ service (two uvicorn APIs, one of which sends every evaluation to the worker, an
 process scoring in blocks of 64 rows), on SQLite."""
 
 import json
-import os
-import pty
-import select
-import subprocess
-import sys
 
 import httpx
 import numpy as np
@@ -16,7 +11,7 @@ import pytest
 
 import engine
 from tests.real_tables import code_frame
-from tests.service.live import ROOT, free_port
+from tests.service.live import free_port, run_with_terminal_stderr
 from tests.service.scoring.live import breast_cancer, live_service, train, upload
 from tests.test_cli_client import NO_SUCH_ID, assert_no_traceback, backprop, fields_of
 
@@ -137,34 +132,10 @@ def test_an_unreachable_server_is_exit_2(tmp_path):
 @pytest.mark.slow
 def test_batch_predict_on_a_terminal_draws_a_rich_bar(live, cancer, tmp_path):
     """stderr is a pseudo-terminal: Rich draws the bar in place, to 569/569 rows."""
-    primary, secondary = pty.openpty()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKPROP_")}
     out = tmp_path / "scores.parquet"
-    command = [sys.executable, "-m", "service.cli", "batch-predict", cancer["model"]]
-    command += [cancer["dataset"], "--out", str(out)]
-    process = subprocess.Popen(
-        command,
-        env={**env, "PYTHONPATH": str(ROOT), "BACKPROP_URL": live.url, "COLUMNS": "120"},
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=secondary,
-        text=True,
-    )
-    os.close(secondary)
-    drawn = b""
-    while True:  # read the terminal until the process closes it
-        ready, _, _ = select.select([primary], [], [], 60)
-        try:
-            chunk = os.read(primary, 65536) if ready else b""
-        except OSError:  # EIO: the other side is closed
-            chunk = b""
-        if not chunk:
-            break
-        drawn += chunk
-    os.close(primary)
-    process.communicate(timeout=60)
-    screen = drawn.decode()
-    assert process.returncode == 0, screen
+    args = ["batch-predict", cancer["model"], cancer["dataset"], "--out", str(out)]
+    code, _, screen = run_with_terminal_stderr(args, live.url)
+    assert code == 0, screen
     assert "\x1b[" in screen  # cursor control: a Rich bar, not log lines
     assert "569/569" in screen
     assert "succeeded" in screen

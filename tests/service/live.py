@@ -1,6 +1,8 @@
 """Real processes for scenario tests: the API under uvicorn on 127.0.0.1, and workers."""
 
 import os
+import pty
+import select
 import signal
 import socket
 import subprocess
@@ -105,3 +107,32 @@ def api_and_worker(backend: str, folder: Path, prefix: str, **settings: object) 
         finally:
             for process in processes:
                 stop(process)
+
+
+def run_with_terminal_stderr(args: list[str], url: str) -> tuple[int, str, str]:
+    """`backprop ARGS` against ``url`` with stderr on a pseudo-terminal (Rich draws as on a
+    screen) and stdout a pipe: (exit code, stdout, what the terminal was sent)."""
+    primary, secondary = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKPROP_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", *args],
+        env={**env, "PYTHONPATH": str(ROOT), "BACKPROP_URL": url, "COLUMNS": "120"},
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=secondary,
+        text=True,
+    )
+    os.close(secondary)
+    drawn = b""
+    while True:  # read the terminal until the process closes it
+        ready, _, _ = select.select([primary], [], [], 60)
+        try:
+            chunk = os.read(primary, 65536) if ready else b""
+        except OSError:  # EIO: the other side is closed
+            chunk = b""
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(primary)
+    stdout = process.communicate(timeout=60)[0]
+    return process.returncode, stdout, drawn.decode()
