@@ -15,10 +15,11 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.core.states import QUEUED
+from service.core.tenancy import ProjectScoped
 from service.core.tables import Base, new_id, utcnow
 
 
-class ScoringTask(Base):
+class ScoringTask(ProjectScoped, Base):
     """A model scoring a stored dataset in a worker: a batch prediction (its result in
     scoring_blocks) or an evaluation (its metrics in ``result``). Claimed, leased and
     fenced as jobs are (service.queue.scoring_claims)."""

@@ -11,6 +11,10 @@ models ─< scoring_tasks ─< scoring_blocks   batch predictions and evaluation
 registered_models ─< model_versions >─ models      a name's numbered versions of models
 registered_models ─< model_aliases (-> a version)   e.g. "production" -> version 3
 registered_models ─< alias_moves                    who moved which alias, from what to what
+projects ─< api_keys, audit_events                  tenants: keys, quotas, who did what
+
+Every table a caller names rows of carries `project` (service.core.tenancy.ProjectScoped):
+a request reads and writes only its own project's rows.
 """
 
 import uuid
@@ -34,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from service.core.states import QUEUED
+from service.core.tenancy import ProjectScoped, project_column
 
 # Constraint names are stable across databases, so migrations can refer to them.
 NAMING_CONVENTION = {
@@ -87,7 +92,7 @@ class Base(DeclarativeBase):
     }
 
 
-class Dataset(Base):
+class Dataset(ProjectScoped, Base):
     __tablename__ = "datasets"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -110,8 +115,15 @@ class Dataset(Base):
 
     __table_args__ = (
         # The same bytes read the same way (label column, categorical=, ignore=) are the
-        # same dataset.
-        Index("uq_datasets_sha256_label_overrides", "sha256", "label", "overrides", unique=True),
+        # same dataset, within one project (dedup never crosses projects).
+        Index(
+            "uq_datasets_project_sha256_label_overrides",
+            "project",
+            "sha256",
+            "label",
+            "overrides",
+            unique=True,
+        ),
         Index("ix_datasets_created_at_id", "created_at", "id"),
     )
 
@@ -129,7 +141,7 @@ class DatasetChunk(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
-class Sweep(Base):
+class Sweep(ProjectScoped, Base):
     """A search over hyperparameters: one child job per trial (Job.sweep_id, Job.trial).
 
     Its status, counts and leaderboard are derived from the children when read.
@@ -148,7 +160,7 @@ class Sweep(Base):
     __table_args__ = (Index("ix_sweeps_created_at_id", "created_at", "id"),)
 
 
-class Job(Base):
+class Job(ProjectScoped, Base):
     __tablename__ = "jobs"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -212,6 +224,8 @@ class Job(Base):
         Index("ix_jobs_dataset_id", "dataset_id"),
         Index("ix_jobs_sweep_id", "sweep_id"),
         Index("ix_jobs_api_key_id_status", "api_key_id", "status"),
+        # A project's queued and running jobs: its quotas, and the fair claim's counts.
+        Index("ix_jobs_project_status", "project", "status"),
     )
 
 
@@ -243,7 +257,7 @@ class Checkpoint(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class Model(Base):
+class Model(ProjectScoped, Base):
     """The fitted model of a succeeded job: the engine's portable .npz and its summary."""
 
     __tablename__ = "models"
@@ -262,11 +276,13 @@ class Model(Base):
     __table_args__ = (Index("ix_models_created_at_id", "created_at", "id"),)
 
 
-class IdempotencyKey(Base):
-    """The first response to a POST with an Idempotency-Key, replayed to retries."""
+class IdempotencyKey(ProjectScoped, Base):
+    """The first response to a POST with an Idempotency-Key, replayed to retries: the same
+    key in two projects is two keys."""
 
     __tablename__ = "idempotency_keys"
 
+    project: Mapped[str] = project_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     request_sha256: Mapped[str] = mapped_column(String(64))
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
@@ -280,9 +296,13 @@ class IdempotencyKey(Base):
 # them all.
 from service.core.registry_tables import AliasMove, ModelAlias, ModelVersion, RegisteredModel  # noqa: E402
 from service.core.scoring_tables import ScoringBlock, ScoringTask  # noqa: E402
+from service.core.tenant_tables import ApiKey, AuditEvent, Project  # noqa: E402
 
 __all__ = [
     "AliasMove",
+    "ApiKey",
+    "AuditEvent",
+    "Project",
     "ModelAlias",
     "ModelVersion",
     "RegisteredModel",
