@@ -8,12 +8,15 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
+from service.core.api_keys import KeyDirectory, database_keys
 from service.core.auth import ApiKeyMiddleware, KeyRing, check_binding
 from service.core.database import Database
 from service.core.errors import install_error_handlers
 from service.core.limits import install_limits
 from service.core.media_types import install_json_bodies
 from service.core.metrics import RequestDurationMiddleware
+from service.core.public import PUBLIC_PATHS
+from service.core.roles import RoutePolicy, api_operations
 from service.core.settings import Settings, get_settings
 from service.datasets import router as datasets
 from service.jobs import router as jobs
@@ -64,13 +67,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     BACKPROP_HOST without API keys, or keys that cannot be sent in a header."""
     settings = settings or get_settings()
     keys = KeyRing.from_settings(settings)
-    check_binding(settings.host, keys)
     database = Database(settings.database_url)
+    keys_in_database = database_keys(database)
+    check_binding(settings.host, keys, keys_in_database)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settle_startup_garbage()
         yield
+        await database.point_reads.close_async()
         database.dispose()
 
     app = FastAPI(
@@ -106,10 +111,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_limits(app, settings)
     # Outside the body limit: a CSV sent to a JSON route is 415 however large it is.
     install_json_bodies(app)
-    if keys.configured:
-        # Added after the limits, so outside them: a request without a valid key is
-        # answered before any other middleware or route reads its body.
-        app.add_middleware(ApiKeyMiddleware, keys=keys)
+    # Added after the limits, so outside them: a request without a valid key is answered
+    # before any other middleware or route reads its body. Always there: keys made in the
+    # database close an open API within a second, without a restart.
+    app.add_middleware(
+        ApiKeyMiddleware,
+        keys=keys,
+        directory=KeyDirectory(database.point_reads, known=keys_in_database),
+        policy=RoutePolicy(api_operations(app.router.routes), public=PUBLIC_PATHS),
+    )
     # Outermost of all: it times the requests the key and limit middlewares refuse too.
     app.add_middleware(RequestDurationMiddleware, routes=app.router.routes)
     return app

@@ -36,11 +36,12 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, TypeAdapter
 
 from engine import TRAINING_BOUNDS, ModelSpec, TrainingSpec
-from service.core.auth import READ_ONLY_METHODS, REALM
+from service.core.auth import REALM
 from service.core.limits import QUEUE_RETRY_AFTER_SECONDS, UPLOAD_METHOD, UPLOAD_PATH
 from service.core.media_types import JSON_MEDIA_TYPE, json_routes
 from service.core.pagination import DEFAULT_PAGE
 from service.core.public import PUBLIC_PATHS
+from service.core.roles import ROUTE_ROLES, Role
 from service.core.schemas import problem_example
 from service.core.settings import Settings
 from service.models.schemas import PREDICTION_BODY
@@ -51,8 +52,10 @@ SECURITY_SCHEMES = {
     "bearerAuth": {
         "type": "http",
         "scheme": "bearer",
-        "description": "An API key from BACKPROP_API_KEYS (or, for GET only, "
-        "BACKPROP_READ_ONLY_API_KEYS), sent as `Authorization: Bearer <key>`",
+        "description": "An API key, sent as `Authorization: Bearer <key>`: one made with "
+        "`backprop keys create` or POST /v1/keys (a project's reader, trainer or admin), or "
+        "from BACKPROP_API_KEYS (admins of the default project) or "
+        "BACKPROP_READ_ONLY_API_KEYS (its readers). Needed once any key exists.",
     },
     "apiKeyHeader": {
         "type": "apiKey",
@@ -112,8 +115,8 @@ def _has_json_body(operation: dict[str, Any]) -> bool:
 
 
 def limits_and_keys(document: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """Add the middleware's answers: 413 (JSON body), 429 (queue), and with keys 401/403."""
-    secured = settings.keys_configured
+    """Add the middleware's answers: 413 (JSON body), 429 (queue), 401 and 403 (keys, which
+    the database may hold whatever the settings say), and each operation's least role."""
     limit = settings.max_json_body_bytes
     body_too_large = _problem_response(
         413,
@@ -141,11 +144,10 @@ def limits_and_keys(document: dict[str, Any], settings: Settings) -> dict[str, A
         "this API needs a key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`",
         headers={"WWW-Authenticate": f'{REALM} (with error="invalid_token" for a wrong key)'},
     )
-    read_only = _problem_response(
+    role_too_low = _problem_response(
         403,
-        "The API key is read-only",
-        "this API key is read-only: it may GET and HEAD, not POST; use a key from "
-        "BACKPROP_API_KEYS to change anything",
+        "The API key's role is below the operation's (x-required-role)",
+        "this API key is a reader of project 'default': POST /v1/jobs needs the trainer role",
     )
     for path, operations in document.get("paths", {}).items():
         for method, operation in operations.items():
@@ -154,17 +156,16 @@ def limits_and_keys(document: dict[str, Any], settings: Settings) -> dict[str, A
                 responses.setdefault("413", body_too_large)
             if (method, path) in QUEUEING_OPERATIONS:
                 responses.setdefault("429", queue_full)
-            if not secured:
-                continue
             if path in PUBLIC_PATHS:
                 operation["security"] = []  # the probes answer without a key
                 continue
+            role = ROUTE_ROLES[f"{method.upper()} {path}"]
+            operation["x-required-role"] = role.name
             responses.setdefault("401", missing_key)
-            if method.upper() not in READ_ONLY_METHODS:
-                responses.setdefault("403", read_only)
-    if secured:
-        document.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
-        document["security"] = [{"bearerAuth": []}, {"apiKeyHeader": []}]
+            if role > Role.reader:
+                responses.setdefault("403", role_too_low)
+    document.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+    document["security"] = [{"bearerAuth": []}, {"apiKeyHeader": []}]
     return document
 
 

@@ -120,17 +120,25 @@ def serve(
     for the next start.
 
     Exits 2 at once, before migrating or binding anything, when the API would be open to
-    the network (a non-loopback --host without BACKPROP_API_KEYS) or a key is unusable;
+    the network (a non-loopback --host with no key in BACKPROP_API_KEYS or the database)
+    or a key is unusable;
     exits 1, before starting anything, when the database cannot be opened.
     """
     apply_overrides(host=host, port=port, workers=workers)
     from service.cli.supervisor import metrics_directory, run_api_and_workers
+    from service.core.api_keys import database_keys
     from service.core.auth import AccessSettingsError, KeyRing, check_binding
+    from service.core.database import Database
     from service.core.settings import get_settings
 
     settings = get_settings()
     try:
-        check_binding(settings.host, KeyRing.from_settings(settings))
+        ring, in_database = KeyRing.from_settings(settings), False
+        if not ring.configured:  # keys made with `backprop keys create` close it too
+            database = Database(settings.database_url)
+            in_database = database_keys(database)
+            database.dispose()
+        check_binding(settings.host, ring, in_database)
     except AccessSettingsError as error:
         print(f"backprop serve: {error}", file=sys.stderr)
         raise typer.Exit(2) from None

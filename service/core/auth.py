@@ -1,55 +1,53 @@
-"""API keys: who may call the API, checked before any route runs (a pure ASGI middleware).
+"""API keys: who may call the API and as what, checked before any route runs (a pure ASGI
+middleware).
 
-With BACKPROP_API_KEYS or BACKPROP_READ_ONLY_API_KEYS set, every request needs
-``Authorization: Bearer <key>`` or ``X-API-Key: <key>``, except GET and HEAD of
-the probes, the docs pages, the OpenAPI document, the dashboard page and its
-static assets, which hold no data (the dashboard's own API calls send the key).
-A missing key is a 401 problem with ``WWW-Authenticate: Bearer realm="backprop"``,
-a wrong one adds ``error="invalid_token"``; a read-only key may GET and HEAD only
-(anything else is 403).
+Keys come from two places. BACKPROP_API_KEYS and BACKPROP_READ_ONLY_API_KEYS are the
+bootstrap: admins and readers of the default project. Keys made with `backprop keys
+create` or ``POST /v1/keys`` live in the database (service.core.api_keys), each of one
+project with one role. Once any key exists, in either place, every request needs one
+(``Authorization: Bearer <key>`` or ``X-API-Key: <key>``), except GET and HEAD of the
+probes, the docs pages, the OpenAPI document, the dashboard page and its static assets,
+which hold no data. A missing key is a 401 problem with ``WWW-Authenticate: Bearer
+realm="backprop"``, a wrong or revoked one adds ``error="invalid_token"``; a key whose
+role is below the operation's (service.core.roles) is a 403 naming both.
+
+The request then runs as its key's project (service.core.tenancy.project_scope): it sees
+only that project's rows. With no keys anywhere the API is open, as the default
+project's admin, so it may only listen on loopback: ``check_binding`` refuses any other
+host (``create_app`` and ``backprop serve``).
 
 The check is a middleware rather than a dependency so that it runs before a route
 reads the body: an upload streams its body itself, and must not start for a
-stranger. Keys are compared as SHA-256 digests (equal lengths, so a key's length
-does not show in the timing) with ``hmac.compare_digest`` against every configured
-key, without stopping at a match. No key is ever logged or echoed in a response;
-jobs record a key's id (``key_id``: the first hex digits of its digest), never the key.
-
-With no keys set the API is open, so it may only listen on loopback:
-``check_binding`` refuses any other host (``create_app`` and ``backprop serve``).
+stranger. Environment keys are compared as SHA-256 digests (equal lengths, so a key's
+length does not show in the timing) with ``hmac.compare_digest`` against every one,
+without stopping at a match; database keys are found by their digest. No key is ever
+logged or echoed in a response; rows record a key's id (``key_id``), never the key.
 """
 
 import hashlib
 import hmac
 import ipaddress
 from contextvars import ContextVar
-from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.core.errors import problem
+from service.core.api_keys import KEY_ID_LENGTH, OPEN, KeyDirectory, Principal
+from service.core.errors import ServiceError, problem
 from service.core.public import PUBLIC_PATHS, PUBLIC_PREFIXES
+from service.core.roles import Role, RoutePolicy
 from service.core.settings import Settings
+from service.core.tenancy import DEFAULT_PROJECT, project_scope
 
 REALM = 'Bearer realm="backprop"'
-KEY_ID_LENGTH = 12  # hex digits of sha256(key): a name for the key that reveals nothing of it
 READ_ONLY_METHODS = frozenset({"GET", "HEAD"})
 
 
-# The id of the key that made the request being served (None: no keys configured).
-_caller_key_id: ContextVar[str | None] = ContextVar("backprop_api_key_id", default=None)
+# Who made the request being served (OPEN: no keys anywhere).
+_caller: ContextVar[Principal] = ContextVar("backprop_principal", default=OPEN)
 
 
 class AccessSettingsError(ValueError):
     """The access settings are unsafe or unusable; the message says which and how to fix it."""
-
-
-@dataclass(frozen=True)
-class Access:
-    """What a configured key may do."""
-
-    key_id: str
-    read_only: bool
 
 
 def key_id(key: bytes) -> str:
@@ -59,11 +57,17 @@ def key_id(key: bytes) -> str:
 
 def current_api_key_id() -> str | None:
     """The id of the key of the request being served; None when the API has no keys."""
-    return _caller_key_id.get()
+    return _caller.get().key_id
+
+
+def current_principal() -> Principal:
+    """Who made the request being served: key id, project, role."""
+    return _caller.get()
 
 
 class KeyRing:
-    """The configured keys, held as SHA-256 digests, each with what it may do."""
+    """The keys of the environment, held as SHA-256 digests: admins (BACKPROP_API_KEYS) and
+    readers (BACKPROP_READ_ONLY_API_KEYS) of the default project."""
 
     def __init__(self, read_write: tuple[str, ...], read_only: tuple[str, ...]):
         both = set(read_write) & set(read_only)
@@ -72,15 +76,15 @@ class KeyRing:
                 f"{len(both)} key(s) appear in both BACKPROP_API_KEYS and "
                 "BACKPROP_READ_ONLY_API_KEYS; list each key in one of them"
             )
-        self._entries: list[tuple[bytes, Access]] = []
-        for variable, keys, read_only_access in (
-            ("BACKPROP_API_KEYS", read_write, False),
-            ("BACKPROP_READ_ONLY_API_KEYS", read_only, True),
+        self._entries: list[tuple[bytes, Principal]] = []
+        for variable, keys, role in (
+            ("BACKPROP_API_KEYS", read_write, Role.admin),
+            ("BACKPROP_READ_ONLY_API_KEYS", read_only, Role.reader),
         ):
             for position, key in enumerate(keys, start=1):
                 raw = _header_safe(key, variable, position)
-                access = Access(key_id=key_id(raw), read_only=read_only_access)
-                self._entries.append((hashlib.sha256(raw).digest(), access))
+                principal = Principal(key_id=key_id(raw), project=DEFAULT_PROJECT, role=role)
+                self._entries.append((hashlib.sha256(raw).digest(), principal))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "KeyRing":
@@ -90,13 +94,13 @@ class KeyRing:
     def configured(self) -> bool:
         return bool(self._entries)
 
-    def lookup(self, presented: bytes) -> Access | None:
-        """The access of ``presented``, or None; in constant time over every configured key."""
+    def lookup(self, presented: bytes) -> Principal | None:
+        """Who ``presented`` is, or None; in constant time over every configured key."""
         digest = hashlib.sha256(presented).digest()
         found = None
-        for configured, access in self._entries:  # no early exit: every key is compared
+        for configured, principal in self._entries:  # no early exit: every key is compared
             if hmac.compare_digest(configured, digest):
-                found = access
+                found = principal
         return found
 
 
@@ -135,9 +139,10 @@ def open_binding_message(host: str) -> str:
     )
 
 
-def check_binding(host: str, keys: KeyRing) -> None:
-    """Refuse to serve a non-loopback ``host`` without keys (raises AccessSettingsError)."""
-    if not keys.configured and not is_loopback(host):
+def check_binding(host: str, keys: KeyRing, database_keys: bool = False) -> None:
+    """Refuse to serve a non-loopback ``host`` without keys, in the environment or the
+    database (raises AccessSettingsError)."""
+    if not keys.configured and not database_keys and not is_loopback(host):
         raise AccessSettingsError(open_binding_message(host))
 
 
@@ -175,36 +180,48 @@ def presented_keys(scope: Scope) -> set[bytes]:
 
 
 class ApiKeyMiddleware:
-    """Let a request through only with a configured key that may use its method."""
+    """Let a request through only with a live key whose role may use its operation, and
+    run it as that key's project."""
 
-    def __init__(self, app: ASGIApp, keys: KeyRing):
+    def __init__(self, app: ASGIApp, keys: KeyRing, directory: KeyDirectory, policy: RoutePolicy):
         self.app = app
         self.keys = keys
+        self.directory = directory
+        self.policy = policy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):  # lifespan
             await self.app(scope, receive, send)
             return
         method = scope.get("method", "GET")
-        if is_public(method, route_path(scope)):
+        path = route_path(scope)
+        if is_public(method, path):
             await self.app(scope, receive, send)
             return
-        access, refusal = self.authorize(scope, method)
+        try:
+            principal, refusal = await self.authorize(scope, method, path)
+        except ServiceError as error:  # the database that holds the keys is away: 503
+            principal, refusal = None, problem(error.status, error.title, error.detail)
         if refusal is not None:
             if scope["type"] == "websocket":  # closing before accepting answers 403
                 await send({"type": "websocket.close", "code": 1008})
             else:
                 await refusal(scope, receive, send)
             return
-        assert access is not None
-        token = _caller_key_id.set(access.key_id)
+        assert principal is not None
+        token = _caller.set(principal)
         try:
-            await self.app(scope, receive, send)
+            with project_scope(principal.project):
+                await self.app(scope, receive, send)
         finally:
-            _caller_key_id.reset(token)
+            _caller.reset(token)
 
-    def authorize(self, scope: Scope, method: str) -> tuple[Access | None, ASGIApp | None]:
-        """(the key's access, None) or (None, the 401/403 problem to answer with)."""
+    async def authorize(
+        self, scope: Scope, method: str, path: str
+    ) -> tuple[Principal | None, ASGIApp | None]:
+        """(who the request is, None) or (None, the 401/403 problem to answer with)."""
+        if not self.keys.configured and not await self.directory.any_key():
+            return OPEN, None  # no keys anywhere: open (on loopback only), whatever is sent
         keys = presented_keys(scope)
         if not keys:
             return None, unauthorized(
@@ -217,19 +234,22 @@ class ApiKeyMiddleware:
                 "or a header is repeated); send one key",
                 f'{REALM}, error="invalid_request"',
             )
-        access = self.keys.lookup(keys.pop())
-        if access is None:
+        presented = keys.pop()
+        principal = self.keys.lookup(presented) or await self.directory.lookup(presented)
+        if principal is None:
             return None, unauthorized(
-                "the API key is not valid for this service", f'{REALM}, error="invalid_token"'
+                "the API key is not valid for this service (unknown or revoked)",
+                f'{REALM}, error="invalid_token"',
             )
-        if access.read_only and method not in READ_ONLY_METHODS:
+        needed = self.policy.role_for(method, path)
+        if needed is not None and principal.role < needed:
             return None, problem(
                 403,
                 "Forbidden",
-                f"this API key is read-only: it may GET and HEAD, not {method}; "
-                "use a key from BACKPROP_API_KEYS to change anything",
+                f"this API key is a {principal.role.name} of project {principal.project!r}: "
+                f"{method} {path} needs the {needed.name} role",
             )
-        return access, None
+        return principal, None
 
 
 def unauthorized(detail: str, challenge: str) -> ASGIApp:

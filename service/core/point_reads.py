@@ -103,6 +103,12 @@ class PointReads:
         held = self._async
         if held is not None and held[0] is loop and not held[1].closed:
             return held[1]
+        if held is not None and held[0] is not loop:
+            # A connection of an event loop that is gone (an app run again, as tests do):
+            # it cannot be awaited from this loop, so its socket is closed as libpq's.
+            self._async = None
+            with suppress(Exception):
+                held[1].pgconn.finish()
         connection = await psycopg.AsyncConnection.connect(
             self._postgres_url, autocommit=True, connect_timeout=POSTGRES_CONNECT_TIMEOUT_SECONDS
         )
@@ -118,6 +124,10 @@ class PointReads:
         if held is not None:
             with suppress(Exception):  # already broken: nothing more to release
                 await held[1].close()
+
+    async def close_async(self) -> None:
+        """Close the event loop's PostgreSQL connection (at the app's shutdown)."""
+        await self._drop_async()
 
     def close(self) -> None:
         """Close this thread's SQLite connection (others close with their threads)."""

@@ -15,8 +15,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.core.states import QUEUED
-from service.core.tenancy import ProjectScoped
 from service.core.tables import Base, new_id, utcnow
+from service.core.tenancy import ProjectScoped
 
 
 class ScoringTask(ProjectScoped, Base):

@@ -46,6 +46,11 @@ def project_scope(project: str | None) -> Iterator[None]:
         _project.reset(token)
 
 
+def request_project() -> str:
+    """The request's project, for raw SQL that must name it (the default one outside)."""
+    return _project.get() or DEFAULT_PROJECT
+
+
 def _project_for_new_row() -> str:
     """A new row's project: the request's, or the default one outside a request."""
     return _project.get() or DEFAULT_PROJECT

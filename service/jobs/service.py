@@ -31,6 +31,7 @@ from service.core.states import (
     SUCCEEDED,
 )
 from service.core.tables import Dataset, IdempotencyKey, Job, Model, could_be_id, utcnow
+from service.core.tenancy import request_project
 from service.datasets.input_columns import check_preprocessing, dataset_warnings
 from service.jobs.public import job_public
 from service.jobs.schemas import JobCreate
@@ -166,7 +167,7 @@ def create_job(
     """
     request_hash = request_sha256(job_in)
     if idempotency_key is not None:
-        earlier = session.get(IdempotencyKey, idempotency_key)
+        earlier = session.get(IdempotencyKey, (request_project(), idempotency_key))
         if earlier is not None:
             return _replay(session, earlier, request_hash)
 
@@ -216,7 +217,11 @@ def create_job(
         session.commit()
     except IntegrityError:
         session.rollback()
-        earlier = session.get(IdempotencyKey, idempotency_key) if idempotency_key else None
+        earlier = (
+            session.get(IdempotencyKey, (request_project(), idempotency_key))
+            if idempotency_key
+            else None
+        )
         if earlier is not None:  # another request with this key committed first
             return _replay(session, earlier, request_hash)
         if session.get(Dataset, job_in.dataset_id) is None:  # deleted meanwhile

@@ -32,6 +32,7 @@ from service.core.errors import (
 from service.core.json_values import finite_or_none
 from service.core.pagination import page
 from service.core.tables import Dataset, Job, JobHistory, Model, could_be_id
+from service.core.tenancy import request_project
 from service.models.evaluation_schemas import ModelEvaluation
 from service.models.schemas import (
     ModelDiagnostics,
@@ -167,7 +168,8 @@ ModelCacheDep = Annotated[ModelCache, Depends(get_model_cache)]
 
 # The check that a cached model was not deleted since it was loaded (by any API process).
 _STORED = select(Model.id).where(Model.id == bindparam("model_id"))
-STORED_SQL = "SELECT 1 FROM models WHERE id = ?"  # the same, for service.core.point_reads
+# The same, for service.core.point_reads: raw SQL names the request's project itself.
+STORED_SQL = "SELECT 1 FROM models WHERE id = ? AND project = ?"
 
 
 def _gone(cache: ModelCache, entry: LoadedModel) -> NotFound:
@@ -177,7 +179,7 @@ def _gone(cache: ModelCache, entry: LoadedModel) -> NotFound:
 
 async def confirm_stored(*, database: Database, cache: ModelCache, entry: LoadedModel) -> None:
     """On the event loop: NotFound, and ``entry`` dropped from the cache, if its row is gone."""
-    if await database.point_reads.one_async(STORED_SQL, (entry.id,)) is None:
+    if await database.point_reads.one_async(STORED_SQL, (entry.id, request_project())) is None:
         raise _gone(cache, entry)
 
 
@@ -302,7 +304,7 @@ def cached_model(*, database: Database, cache: ModelCache, model_id: str) -> Loa
     database (a read session on a miss)."""
     entry = cache.get(model_id)
     if entry is not None:
-        if database.point_reads.one(STORED_SQL, (model_id,)) is None:
+        if database.point_reads.one(STORED_SQL, (model_id, request_project())) is None:
             raise _gone(cache, entry)
         return entry
     with database.reads() as session:

@@ -33,6 +33,7 @@ from service.core.tables import (
     could_be_id,
     utcnow,
 )
+from service.core.tenancy import request_project
 from service.registry.schemas import (
     AliasMovePublic,
     AliasPublic,
@@ -177,7 +178,7 @@ def register_version(
 def get_version(*, session: Session, name: str, version: int) -> ModelVersionPublic:
     """Version ``version`` of ``name``, with the aliases pointing at it; 404 naming what is
     missing (the registered model, or its version)."""
-    row = session.get(ModelVersion, (name, version))
+    row = session.get(ModelVersion, (request_project(), name, version))
     if row is None:
         get_registered_model(session=session, name=name)  # 404 for the name, if it is that
         raise NotFound(f"registered model {name!r} has no version {version}")
@@ -208,11 +209,11 @@ def set_alias(*, session: Session, name: str, alias: str, version: int) -> Alias
     an alias to the version it already points at changes nothing and records no move.
     """
     get_registered_model(session=session, name=name, lock=True)
-    if session.get(ModelVersion, (name, version)) is None:
+    if session.get(ModelVersion, (request_project(), name, version)) is None:
         raise field_problem(
             "version", f"registered model {name!r} has no version {version}"
         ) from None
-    row = session.get(ModelAlias, (name, alias))
+    row = session.get(ModelAlias, (request_project(), name, alias))
     previous = row.version if row is not None else None
     if previous != version:
         now, who = utcnow(), current_api_key_id()
@@ -243,7 +244,7 @@ def set_alias(*, session: Session, name: str, alias: str, version: int) -> Alias
 def delete_alias(*, session: Session, name: str, alias: str) -> None:
     """Remove ``alias`` (its model may then be deleted) and record it; commits."""
     get_registered_model(session=session, name=name, lock=True)
-    row = session.get(ModelAlias, (name, alias))
+    row = session.get(ModelAlias, (request_project(), name, alias))
     if row is None:
         raise alias_missing(name, alias)
     session.add(
@@ -310,28 +311,30 @@ def get_alias(*, session: Session, name: str, alias: str) -> AliasPublic:
 # the alias by service.core.point_reads (so written for its ``?`` placeholders).
 RESOLVE_SQL = (
     "SELECT model_versions.model_id, model_versions.version FROM model_aliases "
-    "JOIN model_versions ON model_versions.name = model_aliases.name "
+    "JOIN model_versions ON model_versions.project = model_aliases.project "
+    "AND model_versions.name = model_aliases.name "
     "AND model_versions.version = model_aliases.version "
-    "WHERE model_aliases.name = ? AND model_aliases.alias = ?"
+    "WHERE model_aliases.project = ? AND model_aliases.name = ? AND model_aliases.alias = ?"
 )
-NAME_SQL = "SELECT 1 FROM registered_models WHERE name = ?"  # only when the alias is missing
+# Only when the alias is missing: which 404 to answer.
+NAME_SQL = "SELECT 1 FROM registered_models WHERE project = ? AND name = ?"
 
 
 def resolve_alias(*, reads: PointReads, name: str, alias: str) -> tuple[str, int]:
     """(model id, version) that ``alias`` of ``name`` points at now; 404 naming what is
     missing. From a worker thread."""
-    found = reads.one(RESOLVE_SQL, (name, alias))
+    found = reads.one(RESOLVE_SQL, (request_project(), name, alias))
     if found is None:
-        name_exists = reads.one(NAME_SQL, (name,)) is not None
+        name_exists = reads.one(NAME_SQL, (request_project(), name)) is not None
         raise alias_missing(name, alias) if name_exists else registered_model_missing(name)
     return str(found[0]), int(found[1])
 
 
 async def resolve_alias_async(*, reads: PointReads, name: str, alias: str) -> tuple[str, int]:
     """``resolve_alias`` on the event loop (awaited on PostgreSQL, inline on SQLite)."""
-    found = await reads.one_async(RESOLVE_SQL, (name, alias))
+    found = await reads.one_async(RESOLVE_SQL, (request_project(), name, alias))
     if found is None:
-        name_exists = await reads.one_async(NAME_SQL, (name,)) is not None
+        name_exists = await reads.one_async(NAME_SQL, (request_project(), name)) is not None
         raise alias_missing(name, alias) if name_exists else registered_model_missing(name)
     return str(found[0]), int(found[1])
 

@@ -21,8 +21,10 @@ from sqlalchemy import select
 
 from service.app import create_app
 from service.core.auth import AccessSettingsError, KeyRing, is_loopback, key_id
+from service.core.roles import ROUTE_ROLES, Role
 from service.core.settings import Settings
 from service.core.tables import Job
+from service.openapi import SECURITY_SCHEMES
 from tests.service.factories import add_job, assert_problem
 from tests.service.live import ROOT, free_port, service_env, wait_until_ready
 from tests.service.test_openapi_examples import every_example, validation_errors
@@ -163,7 +165,7 @@ def test_a_wrong_key_is_401_invalid_token(keyed):
     for headers in (bearer(WRONG_KEY), {"X-API-Key": WRONG_KEY}):
         response = keyed.get("/v1/jobs", headers=headers)
         body = assert_unauthorized(response, f'{REALM}, error="invalid_token"')
-        assert body["detail"] == "the API key is not valid for this service"
+        assert body["detail"] == "the API key is not valid for this service (unknown or revoked)"
 
 
 @pytest.mark.parametrize(
@@ -213,10 +215,10 @@ def test_a_read_only_key_may_read_but_not_write(keyed, ids):
             continue
         response = keyed.request(method, path, **with_headers(kwargs, headers))
         body = assert_problem(response, 403)
-        assert body["detail"] == (
-            f"this API key is read-only: it may GET and HEAD, not {method}; "
-            "use a key from BACKPROP_API_KEYS to change anything"
-        )
+        assert body["detail"].startswith(
+            f"this API key is a reader of project 'default': {method} "
+        ), body["detail"]
+        assert body["detail"].endswith(("needs the trainer role", "needs the admin role"))
     # Nothing was changed: the dataset is still there, the job still queued, no new job.
     assert keyed.get(f"/v1/jobs/{ids['job']}", headers=headers).json()["status"] == "queued"
     assert len(keyed.get("/v1/jobs", headers=headers).json()["data"]) == 1
@@ -259,8 +261,7 @@ def test_openapi_declares_bearer_and_x_api_key_and_documents_401_and_403(keyed):
         "bearerAuth": {
             "type": "http",
             "scheme": "bearer",
-            "description": "An API key from BACKPROP_API_KEYS (or, for GET only, "
-            "BACKPROP_READ_ONLY_API_KEYS), sent as `Authorization: Bearer <key>`",
+            "description": SECURITY_SCHEMES["bearerAuth"]["description"],
         },
         "apiKeyHeader": {
             "type": "apiKey",
@@ -279,7 +280,11 @@ def test_openapi_declares_bearer_and_x_api_key_and_documents_401_and_403(keyed):
                 continue
             assert "security" not in operation  # the global requirement applies
             assert "401" in codes, (method, path)
-            assert ("403" in codes) == (method not in ("get", "head")), (method, path)
+            role = operation["x-required-role"]
+            assert role == ROUTE_ROLES[f"{method.upper()} {path}"].name
+            assert ("403" in codes) == (role != "reader"), (method, path)
+            if method not in ("get", "head"):
+                assert role != "reader", (method, path)  # a reader only reads
             unauthorized = operation["responses"]["401"]
             assert "WWW-Authenticate" in unauthorized["headers"]
 
@@ -295,13 +300,12 @@ def test_openapi_examples_of_the_secured_document_validate(keyed):
     assert invalid == {}
 
 
-def test_openapi_without_keys_requires_none(client):
+def test_openapi_without_keys_still_declares_them(client):
+    # A key made in the database closes the API without a restart: the document is the same
+    # whether keys exist yet or not.
     document = client.get("/openapi.json").json()
-    assert "security" not in document
-    assert "securitySchemes" not in document["components"]
-    assert all(
-        "401" not in op["responses"] for ops in document["paths"].values() for op in ops.values()
-    )
+    assert document["security"] == [{"bearerAuth": []}, {"apiKeyHeader": []}]
+    assert set(document["components"]["securitySchemes"]) == {"bearerAuth", "apiKeyHeader"}
 
 
 # -- keys are never logged -----------------------------------------------------------------
@@ -385,7 +389,7 @@ def test_key_lists_ignore_spaces_and_empty_items():
     assert keys.keys_configured
     assert not Settings(api_keys=" , ").keys_configured
     ring = KeyRing.from_settings(keys)
-    assert ring.lookup(READ_WRITE_KEY.encode()).read_only is False
+    assert ring.lookup(READ_WRITE_KEY.encode()).role is Role.admin
     assert ring.lookup(b" " + READ_WRITE_KEY.encode()) is None
 
 

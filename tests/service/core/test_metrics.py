@@ -238,14 +238,15 @@ def test_a_database_that_cannot_be_reached_leaves_the_scrape_working():
     assert ("backprop_job_claims_total", frozenset()) in samples
 
 
-def test_with_api_keys_metrics_need_one_and_a_read_only_key_is_enough(settings):
+def test_with_api_keys_metrics_need_an_admin_key(settings):
+    # The figures span every project: an operator's (an admin's), not a project reader's.
     keyed = settings.model_copy(update={"api_keys": "rw-key", "read_only_api_keys": "ro-key"})
     with TestClient(create_app(keyed)) as client:
         refused = client.get("/metrics")
         assert refused.status_code == 401
         assert refused.headers["content-type"] == "application/problem+json"
         assert client.get("/metrics", headers={"X-API-Key": "wrong"}).status_code == 401
-        assert client.get("/metrics", headers={"Authorization": "Bearer ro-key"}).status_code == 200
+        assert client.get("/metrics", headers={"Authorization": "Bearer ro-key"}).status_code == 403
         samples = scrape(client, Authorization="Bearer rw-key")
     # The refusals are timed too, under the route they were for.
     assert value(samples, "backprop_http_request_duration_seconds_count", method="GET",

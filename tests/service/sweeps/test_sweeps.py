@@ -15,14 +15,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import create_engine, func, insert, select, text
+from sqlalchemy import MetaData, Table, create_engine, func, insert, select, text
 
 from engine import ACTIVATION_NAMES, ModelSpec, TrainingSpec
 from service.core.database import Database
 from service.core.migrate import downgrade, upgrade
 from service.core.settings import Settings
 from service.core.states import CANCELLED, CANCELLING, FAILED, QUEUED, RUNNING, SUCCEEDED
-from service.core.tables import Base, Job, Model, Sweep, utcnow
+from service.core.tables import Job, Model, Sweep, utcnow
 from service.sweeps.schemas import CREATE_EXAMPLES, SweepCreate
 from service.sweeps.space import DIMENSIONS, MAX_TRIALS
 from service.sweeps.trials import plan_trials
@@ -828,7 +828,7 @@ def test_migration_0002_keeps_every_job_with_its_history_checkpoint_and_model(
     engine = create_engine(url)
     now = utcnow()
     tables = ("jobs", "job_history", "checkpoints", "models", "idempotency_keys")
-    table = Base.metadata.tables
+    table = {name: Table(name, MetaData(), autoload_with=engine) for name in tables}  # as at 0001
     job = {
         "id": "a" * 32,
         "dataset_id": None,
