@@ -69,7 +69,7 @@ def complete_job(
         # Plain rows and Core statements, no ORM objects to load or flush: on SQLite every
         # other writer waits for this transaction, so it does no more than it must.
         job = session.execute(
-            select(Job.id, Job.status, Job.dataset_id, Job.model_type)
+            select(Job.id, Job.status, Job.dataset_id, Job.model_type, Job.project)
             .where(fenced(job_id, attempt))
             .with_for_update()
         ).first()

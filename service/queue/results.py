@@ -89,9 +89,11 @@ def model_parts(job_id: str, dataset_id: str | None, result: FitResult) -> Model
 
 def model_values(job: Job | Row, result: FitResult, parts: ModelParts | None = None) -> dict:
     """The columns of a succeeded job's Model row (``job``: a Job, or a row of its id,
-    dataset_id and model_type): the engine's .npz and its summary."""
+    dataset_id, model_type and project): the engine's .npz and its summary. A worker serves
+    every project: the model is its job's project's, named here."""
     parts = parts or model_parts(job.id, job.dataset_id, result)
     return {
+        "project": job.project,
         "job_id": job.id,
         "dataset_id": job.dataset_id,
         "model_type": job.model_type,
