@@ -46,6 +46,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.core.database import Database
 from service.core.states import JOB_STATES, QUEUED
 from service.core.tables import Job, utcnow
+from service.core.tenancy import project_scope
 
 log = logging.getLogger("service.core.metrics")
 
@@ -163,7 +164,8 @@ class JobsCollector(Collector):
     def _read(self) -> tuple[dict[str, int], datetime | None]:
         """({state: count}, created_at of the oldest queued job or None)."""
         statement = select(Job.status, func.count(), func.min(Job.created_at)).group_by(Job.status)
-        with self.database.reads() as session:
+        # The whole queue, every project's: the scrape is the operator's view (an admin's).
+        with project_scope(None), self.database.reads() as session:
             rows = session.execute(statement).all()
         counts = {status: count for status, count, _ in rows}
         oldest = next((first for status, _, first in rows if status == QUEUED), None)
