@@ -74,18 +74,6 @@ class ProjectScoped:
     project: Mapped[str] = project_column()
 
 
-_scoped: list[type] = []
-
-
-def _scoped_classes() -> list[type]:
-    if not _scoped:  # once every table is declared (service.core.tables imports them all)
-        from service.core.tables import Base
-
-        mappers = Base.registry.mappers
-        _scoped.extend(m.class_ for m in mappers if issubclass(m.class_, ProjectScoped))
-    return _scoped
-
-
 @event.listens_for(Session, "do_orm_execute")
 def _only_the_requests_project(state: ORMExecuteState) -> None:
     """Add ``project = :project`` for every scoped entity of the statement, in a request."""
@@ -94,16 +82,16 @@ def _only_the_requests_project(state: ORMExecuteState) -> None:
         return
     if state.is_column_load or state.is_relationship_load:
         return  # the row itself was found under the criteria already
-    # Only the entities the statement names, each option made once per project (made afresh
-    # for every entity, they cost ~0.3 ms a statement).
-    scoped = _scoped_classes()
-    named = [m.class_ for m in state.all_mappers if m.class_ in scoped]
-    if named:
-        state.statement = state.statement.options(*(_criteria(cls, project) for cls in named))
+    # One option for the mixin covers every scoped entity, named in the statement or only in
+    # select_from() or a join (a statement's own mappers leave those out).
+    state.statement = state.statement.options(_criteria(project))
 
 
-@lru_cache(maxsize=4096)
-def _criteria(cls: type, project: str) -> Any:
-    """``WHERE cls.project = :project`` for every use of ``cls`` in a statement. The value is
-    a bound parameter, so one compiled statement serves every project."""
-    return with_loader_criteria(cls, cls.project == project, include_aliases=True)
+@lru_cache(maxsize=1024)
+def _criteria(project: str) -> Any:
+    """``WHERE entity.project = :project`` for every ProjectScoped entity wherever a
+    statement uses it, made once per project. The value is a bound parameter (the lambda's
+    closure), so one compiled statement serves every project."""
+    return with_loader_criteria(
+        ProjectScoped, lambda cls: cls.project == project, include_aliases=True
+    )
