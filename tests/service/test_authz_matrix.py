@@ -16,9 +16,7 @@ throwaway row, or an operation without ``x-required-role`` fails the test: a new
 cannot ship without a decision. Rows come from tests/service/two_projects.py.
 """
 
-import json
 import re
-import secrets
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -31,7 +29,16 @@ import pytest
 from service.core.public import PUBLIC_PATHS
 from service.core.roles import ROUTE_ROLES, Role
 from tests.conftest import BACKENDS
-from tests.service.two_projects import A, B, CSV, CSV_HEADERS, World, two_projects
+from tests.service.two_projects import (
+    CSV,
+    CSV_HEADERS,
+    A,
+    B,
+    World,
+    same_answer,
+    two_projects,
+    unknown_like,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -128,11 +135,20 @@ def operations(document: dict[str, Any]) -> tuple[list[Operation], list[str]]:
             required = [q for q in required if q not in QUERIES.get(name, {})]
             if any(q["required"] for q in spec.get("parameters", []) if q["name"] in required):
                 missing.append(f"{name}: no value for a required query parameter")
-            if method == "delete" and not any(PARAMETERS.get(p, Parameter()).throwaway for p in params):
+            if method == "delete" and not any(
+                PARAMETERS.get(p, Parameter()).throwaway for p in params
+            ):
                 missing.append(f"{name}: no throwaway row for a DELETE")
             role = Role[spec["x-required-role"]]
             found.append(
-                Operation(method.upper(), path, role, params, "requestBody" in spec, frozenset(spec["responses"]))
+                Operation(
+                    method.upper(),
+                    path,
+                    role,
+                    params,
+                    "requestBody" in spec,
+                    frozenset(spec["responses"]),
+                )
             )
     return found, missing
 
@@ -148,14 +164,9 @@ def own_values(op: Operation, ids: Ids) -> Ids:
     return values
 
 
-def unknown_like(value: str) -> str:
-    """A value of the same shape as ``value`` that names nothing."""
-    if re.fullmatch(r"[0-9a-f]+", value):
-        return secrets.token_hex(len(value))[: len(value)]
-    return ("u" + secrets.token_hex(len(value)))[: len(value)]
-
-
-def call(world: World, op: Operation, values: Ids, headers: dict[str, str], ids: Ids) -> httpx.Response:
+def call(
+    world: World, op: Operation, values: Ids, headers: dict[str, str], ids: Ids
+) -> httpx.Response:
     """One request; an event stream that answers 2xx is not read (it streams until its job ends)."""
     path = op.path.format(**values)
     body = BODIES[op.name](ids) if op.takes_body else None
@@ -166,25 +177,11 @@ def call(world: World, op: Operation, values: Ids, headers: dict[str, str], ids:
     elif body is not None:
         kwargs["json"] = body
     with world.shared.stream(op.method, path, **kwargs) as response:
-        if response.status_code >= 300 or "event-stream" not in response.headers.get("content-type", ""):
+        if response.status_code >= 300 or "event-stream" not in response.headers.get(
+            "content-type", ""
+        ):
             response.read()
         return response
-
-
-def same_answer(theirs: httpx.Response, unknown: httpx.Response, swaps: dict[str, str]) -> str | None:
-    """What differs between another project's answer and an unknown id's (None: nothing),
-    with another project's values swapped for the unknown ones."""
-    if theirs.status_code != unknown.status_code:
-        return f"status {theirs.status_code} vs {unknown.status_code}"
-    kinds = [r.headers.get("content-type") for r in (theirs, unknown)]
-    if kinds[0] != kinds[1]:
-        return f"media type {kinds[0]} vs {kinds[1]}"
-    text = theirs.text
-    for value, replacement in swaps.items():
-        text = text.replace(value, replacement)
-    if json.loads(text or "null") != json.loads(unknown.text or "null"):
-        return f"body {theirs.text} vs {unknown.text}"
-    return None
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -252,7 +249,138 @@ def test_the_matrix(world, document):
             unknown = {p: swaps.get(v, v) for p, v in values.items()}
             theirs = call(world, op, values, admin, a.ids)
             if theirs.status_code != 404:
-                wrong.append(f"{op.name} with B's {values}: {theirs.status_code} {theirs.text[:300]}")
+                wrong.append(
+                    f"{op.name} with B's {values}: {theirs.status_code} {theirs.text[:300]}"
+                )
             elif differs := same_answer(theirs, call(world, op, unknown, admin, a.ids), swaps):
                 wrong.append(f"{op.name} with B's {values} vs unknown: {differs}")
     assert not wrong, "\n".join(wrong)
+
+
+def b_only_values(world: World) -> set[str]:
+    """What only B has: its row ids, key ids, and the registry names and aliases of its own."""
+    b = world.projects[B]
+    return {v for k, v in b.ids.items() if k != "version"} | {
+        key_id for key_id in b.key_ids.values()
+    }
+
+
+def test_lists_never_show_another_projects_rows(world, document):
+    """Every listing of the document (GET without a path parameter), paged to its end with
+    A's admin key, names none of B's ids; and does name A's (the check is not vacuous)."""
+    a = world.projects[A]
+    theirs = b_only_values(world)
+    listed: dict[str, str] = {}
+    with world.client(A) as client:
+        for path, methods in document["paths"].items():
+            if "get" not in methods or "{" in path or path in PUBLIC_PATHS or path == "/metrics":
+                continue  # /metrics: the service's own figures, an admin's, across projects
+            pages, cursor = [], None
+            for _ in range(50):  # bounded: a few rows each
+                page = client.get(path, params={"cursor": cursor} if cursor else None)
+                assert page.status_code == 200, (path, page.text)
+                pages.append(page.text)
+                cursor = page.json().get("next_cursor") if page.json() is not None else None
+                if not cursor:
+                    break
+            listed[path] = "".join(pages)
+    leaks = {path: sorted(v for v in theirs if v in text) for path, text in listed.items()}
+    assert not any(leaks.values()), leaks
+    for path, own in (
+        ("/v1/datasets", "dataset_id"),
+        ("/v1/jobs", "job_id"),
+        ("/v1/models", "model_id"),
+        ("/v1/sweeps", "sweep_id"),
+        ("/v1/registered-models", "name"),
+    ):
+        assert a.ids[own] in listed[path], path
+
+
+def test_dedup_of_uploads_never_crosses_projects(world):
+    """The same CSV, uploaded by A then by B: two datasets, B's a 201 of its own; each
+    project's second upload replays its own dataset (200)."""
+    a, b = world.projects[A], world.projects[B]
+    assert [a.uploads[0].status_code, b.uploads[0].status_code] == [201, 201]
+    assert a.ids["dataset_id"] != b.ids["dataset_id"]
+    for project in (a, b):
+        with world.client(project.name, Role.trainer) as client:
+            again = client.post("/v1/datasets", content=CSV, headers=CSV_HEADERS)
+        assert again.status_code == 200, again.text
+        assert again.json()["id"] == project.ids["dataset_id"]
+
+
+def test_registered_model_names_are_per_project(world):
+    """A and B both registered "churn": each sees its own, pointing at its own model."""
+    for project in world.projects.values():
+        with world.client(project.name, Role.reader) as client:
+            version = client.get(f"/v1/registered-models/{OWN_NAME}/versions/1")
+            assert version.status_code == 200, version.text
+            assert version.json()["model_id"] == project.ids["model_id"]
+            alias = client.get(f"/v1/registered-models/{OWN_NAME}/aliases/{project.ids['alias']}")
+            assert alias.json()["model_id"] == project.ids["model_id"]
+
+
+# Reads that hand out data in forms other than JSON, or run a model: B's ids answer A as
+# unknown ids do. (The matrix covers them too; here each in the form a client would use.)
+SPECIAL_FORMS = [
+    ("GET", "/v1/jobs/{job_id}/events", {"Accept": "text/event-stream"}),
+    ("GET", "/v1/jobs/{job_id}/history", {"Accept": "text/csv"}),
+    ("GET", "/v1/models/{model_id}/download", {}),
+    ("GET", "/v1/models/{model_id}/export?format=onnx", {}),
+    ("POST", "/v1/models/{model_id}/predictions", {}),
+    ("POST", "/v1/registered-models/{name}/aliases/{alias}/predictions", {}),
+    ("GET", "/v1/models/{model_id}/batch-predictions/{batch_id}/result", {"Accept": "text/csv"}),
+    ("GET", "/v1/models/{model_id}/batch-predictions/{batch_id}/result?format=parquet", {}),
+]
+
+
+@pytest.mark.parametrize(("method", "template", "accept"), SPECIAL_FORMS)
+def test_other_forms_answer_another_projects_ids_as_unknown(world, method, template, accept):
+    b = world.projects[B]
+    names = re.findall(r"\{([^}]+)\}", template)
+    swaps = {b.ids[n]: unknown_like(b.ids[n]) for n in names}
+    body = {"rows": [[0.5, 1.0]]} if method == "POST" else None
+    answers = []
+    with world.client(A) as client:
+        for values in ({n: b.ids[n] for n in names}, {n: swaps[b.ids[n]] for n in names}):
+            url = template.format(**values)
+            with client.stream(method, url, headers=accept, json=body) as response:
+                response.read()
+                answers.append(response)
+        own = client.request(method, template.format(**world.projects[A].ids), json=body)
+    assert own.status_code == 200, own.text  # the same request with A's own ids is served
+    assert answers[0].status_code == 404, answers[0].text
+    assert same_answer(answers[0], answers[1], swaps) is None
+
+
+TIMED = [
+    "/v1/datasets/{dataset_id}",
+    "/v1/jobs/{job_id}",
+    "/v1/models/{model_id}",
+    "/v1/sweeps/{sweep_id}",
+    "/v1/registered-models/{name}",
+]
+
+
+def test_another_projects_ids_answer_in_the_time_of_unknown_ones(world):
+    """A sanity check of the timing class, not a benchmark: per route, 20 requests for B's
+    id and 20 for unknown ids, interleaved; the medians are within 3x of each other (a
+    lookup that found B's row and then hid it would do more work: a read of the row, a
+    serialization)."""
+    b = world.projects[B]
+    ratios = {}
+    with world.client(A) as client:
+        for template in TIMED:
+            (name,) = re.findall(r"\{([^}]+)\}", template)
+            times: dict[str, list[float]] = {"theirs": [], "unknown": []}
+            for _ in range(20):
+                for kind, value in (
+                    ("theirs", b.ids[name]),
+                    ("unknown", unknown_like(b.ids[name])),
+                ):
+                    started = time.perf_counter()
+                    assert client.get(template.format(**{name: value})).status_code == 404
+                    times[kind].append(time.perf_counter() - started)
+            medians = [statistics.median(times[k]) for k in ("theirs", "unknown")]
+            ratios[template] = max(medians) / min(medians)
+    assert all(ratio < 3 for ratio in ratios.values()), ratios

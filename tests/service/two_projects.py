@@ -12,6 +12,9 @@ only, aliases, a batch prediction, an evaluation; and throwaway rows that the ma
 DELETEs may consume without changing what the other cases see.
 """
 
+import json
+import re
+import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,6 +45,7 @@ class Project:
     name: str
     keys: dict[Role, str] = field(default_factory=dict)
     ids: dict[str, str] = field(default_factory=dict)
+    key_ids: dict[Role, str] = field(default_factory=dict)
     uploads: list[httpx.Response] = field(default_factory=list)
 
     def headers(self, role: Role = Role.admin) -> dict[str, str]:
@@ -71,7 +75,8 @@ def make_keys(database_url: str) -> tuple[dict[str, Project], str]:
     with Session(engine) as session, session.begin():
         for project in projects.values():
             for role in ROLES:
-                project.keys[role], _ = create_key(session, project=project.name, role=role)
+                project.keys[role], row = create_key(session, project=project.name, role=role)
+                project.key_ids[role] = row.key_id
             _, spare = create_key(session, project=project.name, role=Role.reader, name="spare")
             project.ids["key_id"] = spare.key_id
         revoked, row = create_key(session, project=A, role=Role.admin, name="revoked")
@@ -133,6 +138,31 @@ def fill(client: httpx.Client, project: Project) -> None:
     batch = wait_for(client, f"{scoring}/batch-predictions/{ids['batch_id']}", finished)
     evaluation = wait_for(client, f"{scoring}/evaluations/{ids['evaluation_id']}", finished)
     assert batch["status"] == evaluation["status"] == "succeeded", (batch, evaluation)
+
+
+def unknown_like(value: str) -> str:
+    """A value of the same shape as ``value`` that names nothing."""
+    if re.fullmatch(r"[0-9a-f]+", value):
+        return secrets.token_hex(len(value))[: len(value)]
+    return ("u" + secrets.token_hex(len(value)))[: len(value)]
+
+
+def same_answer(
+    theirs: httpx.Response, unknown: httpx.Response, swaps: dict[str, str]
+) -> str | None:
+    """What differs between another project's answer and an unknown id's (None: nothing),
+    with another project's values swapped for the unknown ones."""
+    if theirs.status_code != unknown.status_code:
+        return f"status {theirs.status_code} vs {unknown.status_code}"
+    kinds = [r.headers.get("content-type") for r in (theirs, unknown)]
+    if kinds[0] != kinds[1]:
+        return f"media type {kinds[0]} vs {kinds[1]}"
+    text = theirs.text
+    for value, replacement in swaps.items():
+        text = text.replace(value, replacement)
+    if json.loads(text or "null") != json.loads(unknown.text or "null"):
+        return f"body {theirs.text} vs {unknown.text}"
+    return None
 
 
 @contextmanager
