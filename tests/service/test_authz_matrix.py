@@ -10,17 +10,18 @@ admin, B's ids), with no key, with a revoked key, and with a reader's key. Expec
 - another project's ids: 404, and the same answer (status, media type, body with the id
   replaced) as a random unknown id of the same shape: a row's existence does not leak.
 
-The tables below decide, per path parameter and per operation, what to send. A path
-parameter without an entry, an operation with a body but no body here, a DELETE without a
-throwaway row, or an operation without ``x-required-role`` fails the test: a new route
-cannot ship without a decision. Rows come from tests/service/two_projects.py.
+The tables in tests/service/authz_tables.py decide, per path parameter and per operation,
+what to send. A path parameter without an entry, an operation with a body but no body
+there, a DELETE without a throwaway row, or an operation without ``x-required-role``
+fails the test: a new route cannot ship without a decision. Rows come from
+tests/service/two_projects.py. Then, on the same two projects: listings, dedup, registry
+names, the other forms of reads (events, CSV, files), ids in bodies, and timing.
 """
 
 import re
 import statistics
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -29,6 +30,14 @@ import pytest
 from service.core.public import PUBLIC_PATHS
 from service.core.roles import ROUTE_ROLES, Role
 from tests.conftest import BACKENDS
+from tests.service.authz_tables import (
+    OWN_NAME,
+    PARAMETERS,
+    call,
+    operations,
+    own_values,
+    theirs_cases,
+)
 from tests.service.two_projects import (
     CSV,
     CSV_HEADERS,
@@ -41,147 +50,6 @@ from tests.service.two_projects import (
 )
 
 pytestmark = pytest.mark.slow
-
-
-@dataclass(frozen=True)
-class Parameter:
-    """How the matrix fills one path parameter.
-
-    ``identifier``: a value only one project's row has, so another project's value is a
-    leak test on its own (a registered model's version number is not: both projects have
-    a version 1). ``throwaway``: the own row a DELETE of this parameter may consume.
-    """
-
-    identifier: bool = True
-    throwaway: str | None = None
-
-
-# Every path parameter of the document needs an entry ("no decision for {param}").
-PARAMETERS: dict[str, Parameter] = {
-    "dataset_id": Parameter(throwaway="spare_dataset_id"),
-    "job_id": Parameter(throwaway="spare_job_id"),
-    "model_id": Parameter(throwaway="spare_model_id"),
-    "sweep_id": Parameter(),
-    "batch_id": Parameter(),
-    "evaluation_id": Parameter(),
-    "name": Parameter(),  # A's own is "churn", which B has too; B's is "b-only"
-    "alias": Parameter(throwaway="spare_alias"),
-    "version": Parameter(identifier=False),
-    "key_id": Parameter(throwaway="key_id"),  # each project's spare key
-}
-OWN_NAME = "churn"  # A's registered model in own cases: B has one of the same name
-
-Ids = dict[str, str]
-# A minimal, valid request body per operation that takes one (from A's ids): JSON, or
-# (content, headers).
-BODIES: dict[str, Callable[[Ids], Any]] = {
-    "POST /v1/datasets": lambda ids: (CSV, CSV_HEADERS),
-    "POST /v1/jobs": lambda ids: {"dataset_id": ids["dataset_id"], "training": {"epochs": 1}},
-    "POST /v1/sweeps": lambda ids: {
-        "dataset_id": ids["dataset_id"],
-        "training": {"epochs": 1},
-        "search": {"strategy": "grid", "space": {"l2": [0.0]}},
-    },
-    "POST /v1/models/{model_id}/predictions": lambda ids: {"rows": [[0.5, 1.0]]},
-    "POST /v1/models/{model_id}/batch-predictions": lambda ids: {"dataset_id": ids["dataset_id"]},
-    "POST /v1/models/{model_id}/evaluations": lambda ids: {"dataset_id": ids["dataset_id"]},
-    "POST /v1/registered-models": lambda ids: {"name": "matrix-made"},
-    "POST /v1/registered-models/{name}/versions": lambda ids: {"model_id": ids["model_id"]},
-    "PUT /v1/registered-models/{name}/aliases/{alias}": lambda ids: {"version": 1},
-    "POST /v1/registered-models/{name}/aliases/{alias}/predictions": lambda ids: {
-        "rows": [[0.5, 1.0]]
-    },
-    # Routes of other branches (keys, quotas): decided here so the matrix covers them once merged.
-    "POST /v1/keys": lambda ids: {"role": "reader", "name": "matrix-made"},
-    "PUT /v1/project/quotas": lambda ids: {
-        "max_stored_bytes": None,
-        "max_queued_jobs": None,
-        "max_running_jobs": None,
-    },
-}
-QUERIES: dict[str, dict[str, str]] = {"GET /v1/models/{model_id}/export": {"format": "onnx"}}
-
-
-@dataclass(frozen=True)
-class Operation:
-    method: str
-    path: str
-    role: Role
-    parameters: tuple[str, ...]
-    takes_body: bool
-    documented: frozenset[str]
-
-    @property
-    def name(self) -> str:
-        return f"{self.method} {self.path}"
-
-
-def operations(document: dict[str, Any]) -> tuple[list[Operation], list[str]]:
-    """The document's operations, and the decisions missing for some of them."""
-    found, missing = [], []
-    for path, methods in document["paths"].items():
-        for method, spec in methods.items():
-            if not isinstance(spec, dict) or path in PUBLIC_PATHS:
-                continue
-            name = f"{method.upper()} {path}"
-            params = tuple(re.findall(r"\{([^}]+)\}", path))
-            missing += [f"{name}: no decision for {p}" for p in params if p not in PARAMETERS]
-            if "x-required-role" not in spec:
-                missing.append(f"{name}: no x-required-role")
-                continue
-            if "requestBody" in spec and name not in BODIES:
-                missing.append(f"{name}: no body in BODIES")
-            required = [q["name"] for q in spec.get("parameters", []) if q["in"] == "query"]
-            required = [q for q in required if q not in QUERIES.get(name, {})]
-            if any(q["required"] for q in spec.get("parameters", []) if q["name"] in required):
-                missing.append(f"{name}: no value for a required query parameter")
-            if method == "delete" and not any(
-                PARAMETERS.get(p, Parameter()).throwaway for p in params
-            ):
-                missing.append(f"{name}: no throwaway row for a DELETE")
-            role = Role[spec["x-required-role"]]
-            found.append(
-                Operation(
-                    method.upper(),
-                    path,
-                    role,
-                    params,
-                    "requestBody" in spec,
-                    frozenset(spec["responses"]),
-                )
-            )
-    return found, missing
-
-
-def own_values(op: Operation, ids: Ids) -> Ids:
-    values = {p: ids[p] for p in op.parameters}
-    if "name" in values:
-        values["name"] = OWN_NAME
-    if op.method == "DELETE":  # a throwaway row: the matrix's order does not matter
-        for p in op.parameters:
-            if (throwaway := PARAMETERS[p].throwaway) is not None:
-                values[p] = ids[throwaway]
-    return values
-
-
-def call(
-    world: World, op: Operation, values: Ids, headers: dict[str, str], ids: Ids
-) -> httpx.Response:
-    """One request; an event stream that answers 2xx is not read (it streams until its job ends)."""
-    path = op.path.format(**values)
-    body = BODIES[op.name](ids) if op.takes_body else None
-    kwargs: dict[str, Any] = {"params": QUERIES.get(op.name), "headers": dict(headers)}
-    if isinstance(body, tuple):
-        kwargs["content"], extra = body
-        kwargs["headers"].update(extra)
-    elif body is not None:
-        kwargs["json"] = body
-    with world.shared.stream(op.method, path, **kwargs) as response:
-        if response.status_code >= 300 or "event-stream" not in response.headers.get(
-            "content-type", ""
-        ):
-            response.read()
-        return response
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -203,21 +71,6 @@ def test_every_operation_has_a_decision(document):
     assert {op.name: op.role for op in found} == {
         op.name: ROUTE_ROLES[op.name] for op in found if op.name in ROUTE_ROLES
     }
-
-
-def theirs_cases(op: Operation, own: Ids, other: Ids) -> Iterator[Ids]:
-    """Another project's values: all of them; and, on a path with several, each identifier
-    alone among A's own (B's alias under A's "churn", which B has too). A PUT's last
-    parameter names what it puts, so it is not looked up: B's alias put under A's "churn"
-    would be A's new alias, not a leak."""
-    if not op.parameters:
-        return
-    yield {p: other[p] for p in op.parameters}
-    looked_up = op.parameters[:-1] if op.method == "PUT" else op.parameters
-    if len(op.parameters) > 1:
-        for p in looked_up:
-            if PARAMETERS[p].identifier:
-                yield {**own_values(op, own), p: other[p]}
 
 
 def test_the_matrix(world, document):
@@ -384,3 +237,42 @@ def test_another_projects_ids_answer_in_the_time_of_unknown_ones(world):
             medians = [statistics.median(times[k]) for k in ("theirs", "unknown")]
             ratios[template] = max(medians) / min(medians)
     assert all(ratio < 3 for ratio in ratios.values()), ratios
+
+
+# Ids in a BODY: another project's answer as unknown ones do (422 naming the field).
+BODY_IDS = [
+    ("POST", "/v1/jobs", "dataset_id", lambda v, a: {"dataset_id": v}),
+    (
+        "POST",
+        "/v1/jobs",
+        "model_id",
+        lambda v, a: {"dataset_id": a["dataset_id"], "warm_start": {"model_id": v}},
+    ),
+    (
+        "POST",
+        "/v1/sweeps",
+        "dataset_id",
+        lambda v, a: {"dataset_id": v, "search": {"strategy": "grid", "space": {"l2": [0.0]}}},
+    ),
+    ("POST", "/v1/models/{model_id}/predictions", "dataset_id", lambda v, a: {"dataset_id": v}),
+    (
+        "POST",
+        "/v1/models/{model_id}/batch-predictions",
+        "dataset_id",
+        lambda v, a: {"dataset_id": v},
+    ),
+    ("POST", "/v1/models/{model_id}/evaluations", "dataset_id", lambda v, a: {"dataset_id": v}),
+    ("POST", "/v1/registered-models/{name}/versions", "model_id", lambda v, a: {"model_id": v}),
+]
+
+
+@pytest.mark.parametrize(("method", "template", "field", "body"), BODY_IDS)
+def test_another_projects_ids_in_a_body_answer_as_unknown(world, method, template, field, body):
+    a, b = world.projects[A].ids, world.projects[B].ids
+    path = template.format(**{**a, "name": OWN_NAME})
+    swaps = {b[field]: unknown_like(b[field])}
+    with world.client(A, Role.trainer) as client:
+        theirs = client.request(method, path, json=body(b[field], a))
+        unknown = client.request(method, path, json=body(swaps[b[field]], a))
+    assert theirs.status_code == 422, theirs.text
+    assert same_answer(theirs, unknown, swaps) is None
