@@ -133,7 +133,8 @@ def test_lists_never_show_another_projects_rows(world, document):
                 page = client.get(path, params={"cursor": cursor} if cursor else None)
                 assert page.status_code == 200, (path, page.text)
                 pages.append(page.text)
-                cursor = page.json().get("next_cursor") if page.json() is not None else None
+                body = page.json()  # a page {"data", "next_cursor"}, or a plain list
+                cursor = body.get("next_cursor") if isinstance(body, dict) else None
                 if not cursor:
                     break
             listed[path] = "".join(pages)
