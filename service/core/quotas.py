@@ -124,10 +124,11 @@ def lock_project(session: Session, project: str, purpose: str) -> None:
         session.execute(select(func.pg_advisory_xact_lock(number)))
 
 
-def _refusal(quota: QuotaName, project: str, usage: int, limit: int, unit: str) -> str:
+def _refusal(quota: QuotaName, project: str, has: str, limit: int, outcome: str) -> str:
+    """ "project 'p' <has> and its quota <quota> is <limit> (where it is set): <outcome>"."""
     return (
-        f"project {project!r} {unit}; its quota {quota} is {limit:,} "
-        f"(PUT /v1/project/quotas, or the default BACKPROP_PROJECT_{quota.upper()})"
+        f"project {project!r} {has} and its quota {quota} is {limit:,} (PUT /v1/project/quotas, "
+        f"or the service's default BACKPROP_PROJECT_{quota.upper()}): {outcome}"
     )
 
 
@@ -152,12 +153,15 @@ def check_stored_bytes(
         lock_project(session, project, "stored bytes")
     usage = stored_bytes(session, project, besides=besides)
     if usage + adding > limit or (adding == 0 and usage >= limit):
-        what = f"stores {usage:,} bytes of datasets"
-        if adding:
-            what += f"; this upload's {adding:,} bytes would pass its quota"
+        outcome = f"this upload's {adding:,} bytes would pass it" if adding else "it is full"
         raise PayloadTooLarge(
-            _refusal("max_stored_bytes", project, usage, limit, what)
-            + "; delete datasets it no longer needs",
+            _refusal(
+                "max_stored_bytes",
+                project,
+                f"stores {usage:,} bytes of datasets",
+                limit,
+                f"{outcome}; delete datasets it no longer needs",
+            ),
             quota="max_stored_bytes",
             project=project,
             usage=usage,
@@ -179,8 +183,13 @@ def reserve_project_queue_room(
     if usage + adding > limit:
         asked = "1 more" if adding == 1 else f"{adding:,} more (one per trial)"
         raise TooManyRequests(
-            _refusal("max_queued_jobs", project, usage, limit, f"has {usage:,} queued jobs")
-            + f"; {asked} would pass it: retry once workers have started some of them",
+            _refusal(
+                "max_queued_jobs",
+                project,
+                f"has {usage:,} queued jobs",
+                limit,
+                f"{asked} would pass it; retry once workers have started some of them",
+            ),
             retry_after=QUEUE_RETRY_AFTER_SECONDS,
             quota="max_queued_jobs",
             project=project,
