@@ -74,19 +74,6 @@ def project_quotas(session: Session, project: str, settings: Settings) -> Quotas
     return effective_quotas(session.get(Project, project), settings)
 
 
-def running_quotas(
-    session: Session, projects: list[str], settings: Settings
-) -> dict[str, int | None]:
-    """max_running_jobs of each of ``projects`` in one query (the fair claim's)."""
-    rows = dict(
-        session.execute(
-            select(Project.name, Project.max_running_jobs).where(Project.name.in_(projects))
-        ).all()
-    )
-    default = settings.project_max_running_jobs
-    return {p: rows[p] if rows.get(p) is not None else default for p in projects}
-
-
 def stored_bytes(session: Session, project: str, *, besides: str | None = None) -> int:
     """The bytes of ``project``'s datasets (leaving out the dataset ``besides``)."""
     statement = select(func.coalesce(func.sum(Dataset.size_bytes), 0)).where(

@@ -27,13 +27,13 @@ before its lock was released, is counted.
 import hashlib
 from typing import Any
 
-from sqlalchemy import Row, case, func, select
+from sqlalchemy import Row, bindparam, case, func, select
 from sqlalchemy.orm import Session
 
-from service.core.quotas import RUNNING_STATES, job_count, running_quotas
+from service.core.quotas import RUNNING_STATES, job_count
 from service.core.settings import Settings
 from service.core.states import QUEUED
-from service.core.tables import Job
+from service.core.tables import Job, Project
 from service.queue.leases import claim_oldest
 
 
@@ -71,30 +71,34 @@ class _Candidate:
         self.last_start: float | None = None
 
 
+# Built once: a claim is the queue's hot path, and building SQLAlchemy expressions costs
+# more than running these on SQLite. Each live project's queued and running jobs, and its
+# own running quota (NULL: none, or no row; the default then applies).
+_QUEUED = func.sum(case((Job.status == QUEUED, 1), else_=0))
+_LIVE_PROJECTS = (
+    select(Job.project, _QUEUED, func.count() - _QUEUED, Project.max_running_jobs)
+    .outerjoin(Project, Project.name == Job.project)
+    .where(Job.status.in_((QUEUED, *RUNNING_STATES)))
+    .group_by(Job.project, Project.max_running_jobs)
+)
+# A project's latest job start: one step down ix_jobs_project_started_at.
+_LAST_START = select(func.max(Job.started_at)).where(Job.project == bindparam("project"))
+
+
 def ranked_projects(session: Session, settings: Settings) -> list[_Candidate]:
     """The projects that may start a job now, the fair claim's choice first."""
-    queued = func.sum(case((Job.status == QUEUED, 1), else_=0))
-    counts = session.execute(
-        select(Job.project, queued, func.count() - queued)
-        .where(Job.status.in_((QUEUED, *RUNNING_STATES)))
-        .group_by(Job.project)
-    ).all()
-    waiting = {name: int(running) for name, waiting, running in counts if waiting}
-    if not waiting:
-        return []
-    limits = running_quotas(session, sorted(waiting), settings)
-    candidates = [
-        _Candidate(name, running, limits[name])
-        for name, running in waiting.items()
-        if limits[name] is None or running < limits[name]
-    ]
-    fewest = min((c.running for c in candidates), default=0)
-    for candidate in candidates:
-        if candidate.running == fewest and len(candidates) > 1:  # only ties need the look-up
-            started = session.scalar(
-                select(func.max(Job.started_at)).where(Job.project == candidate.name)
-            )
-            candidate.last_start = started.timestamp() if started is not None else None
+    default = settings.project_max_running_jobs
+    candidates = []
+    for name, queued, running, own in session.execute(_LIVE_PROJECTS):
+        limit = own if own is not None else default
+        if queued and (limit is None or running < limit):
+            candidates.append(_Candidate(name, int(running), limit))
+    if len(candidates) > 1:
+        fewest = min(c.running for c in candidates)
+        for candidate in candidates:
+            if candidate.running == fewest:  # only ties need the look-up
+                started = session.scalar(_LAST_START, {"project": candidate.name})
+                candidate.last_start = started.timestamp() if started is not None else None
     return sorted(
         candidates,
         key=lambda c: (
