@@ -27,6 +27,7 @@ from service.openapi import install_openapi
 from service.ops import health, metrics
 from service.pages import dashboard, docs
 from service.pages.dashboard import STATIC_DIR
+from service.project import router as project
 from service.registry import router as registry
 from service.sweeps import router as sweeps
 
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         job_deletion,
         scoring_router,
         sweeps,
+        project,
         docs,
         dashboard,
         metrics,

@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     max_queued_jobs_per_key: int = 1_000  # queued jobs one API key may have at once
     max_json_body_bytes: int = 8 * 1024 * 1024  # JSON request bodies (predictions, jobs)
 
+    # Each project's quotas when its row (projects) leaves one NULL; None: unlimited.
+    # PUT /v1/project/quotas sets a project's own (service.core.quotas, docs/quotas.md).
+    project_max_stored_bytes: int | None = Field(default=None, ge=0)  # its uploads' bytes
+    project_max_queued_jobs: int | None = Field(default=None, ge=0)
+    project_max_running_jobs: int | None = Field(default=None, ge=0)  # the fair claim's cap
+
     # Access. With no keys set, the API is open, and only on loopback (serve refuses to
     # bind anything else). Keys are comma-separated; read-only keys may only GET.
     # repr=False: printing or logging the settings never shows a key.

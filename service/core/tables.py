@@ -226,6 +226,8 @@ class Job(ProjectScoped, Base):
         Index("ix_jobs_api_key_id_status", "api_key_id", "status"),
         # A project's queued and running jobs: its quotas, and the fair claim's counts.
         Index("ix_jobs_project_status", "project", "status"),
+        # The fair claim's tie-break: a project's latest job start (migration 0013).
+        Index("ix_jobs_project_started_at", "project", "started_at"),
     )
 
 

@@ -180,6 +180,12 @@ async def create_dataset(
     ignore: IgnoreQuery = None,
 ) -> DatasetPublic:
     """Stream the file to disk, validate and store it (201), or return its earlier upload (200)."""
+    # A project already at its stored bytes quota is refused before its upload is read.
+    await run_in_threadpool(
+        dataset_service.check_room_for_uploads,
+        database=request.app.state.database,
+        settings=settings,
+    )
     async with receive_upload(request, max_bytes=settings.max_upload_bytes) as upload:
         # Parsing is CPU work and the session is synchronous: both run in the threadpool.
         dataset, created = await run_in_threadpool(

@@ -13,12 +13,14 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service.core.database import defer_checkpoint
-from service.core.errors import Conflict, Unprocessable, not_found
+from service.core.database import Database, defer_checkpoint
+from service.core.errors import Conflict, PayloadTooLarge, Unprocessable, not_found
 from service.core.pagination import page
+from service.core.quotas import check_stored_bytes
 from service.core.settings import Settings
 from service.core.states import LIVE_STATES
 from service.core.tables import Dataset, Job, could_be_id
+from service.core.tenancy import request_project
 from service.datasets import reader, storage
 from service.datasets.readahead import DiscardSink
 from service.datasets.reader import StreamedDataset
@@ -65,6 +67,11 @@ def create_dataset(
             session.commit()  # nothing to write: end the transaction (and SQLite's lock)
             stream.read(DiscardSink())
             return existing, False
+        # The project's stored bytes quota: refused before a row is read (a repeat, above,
+        # stores nothing and passes).
+        project = request_project()
+        quota = {"project": project, "settings": settings, "adding": upload.size_bytes}
+        check_stored_bytes(session, **quota)
         dataset = _new_dataset(upload, name=name, label=stream.label, overrides=key)
         try:
             session.add(dataset)
@@ -88,6 +95,11 @@ def create_dataset(
         rows.close()
         storage.store_part(session, dataset.id, "y", streamed.y_index)
         _describe(dataset, streamed)
+        try:  # again, locked till the commit: a concurrent upload may have stored meanwhile
+            check_stored_bytes(session, **quota, besides=dataset.id, lock=True)
+        except PayloadTooLarge:
+            session.rollback()
+            raise
         defer_checkpoint(session)  # the matrix's pages are copied after the answer, not before
         session.commit()
     return dataset, True
@@ -207,3 +219,10 @@ def _find(session: Session, *, sha256: str, label: str, overrides: str) -> Datas
             Dataset.sha256 == sha256, Dataset.label == label, Dataset.overrides == overrides
         )
     )
+
+
+def check_room_for_uploads(*, database: Database, settings: Settings) -> None:
+    """413 when the request's project is already at its stored bytes quota: its upload
+    would pass it whatever its size, so it is refused before a byte of it is read."""
+    with database.reads() as session:
+        check_stored_bytes(session, project=request_project(), settings=settings, adding=0)

@@ -21,6 +21,7 @@ from service.core.auth import current_api_key_id
 from service.core.errors import NotFound, Unprocessable, field_problem, not_found, unknown_reference
 from service.core.limits import check_work, reserve_queue_room
 from service.core.pagination import CURSOR_FIELD, NOT_ISSUED, decode_cursor, page
+from service.core.quotas import reserve_project_queue_room
 from service.core.settings import Settings
 from service.core.states import (
     CANCELLED,
@@ -187,6 +188,7 @@ def create_job(
     check_work(epochs=training_spec.epochs, rows=dataset.rows, settings=settings)
     api_key_id = current_api_key_id()
     reserve_queue_room(session=session, settings=settings, api_key_id=api_key_id, adding=1)
+    reserve_project_queue_room(session, project=request_project(), settings=settings, adding=1)
     job = queued_job(
         dataset_id=dataset.id,
         model_spec=model_spec,

@@ -40,7 +40,8 @@ from service.core.database import Database
 from service.core.settings import Settings
 from service.core.states import CANCELLING, RUNNING
 from service.core.tables import Checkpoint, Job, JobHistory, utcnow
-from service.queue.leases import claim_oldest, lease_values
+from service.queue.fair_claim import claim_fairly
+from service.queue.leases import lease_values
 from service.queue.results import history_values, progress_values
 
 HELD_STATES = (RUNNING, CANCELLING)  # the states in which a worker holds a job
@@ -70,14 +71,18 @@ def fenced(job_id: str, attempt: int) -> ColumnElement[bool]:
 
 
 def claim_job(*, database: Database, worker_id: str, settings: Settings) -> Claim | None:
-    """Take the oldest queued job (created_at, id), or None when the queue is empty."""
-    statement = claim_oldest(
-        Job, is_sqlite=database.is_sqlite, worker_id=worker_id, settings=settings
-    )
+    """Take the fair next queued job (service.queue.fair_claim: the project running fewest
+    first, under its running quota; then its oldest job), or None when there is none."""
     returning = (Job.id, Job.attempt, Job.dataset_id, Job.model_spec, Job.training_spec)
     returning += (Job.warm_start, Job.parent_model_id)
     with database.writes() as session, session.begin():
-        row = session.execute(statement.returning(*returning)).one_or_none()
+        row = claim_fairly(
+            session,
+            is_sqlite=database.is_sqlite,
+            worker_id=worker_id,
+            settings=settings,
+            returning=returning,
+        )
         if row is None:
             return None
         checkpoint = None

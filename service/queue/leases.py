@@ -30,9 +30,17 @@ def lease_values(settings: Settings, now: datetime | None = None) -> dict[str, A
     }
 
 
-def claim_oldest(table: Any, *, is_sqlite: bool, worker_id: str, settings: Settings) -> Update:
-    """The UPDATE that takes ``table``'s oldest queued row (created_at, id) for
-    ``worker_id``: running, its next attempt, leased; add ``.returning(...)``."""
+def claim_oldest(
+    table: Any,
+    *,
+    is_sqlite: bool,
+    worker_id: str,
+    settings: Settings,
+    among: ColumnElement[bool] | None = None,
+) -> Update:
+    """The UPDATE that takes ``table``'s oldest queued row (created_at, id), of those
+    ``among`` selects if given (e.g. one project's), for ``worker_id``: running, its next
+    attempt, leased; add ``.returning(...)``."""
     now = utcnow()
     values = {
         "status": RUNNING,
@@ -43,7 +51,7 @@ def claim_oldest(table: Any, *, is_sqlite: bool, worker_id: str, settings: Setti
     }
     oldest = (
         select(table.id)
-        .where(table.status == QUEUED)
+        .where(table.status == QUEUED, *(() if among is None else (among,)))
         .order_by(table.created_at, table.id)
         .limit(1)
         .with_for_update(skip_locked=True)  # concurrent claimers skip each other's rows

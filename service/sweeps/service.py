@@ -25,6 +25,7 @@ from service.core.errors import (
 from service.core.json_values import finite_or_none
 from service.core.limits import check_work, reserve_queue_room
 from service.core.pagination import page
+from service.core.quotas import reserve_project_queue_room
 from service.core.settings import Settings
 from service.core.states import (
     CANCELLED,
@@ -36,6 +37,7 @@ from service.core.states import (
     SUCCEEDED,
 )
 from service.core.tables import Dataset, Job, JobHistory, Model, Sweep, utcnow
+from service.core.tenancy import request_project
 from service.datasets.input_columns import check_preprocessing, dataset_warnings
 from service.jobs.schemas import JobCreate
 from service.jobs.service import (
@@ -90,6 +92,9 @@ def create_sweep(*, session: Session, sweep_in: SweepCreate, settings: Settings)
     api_key_id = current_api_key_id()
     reserve_queue_room(
         session=session, settings=settings, api_key_id=api_key_id, adding=len(trials)
+    )
+    reserve_project_queue_room(
+        session, project=request_project(), settings=settings, adding=len(trials)
     )
 
     now = utcnow()
