@@ -124,7 +124,8 @@ def create(
         typer.Option("--name", metavar="TEXT", parser=key_name, help="what the key is for"),
     ] = None,
     json_output: Annotated[
-        bool, typer.Option("--json", help='print {"key", "key_id", "project", "role"} as JSON')
+        bool,
+        typer.Option("--json", help="print key, key_id, project and role as JSON"),
     ] = False,
 ) -> None:
     """Make a key of PROJECT with ROLE (the project is made if new); prints the key once."""
