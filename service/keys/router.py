@@ -9,6 +9,7 @@ restart. A key id of another project answers exactly as an unknown one: 404.
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
+from pydantic import WithJsonSchema
 
 from service.core.deps import PageDep, SessionDep, WriteSessionDep
 from service.core.schemas import LIMIT_PROBLEM, problem_responses
@@ -17,6 +18,7 @@ from service.keys.schemas import (
     EXAMPLE_CREATED,
     EXAMPLE_KEY,
     EXAMPLE_KEY_ID,
+    KEY_ID_PATTERN,
     KeyCreate,
     KeyCreated,
     KeysPublic,
@@ -24,8 +26,12 @@ from service.keys.schemas import (
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
 
+# The pattern is documented, not enforced: any other id names no key, and the answer is
+# the 404 an unknown key gets (as service.core.deps.IdPath does for row ids).
 KeyIdPath = Annotated[
-    str, Path(max_length=100, description="a key's id (`key_id` of GET /v1/keys)")
+    str,
+    WithJsonSchema({"type": "string", "pattern": KEY_ID_PATTERN}),
+    Path(description="a key's id (`key_id` of GET /v1/keys)"),
 ]
 KEY_MISSING = {404: f"API key {EXAMPLE_KEY_ID!r} does not exist"}
 

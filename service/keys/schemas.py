@@ -9,6 +9,8 @@ EXAMPLE_KEY_ID = "3f2a1b9c8d7e"
 EXAMPLE_ADMIN_KEY_ID = "9c8d7e3f2a1b"
 EXAMPLE_TIME = "2026-12-06T12:00:00Z"
 NAME_MAX = 200  # the api_keys.name column
+# A key's id: the first 12 hex digits of its SHA-256 (service.core.api_keys.KEY_ID_LENGTH).
+KEY_ID_PATTERN = "^[0-9a-f]{12}$"
 
 RoleName = Literal["reader", "trainer", "admin"]
 

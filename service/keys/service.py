@@ -16,16 +16,16 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from service.core.api_keys import KEY_ID_LENGTH, create_key, key_view, revoke_key
+from service.core.api_keys import create_key, key_view, revoke_key
 from service.core.audit import record
 from service.core.auth import current_principal
 from service.core.errors import field_problem, not_found
 from service.core.pagination import CURSOR_FIELD, NOT_ISSUED
 from service.core.roles import Role
 from service.core.tables import ApiKey, AuditEvent
-from service.keys.schemas import KeyCreate, KeyCreated, KeyPublic
+from service.keys.schemas import KEY_ID_PATTERN, KeyCreate, KeyCreated, KeyPublic
 
-KEY_ID_PATTERN = re.compile(rf"[0-9a-f]{{{KEY_ID_LENGTH}}}")
+KEY_ID = re.compile(KEY_ID_PATTERN)
 
 
 def create(*, session: Session, key_in: KeyCreate) -> KeyCreated:
@@ -49,7 +49,7 @@ def revoke(*, session: Session, key_id: str) -> None:
     """Revoke a key of the caller's project; commits. 404 for an unknown key and for
     another project's alike. Revoking a revoked key changes nothing and records nothing."""
     project = current_principal().project
-    row = session.get(ApiKey, key_id) if KEY_ID_PATTERN.fullmatch(key_id) else None
+    row = session.get(ApiKey, key_id) if KEY_ID.fullmatch(key_id) else None
     live = row is not None and row.project == project and row.revoked_at is None
     if revoke_key(session, key_id, project=project) is None:
         raise not_found("API key", key_id)
@@ -115,7 +115,7 @@ def _decode(cursor: str) -> tuple[datetime, str]:
         moment = datetime.fromisoformat(created_at)
     except (ValueError, TypeError) as error:
         raise field_problem(CURSOR_FIELD, NOT_ISSUED) from error
-    if moment.tzinfo is None or not isinstance(key_id, str) or not KEY_ID_PATTERN.fullmatch(key_id):
+    if moment.tzinfo is None or not isinstance(key_id, str) or not KEY_ID.fullmatch(key_id):
         raise field_problem(CURSOR_FIELD, NOT_ISSUED)
     return moment, key_id
 
