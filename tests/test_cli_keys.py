@@ -12,6 +12,7 @@ import pytest
 from service.cli import keys as cli_keys
 from service.core.roles import Role
 from service.core.tenancy import PROJECT_PATTERN
+from service.keys.schemas import KEY_ID_PATTERN
 from tests.service.live import free_port, fresh_database, service_env, start_api, stop
 from tests.service.live import wait_until_ready as ready
 from tests.test_cli_client import backprop, fields_of, table_of
@@ -63,6 +64,7 @@ def status(base: str, method: str, path: str, key: str | None, **kwargs) -> int:
 def test_the_cli_restates_the_services_roles_and_project_names():
     assert tuple(role.name for role in Role) == cli_keys.ROLES
     assert cli_keys.PROJECT_PATTERN == PROJECT_PATTERN
+    assert cli_keys.KEY_ID_PATTERN == KEY_ID_PATTERN
 
 
 def test_create_prints_the_key_once_and_json_has_exactly_four_fields(database_url):
@@ -122,8 +124,11 @@ def test_revoke_says_so_twice_is_fine_and_an_unknown_id_exits_1(database_url):
     first = keys(database_url, "revoke", made["key_id"])
     again = keys(database_url, "revoke", made["key_id"])
     unknown = keys(database_url, "revoke", "000000000000")
+    not_an_id = keys(database_url, "revoke", "far-too-long-to-be-a-key-id" * 3)
 
     assert (first.returncode, again.returncode, unknown.returncode) == (0, 0, 1)
+    assert not_an_id.returncode == 1
+    assert "Traceback" not in not_an_id.stderr
     assert first.stdout.startswith(f"revoked key {made['key_id']} of project 'team-a'")
     assert again.stdout.startswith(f"key {made['key_id']} was already revoked at ")
     assert (

@@ -41,6 +41,7 @@ keys_app = sub_app(
 # checks they agree).
 ROLES = ("reader", "trainer", "admin")
 PROJECT_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+KEY_ID_PATTERN = r"^[0-9a-f]{12}$"  # service.keys.schemas.KEY_ID_PATTERN
 NAME_MAX = 200  # the api_keys.name column
 SHOWN_ONCE = "this key is shown once, now: store it; the service keeps only its SHA-256"
 
@@ -206,7 +207,8 @@ def revoke(
     from service.core.tables import ApiKey
 
     with database_session() as session:
-        row = session.get(ApiKey, key_id) if len(key_id) <= 16 else None
+        # Only what could be a key id reaches the database (PostgreSQL refuses a NUL).
+        row = session.get(ApiKey, key_id) if re.fullmatch(KEY_ID_PATTERN, key_id) else None
         was_revoked = row.revoked_at if row is not None else None
         if row is not None and was_revoked is None:
             revoke_key(session, key_id)
