@@ -20,6 +20,8 @@ from service.core.roles import RoutePolicy, api_operations
 from service.core.settings import Settings, get_settings
 from service.datasets import router as datasets
 from service.jobs import router as jobs
+from service.keys import audit_router
+from service.keys import router as key_management
 from service.models import export as model_export
 from service.models import job_deletion, scoring_router
 from service.models import router as models
@@ -104,6 +106,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         scoring_router,
         sweeps,
         project,
+        key_management,
+        audit_router,
         docs,
         dashboard,
         metrics,

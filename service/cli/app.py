@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from service.cli import datasets, export, jobs, models, registry, scoring, sweeps
+from service.cli import datasets, export, jobs, keys, models, registry, scoring, sweeps
 from service.cli.common import RICH_MARKUP_MODE, BackpropCommand, BackpropGroup, UsageProblem
 from service.cli.database import database_opens, shown_url
 
@@ -256,3 +256,4 @@ app.add_typer(datasets.datasets_app)
 app.add_typer(models.models_app)
 app.add_typer(sweeps.sweeps_app)
 app.add_typer(registry.registry_app)
+app.add_typer(keys.keys_app)

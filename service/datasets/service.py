@@ -13,6 +13,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from service.core.audit import record
 from service.core.database import Database, defer_checkpoint
 from service.core.errors import Conflict, PayloadTooLarge, Unprocessable, not_found
 from service.core.pagination import page
@@ -100,6 +101,7 @@ def create_dataset(
         except PayloadTooLarge:
             session.rollback()
             raise
+        record(session, "dataset.create", dataset.id, {"name": dataset.name, "rows": dataset.rows})
         defer_checkpoint(session)  # the matrix's pages are copied after the answer, not before
         session.commit()
     return dataset, True
@@ -194,6 +196,7 @@ def delete_dataset(*, session: Session, dataset_id: str) -> None:
             jobs=live,
         )
     session.execute(delete(Dataset).where(Dataset.id == dataset_id))
+    record(session, "dataset.delete", dataset_id)
     session.commit()
 
 

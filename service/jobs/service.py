@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine import MODEL_TYPES, ModelSpec, SpecError, TrainingSpec
+from service.core.audit import record
 from service.core.auth import current_api_key_id
 from service.core.errors import NotFound, Unprocessable, field_problem, not_found, unknown_reference
 from service.core.limits import check_work, reserve_queue_room
@@ -215,6 +216,7 @@ def create_job(
                 )
             )
             session.flush()  # PostgreSQL: waits here on a concurrent holder of the key
+        record(session, "job.create", job.id, {"dataset_id": dataset.id})
         notify_job_queued(session)
         session.commit()
     except IntegrityError:
@@ -374,6 +376,7 @@ def cancel_job(*, session: Session, job_id: str) -> Job:
     # Read before the commit, while the UPDATE still holds the row: the answer is what the
     # cancel did (a worker may finish a cancelling job a few milliseconds later).
     job = get_job(session=session, job_id=job_id)
+    record(session, "job.cancel", job_id, {"status": job.status})
     session.commit()
     return job
 

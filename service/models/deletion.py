@@ -11,6 +11,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from service.core.audit import record
 from service.core.errors import Conflict, not_found
 from service.core.tables import Model, could_be_id
 from service.models.service import ModelCache
@@ -62,5 +63,6 @@ def delete_model(*, session: Session, cache: ModelCache, model_id: str) -> None:
         raise not_found("model", model_id)
     check_not_aliased(session=session, model_id=model_id)
     session.execute(delete(Model).where(Model.id == model_id))
+    record(session, "model.delete", model_id)
     commit_delete(session, model_id)
     cache.discard(model_id)

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Response
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from service.core.audit import record
 from service.core.deps import IdPath, WriteSessionDep
 from service.core.errors import Conflict, not_found
 from service.core.schemas import problem_responses
@@ -48,6 +49,7 @@ def delete_ended_job(*, session: Session, cache: ModelCache, job_id: str) -> Non
     if model_id is not None:
         check_not_aliased(session=session, model_id=model_id)
     session.execute(delete(Job).where(Job.id == job_id))
+    record(session, "job.delete", job_id, {"model_id": model_id} if model_id else None)
     if model_id is not None:
         commit_delete(session, model_id)
         cache.discard(model_id)

@@ -17,6 +17,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from engine import classification_metrics
+from service.core.audit import record
 from service.core.database import Database
 from service.core.errors import field_problem, not_found, unknown_reference
 from service.core.settings import Settings
@@ -71,6 +72,7 @@ def _queue(
     )
     session.add(task)
     session.flush()
+    record(session, f"{kind}.create", task.id, {"model_id": entry.id, "dataset_id": dataset.id})
     notify_job_queued(session)  # the workers that wait for jobs wait for these too
     return task
 

@@ -5,6 +5,7 @@ from dataclasses import asdict
 from sqlalchemy.orm import Session
 
 from service.core.api_keys import Principal, ensure_project
+from service.core.audit import record
 from service.core.quotas import QUOTA_NAMES, project_quotas, project_usage
 from service.core.settings import Settings
 from service.project.schemas import ProjectPublic, QuotasPublic, QuotasUpdate, UsagePublic
@@ -29,6 +30,8 @@ def set_quotas(
     row = ensure_project(session, principal.project)  # a project may have no row yet
     for name in QUOTA_NAMES:
         setattr(row, name, getattr(quotas, name))
-    # audit: project.quotas
+    record(
+        session, "project.quotas", principal.project, {n: getattr(quotas, n) for n in QUOTA_NAMES}
+    )
     session.commit()
     return project_view(session=session, principal=principal, settings=settings)

@@ -20,6 +20,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from service.core.audit import record
 from service.core.auth import current_api_key_id
 from service.core.errors import Conflict, NotFound, field_problem, unknown_reference
 from service.core.pagination import page
@@ -75,6 +76,7 @@ def create_registered_model(
         created_by=current_api_key_id(),
     )
     session.add(row)
+    record(session, "registered_model.create", model_in.name)
     try:
         session.commit()
     except IntegrityError:  # created by another request since our check (PostgreSQL)
@@ -167,6 +169,7 @@ def register_version(
         created_by=current_api_key_id(),
     )
     session.add(row)
+    record(session, "model_version.create", f"{name}/{number}", {"model_id": row.model_id})
     try:
         session.commit()
     except IntegrityError:  # the model was deleted since our check: its key is gone
@@ -231,6 +234,7 @@ def set_alias(*, session: Session, name: str, alias: str, version: int) -> Alias
                 moved_by=who,
             )
         )
+        record(session, "alias.set", f"{name}@{alias}", {"from": previous, "to": version})
     try:
         session.commit()
     except IntegrityError:  # its model (and so the version) was deleted since our check
@@ -258,6 +262,7 @@ def delete_alias(*, session: Session, name: str, alias: str) -> None:
         )
     )
     session.execute(delete(ModelAlias).where(ModelAlias.name == name, ModelAlias.alias == alias))
+    record(session, "alias.delete", f"{name}@{alias}", {"from": row.version})
     session.commit()
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
+from service.core.audit import record
 from service.core.auth import current_api_key_id
 from service.core.errors import (
     not_found,
@@ -124,6 +125,7 @@ def create_sweep(*, session: Session, sweep_in: SweepCreate, settings: Settings)
                 zip(trials, specs, strict=True)
             )
         )
+        record(session, "sweep.create", sweep.id, {"dataset_id": dataset.id, "trials": len(trials)})
         notify_job_queued(session)
         session.commit()
     except IntegrityError:
@@ -268,6 +270,7 @@ def cancel_sweep(*, session: Session, sweep_id: str) -> Sweep:
     """
     sweep = get_sweep(session=session, sweep_id=sweep_id)
     cancel_jobs(session, Job.sweep_id == sweep.id)
+    record(session, "sweep.cancel", sweep.id)
     session.commit()
     return sweep
 

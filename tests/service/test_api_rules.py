@@ -34,9 +34,14 @@ from engine import (
     TrainingSpec,
 )
 from service.app import create_app
+from service.core.api_keys import create_key
+from service.core.audit import record
 from service.core.bounds import ID_PATTERN
+from service.core.roles import Role
 from service.core.settings import Settings
 from service.core.tables import RegisteredModel, Sweep, new_id
+from service.core.tenancy import DEFAULT_PROJECT
+from service.keys.schemas import KEY_ID_PATTERN
 from service.registry.schemas import NAME_PATTERN
 from tests.service.factories import add_dataset, add_job, add_model, assert_problem
 
@@ -109,8 +114,10 @@ MODEL_SPEC_ROUTES = model_spec_routes()
 
 def test_the_rules_find_the_routes_they_govern():
     assert LIST_PATHS == [
+        "/v1/audit-events",
         "/v1/datasets",
         "/v1/jobs",
+        "/v1/keys",
         "/v1/models",
         "/v1/registered-models",
         "/v1/sweeps",
@@ -195,12 +202,25 @@ def rows_of_every_kind(database) -> dict[str, str]:
     return {"model": model_id, "sweep": sweep_id, "dataset": dataset_id}
 
 
+@pytest.fixture
+def admin_key(database, rows_of_every_kind) -> str:
+    """Two keys and two audit events of the default project besides, for the listings of
+    keys and of the log; returns the admin's key, which requests must now send."""
+    with database.writes() as session, session.begin():
+        key, _ = create_key(session, project=DEFAULT_PROJECT, role=Role.admin)
+        create_key(session, project=DEFAULT_PROJECT, role=Role.reader)
+        for target in ("first", "second"):
+            record(session, "registered_model.create", target, project=DEFAULT_PROJECT)
+    return key
+
+
 @pytest.mark.parametrize("path", LIST_PATHS)
-def test_an_empty_cursor_is_the_first_page_on_every_list_route(client, rows_of_every_kind, path):
-    first = client.get(path, params={"limit": 1})
+def test_an_empty_cursor_is_the_first_page_on_every_list_route(client, admin_key, path):
+    headers = {"Authorization": f"Bearer {admin_key}"}
+    first = client.get(path, params={"limit": 1}, headers=headers)
     assert first.status_code == 200
     assert first.json()["next_cursor"] is not None  # there is a second page
-    empty = client.get(path, params={"limit": 1, "cursor": ""})
+    empty = client.get(path, params={"limit": 1, "cursor": ""}, headers=headers)
     assert empty.status_code == 200
     assert empty.json() == first.json()
 
@@ -577,7 +597,8 @@ def test_every_id_in_a_path_is_documented_with_the_pattern_ids_have():
     assert len(path_ids) >= 10
     # The registry's paths name things by name (a registered model, an alias) and number
     # (a version): each with its own documented rule.
-    names = {"name": NAME_PATTERN, "alias": NAME_PATTERN}
+    # A key's id is the first 12 hex digits of its SHA-256 (service.core.api_keys).
+    names = {"name": NAME_PATTERN, "alias": NAME_PATTERN, "key_id": KEY_ID_PATTERN}
     ids = [(where, name, schema) for where, name, schema in path_ids if name not in names]
     assert [(where, name) for where, name, schema in ids if name == "version"] == [
         ("GET /v1/registered-models/{name}/versions/{version}", "version")

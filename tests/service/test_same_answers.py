@@ -51,7 +51,13 @@ JSON_OPERATIONS = sorted((m, r.path_format) for r in json_routes(_APP.routes) fo
 JSON_ROUTES = {route.path_format: route for route in json_routes(_APP.routes)}
 
 # What each id names: a path parameter or a body field called <resource>_id.
-RESOURCES = {"dataset_id": "dataset", "job_id": "job", "model_id": "model", "sweep_id": "sweep"}
+RESOURCES = {
+    "dataset_id": "dataset",
+    "job_id": "job",
+    "model_id": "model",
+    "sweep_id": "sweep",
+    "key_id": "API key",
+}
 MISSING_IDS = ["0" * 32, "x" * 500]  # an id no row has; one no row can have
 CSV = b"x0,x1,y\n1,2,0\n3,4,1\n"
 
@@ -107,6 +113,7 @@ BODIES: dict[tuple[str, str], Callable[[str], dict[str, Any]]] = {
     ("POST", "/v1/registered-models/{name}/aliases/{alias}/predictions"): lambda ids: {
         "dataset_id": ids["dataset_id"]
     },
+    ("POST", "/v1/keys"): lambda ids: {"role": "reader"},
 }
 BODY_ID_FIELDS = {  # a dotted name: a field of an object in the body
     ("POST", "/v1/jobs"): ["dataset_id", "warm_start.model_id"],
@@ -118,6 +125,7 @@ BODY_ID_FIELDS = {  # a dotted name: a field of an object in the body
     ("POST", "/v1/registered-models/{name}/versions"): ["model_id"],
     ("PUT", "/v1/registered-models/{name}/aliases/{alias}"): [],
     ("POST", "/v1/registered-models/{name}/aliases/{alias}/predictions"): ["dataset_id"],
+    ("POST", "/v1/keys"): [],
 }
 BODY_REFERENCES = [(op, field) for op, fields in BODY_ID_FIELDS.items() for field in fields]
 # The query parameters an operation requires, so that only its path is wrong.
