@@ -122,6 +122,13 @@ def test_an_admin_sets_quotas_and_null_gives_the_default_back(client_with, keys)
     # Another project's quotas are untouched.
     default = client.get("/v1/project", headers=bearer(keys["admin"])).json()
     assert default["quotas"]["max_queued_jobs"] is None
+    # Each change is in the project's audit log, as given (null: the default), newest first.
+    events = client.get("/v1/audit-events", headers=bearer(keys["b_admin"])).json()["data"]
+    changes = [e["detail"] for e in events if e["action"] == "project.quotas"]
+    assert changes == [
+        {"max_stored_bytes": None, "max_queued_jobs": 7, "max_running_jobs": None},
+        body,
+    ]
 
 
 @pytest.mark.parametrize(
