@@ -70,6 +70,15 @@ _EXAMPLE_DETAILS = {
 }
 
 
+def json_answer(example: Any, description: str, **extra: Any) -> dict[str, Any]:
+    """An OpenAPI response of JSON with ``example``; ``extra``: e.g. headers."""
+    return {
+        "description": description,
+        "content": {"application/json": {"example": example}},
+        **extra,
+    }
+
+
 def _title(code: int) -> str:
     """The title the service sends with ``code`` (its ServiceError's, else the HTTP phrase)."""
     titles = {error.status: error.title for error in ServiceError.__subclasses__()}

@@ -6,13 +6,13 @@ stops working on every API process within a second (service.core.api_keys), with
 restart. A key id of another project answers exactly as an unknown one: 404.
 """
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 from pydantic import WithJsonSchema
 
 from service.core.deps import PageDep, SessionDep, WriteSessionDep
-from service.core.schemas import LIMIT_PROBLEM, problem_responses
+from service.core.schemas import LIMIT_PROBLEM, json_answer, problem_responses
 from service.keys import service
 from service.keys.schemas import (
     EXAMPLE_CREATED,
@@ -36,20 +36,12 @@ KeyIdPath = Annotated[
 KEY_MISSING = {404: f"API key {EXAMPLE_KEY_ID!r} does not exist"}
 
 
-def _json(example: Any, description: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"example": example}},
-        **extra,
-    }
-
-
 @router.post(
     "",
     status_code=201,
     summary="Make a key of the caller's project (the key is shown once)",
     responses={
-        201: _json(
+        201: json_answer(
             EXAMPLE_CREATED,
             "Created: `key` is in this answer only",
             headers={"Cache-Control": {"description": "no-store", "schema": {"type": "string"}}},
@@ -73,7 +65,7 @@ def create_key(key_in: KeyCreate, session: WriteSessionDep, response: Response) 
     "",
     summary="List the project's keys, newest first (revoked ones included)",
     responses={
-        200: _json({"data": [EXAMPLE_KEY], "next_cursor": None}, "A page of keys"),
+        200: json_answer({"data": [EXAMPLE_KEY], "next_cursor": None}, "A page of keys"),
         **problem_responses(422, 503, details={422: LIMIT_PROBLEM}),
     },
 )

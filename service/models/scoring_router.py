@@ -1,14 +1,14 @@
 """/v1/models/{id}/batch-predictions and /v1/models/{id}/evaluations: a model scoring a
 stored dataset (service.models.scoring; the workers' side: service.queue.scoring)."""
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from service.core.deps import DatabaseDep, IdPath, SessionDep, SettingsDep
-from service.core.schemas import problem_responses
+from service.core.schemas import json_answer, problem_responses
 from service.models import scoring, scoring_results
 from service.models.scoring_schemas import (
     EXAMPLE_BATCH_DONE,
@@ -55,21 +55,13 @@ EVALUATION_PROBLEMS = {
 LOCATION = {"Location": {"description": "where to poll", "schema": {"type": "string"}}}
 
 
-def _json(example: Any, description: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"example": example}},
-        **extra,
-    }
-
-
 @router.post(
     "/{model_id}/batch-predictions",
     status_code=202,
     response_model=BatchPredictionPublic,
     summary="Score every row of a stored dataset in a worker",
     responses={
-        202: _json(EXAMPLE_BATCH_QUEUED, "Queued; poll Location", headers=LOCATION),
+        202: json_answer(EXAMPLE_BATCH_QUEUED, "Queued; poll Location", headers=LOCATION),
         **problem_responses(404, 422, 503, details=BATCH_PROBLEMS),
     },
 )
@@ -97,7 +89,7 @@ def create_batch_prediction(
     "/{model_id}/batch-predictions/{batch_id}",
     summary="A batch prediction: status and progress",
     responses={
-        200: _json(EXAMPLE_BATCH_DONE, "The batch prediction"),
+        200: json_answer(EXAMPLE_BATCH_DONE, "The batch prediction"),
         **problem_responses(
             404, 503, details={404: f"batch prediction {EXAMPLE_TASK_ID!r} does not exist"}
         ),
@@ -181,10 +173,10 @@ def download_batch_prediction_result(
     "metrics are scikit-learn's (accuracy, log_loss, roc_auc, per_class, "
     "confusion_matrix...), as in a model's own `evaluation`, on every row of the dataset.",
     responses={
-        200: {"model": DatasetEvaluation, **_json(EXAMPLE_DATASET_EVALUATION, "The metrics")},
+        200: {"model": DatasetEvaluation, **json_answer(EXAMPLE_DATASET_EVALUATION, "The metrics")},
         202: {
             "model": EvaluationTaskPublic,
-            **_json(
+            **json_answer(
                 EXAMPLE_EVALUATION_QUEUED, "Queued for a worker; poll Location", headers=LOCATION
             ),
         },
@@ -219,7 +211,7 @@ def create_evaluation(
     "/{model_id}/evaluations/{evaluation_id}",
     summary="An evaluation scored by a worker: status, then the metrics",
     responses={
-        200: _json(EXAMPLE_EVALUATION_DONE, "The evaluation"),
+        200: json_answer(EXAMPLE_EVALUATION_DONE, "The evaluation"),
         **problem_responses(
             404, 503, details={404: f"evaluation {EXAMPLE_TASK_ID!r} does not exist"}
         ),

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Body, Path, Response
 from fastapi.responses import StreamingResponse
 
 from service.core.deps import DatabaseDep, PageDep, SessionDep, SettingsDep, WriteSessionDep
-from service.core.schemas import LIMIT_PROBLEM, problem_responses
+from service.core.schemas import LIMIT_PROBLEM, json_answer, problem_responses
 from service.models.label_column import RecordsRoute
 from service.models.schemas import PredictionRequest, PredictionResponse
 from service.models.service import ModelCacheDep
@@ -58,20 +58,12 @@ MODEL_HEADERS = {
 }
 
 
-def _json(example: Any, description: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"example": example}},
-        **extra,
-    }
-
-
 @router.post(
     "",
     status_code=201,
     summary="Create a registered model (a name for versions of models)",
     responses={
-        201: _json(
+        201: json_answer(
             {**EXAMPLE_REGISTERED_MODEL, "latest_version": None, "aliases": {}, "versions": []},
             "Created",
         ),
@@ -99,7 +91,7 @@ def create_registered_model(
     "",
     summary="List registered models, newest first",
     responses={
-        200: _json(
+        200: json_answer(
             {"data": [{**EXAMPLE_REGISTERED_MODEL, "versions": None}], "next_cursor": None},
             "A page of registered models (their versions left out: null)",
         ),
@@ -118,7 +110,7 @@ def list_registered_models(session: SessionDep, page: PageDep) -> RegisteredMode
     "/{name}",
     summary="A registered model with its versions and aliases",
     responses={
-        200: _json(EXAMPLE_REGISTERED_MODEL, "The registered model"),
+        200: json_answer(EXAMPLE_REGISTERED_MODEL, "The registered model"),
         **problem_responses(404, 422, 503, details={**NAME_MISSING, 422: NAME_PROBLEM}),
     },
 )
@@ -133,7 +125,7 @@ def get_registered_model(name: NamePath, session: SessionDep) -> RegisteredModel
     status_code=201,
     summary="Register a fitted model as the next version",
     responses={
-        201: _json({**EXAMPLE_VERSION, "aliases": []}, "Registered: its `version` number"),
+        201: json_answer({**EXAMPLE_VERSION, "aliases": []}, "Registered: its `version` number"),
         **problem_responses(
             404,
             422,
@@ -155,7 +147,7 @@ def create_model_version(
     "/{name}/versions/{version}",
     summary="One version of a registered model",
     responses={
-        200: _json(EXAMPLE_VERSION, "The version, its model and the aliases pointing at it"),
+        200: json_answer(EXAMPLE_VERSION, "The version, its model and the aliases pointing at it"),
         **problem_responses(
             404,
             422,
@@ -175,7 +167,7 @@ def get_model_version(
     "/{name}/aliases/{alias}",
     summary="Point an alias at a version (create or move it, atomically)",
     responses={
-        200: _json(EXAMPLE_ALIAS, "The alias as it now stands, with its moves"),
+        200: json_answer(EXAMPLE_ALIAS, "The alias as it now stands, with its moves"),
         **problem_responses(
             404,
             422,
@@ -201,7 +193,7 @@ def set_alias(
     "/{name}/aliases/{alias}",
     summary="An alias, its version and model, and who moved it when",
     responses={
-        200: _json(EXAMPLE_ALIAS, "The alias and its moves, newest first"),
+        200: json_answer(EXAMPLE_ALIAS, "The alias and its moves, newest first"),
         **problem_responses(404, 422, 503, details={**ALIAS_MISSING, 422: NAME_PROBLEM}),
     },
 )
