@@ -114,6 +114,7 @@ BODIES: dict[tuple[str, str], Callable[[str], dict[str, Any]]] = {
         "dataset_id": ids["dataset_id"]
     },
     ("POST", "/v1/keys"): lambda ids: {"role": "reader"},
+    ("PUT", "/v1/project/quotas"): lambda ids: {},  # every quota back to the service's
 }
 BODY_ID_FIELDS = {  # a dotted name: a field of an object in the body
     ("POST", "/v1/jobs"): ["dataset_id", "warm_start.model_id"],
@@ -126,6 +127,7 @@ BODY_ID_FIELDS = {  # a dotted name: a field of an object in the body
     ("PUT", "/v1/registered-models/{name}/aliases/{alias}"): [],
     ("POST", "/v1/registered-models/{name}/aliases/{alias}/predictions"): ["dataset_id"],
     ("POST", "/v1/keys"): [],
+    ("PUT", "/v1/project/quotas"): [],
 }
 BODY_REFERENCES = [(op, field) for op, fields in BODY_ID_FIELDS.items() for field in fields]
 # The query parameters an operation requires, so that only its path is wrong.
