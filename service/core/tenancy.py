@@ -49,12 +49,8 @@ def project_scope(project: str | None) -> Iterator[None]:
 
 
 def request_project() -> str:
-    """The request's project, for raw SQL that must name it (the default one outside)."""
-    return _project.get() or DEFAULT_PROJECT
-
-
-def _project_for_new_row() -> str:
-    """A new row's project: the request's, or the default one outside a request."""
+    """The request's project (the default one outside a request): a new row's, and the one
+    raw SQL must name itself."""
     return _project.get() or DEFAULT_PROJECT
 
 
@@ -63,7 +59,7 @@ def project_column(*, primary_key: bool = False) -> Mapped[str]:
     return mapped_column(
         String(PROJECT_MAX_LENGTH),
         primary_key=primary_key,
-        default=_project_for_new_row,
+        default=request_project,
         server_default=DEFAULT_PROJECT,
     )
 
