@@ -201,7 +201,9 @@ class ApiKeyMiddleware:
         try:
             principal, refusal = await self.authorize(scope, method, path)
         except ServiceError as error:  # the database that holds the keys is away: 503
-            principal, refusal = None, problem(error.status, error.title, error.detail)
+            retry = {"Retry-After": "1"} if error.status == 503 else None
+            refusal = problem(error.status, error.title, error.detail, headers=retry)
+            principal = None
         if refusal is not None:
             if scope["type"] == "websocket":  # closing before accepting answers 403
                 await send({"type": "websocket.close", "code": 1008})

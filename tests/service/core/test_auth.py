@@ -471,3 +471,17 @@ def test_live_serve_with_keys_checks_them_and_never_logs_them(tmp_path):
     assert '"GET /v1/jobs HTTP/1.1" 200' in output  # the access log was on
     assert '"GET /v1/jobs HTTP/1.1" 401' in output
     assert not any(key in output for key in ALL_KEYS), output
+
+
+def test_a_key_the_environment_lacks_is_503_while_the_database_is_away():
+    # The database holds the keys the environment does not: while it cannot be asked, a key
+    # is neither accepted nor called wrong, and the client is told to retry.
+    unreachable = f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/none"
+    settings = Settings(database_url=unreachable, api_keys=READ_WRITE_KEY)
+    with TestClient(create_app(settings)) as client:
+        answer = client.get("/v1/jobs", headers=bearer("bpk_" + "0" * 64))
+        assert answer.status_code == 503
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.headers["retry-after"] == "1"
+        # An environment key needs no database to be recognised: the route answers (503 too).
+        assert client.get("/v1/jobs", headers=bearer(READ_WRITE_KEY)).status_code == 503
